@@ -1,0 +1,38 @@
+// A guest image parsed and validated: a flat binary (loaded at 1 MiB, entered
+// at its first byte) or an ELF64 executable (loaded by its PT_LOAD program
+// headers, entered at e_entry), per guest ABI v1.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace minivmm {
+
+struct ImageSegment {
+    std::uint64_t gpa = 0;       // where it is loaded (identity mapped)
+    std::uint64_t mem_size = 0;  // bytes it occupies; the tail past data is zeroed
+    std::vector<std::byte> data; // bytes copied from the file
+    bool executable = false;
+};
+
+struct GuestImage {
+    enum class Format { flat, elf64 };
+
+    Format format = Format::flat;
+    std::uint64_t entry = 0;
+    std::vector<ImageSegment> segments; // sorted by gpa, non-overlapping
+
+    // First byte past the highest segment.
+    std::uint64_t end() const noexcept;
+
+    // Parses `bytes`: ELF64 when it starts with the ELF magic, flat otherwise.
+    // Throws ImageError naming what is wrong.
+    static GuestImage parse(std::span<const std::byte> bytes, const std::string& name = "image");
+    // Reads and parses a file no larger than `max_size` bytes.
+    static GuestImage load_file(const std::string& path, std::uint64_t max_size);
+};
+
+} // namespace minivmm

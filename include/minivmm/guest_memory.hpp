@@ -1,0 +1,66 @@
+// Guest RAM: one host mapping that backs guest-physical [0, size).
+// Every access the VMM makes on a guest's behalf goes through the
+// bounds-checked accessors here, so a guest-supplied address or length can
+// never make the VMM touch host memory outside guest RAM.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <type_traits>
+
+#include "minivmm/host_mapping.hpp"
+
+namespace minivmm {
+
+// True when [addr, addr + len) lies inside [0, limit), with no wrap-around.
+constexpr bool range_within(std::uint64_t addr, std::uint64_t len, std::uint64_t limit) noexcept {
+    return len <= limit && addr <= limit - len;
+}
+
+class GuestMemory {
+  public:
+    // Maps `size` bytes of anonymous memory (a multiple of the page size).
+    explicit GuestMemory(std::uint64_t size);
+
+    std::uint64_t size() const noexcept { return size_; }
+    std::byte* host_base() const noexcept { return base_; }
+
+    bool contains(std::uint64_t gpa, std::uint64_t len) const noexcept {
+        return range_within(gpa, len, size_);
+    }
+    // The host view of [gpa, gpa + len), or nullopt if any byte is outside RAM.
+    std::optional<std::span<std::byte>> range(std::uint64_t gpa, std::uint64_t len) const noexcept {
+        if (!contains(gpa, len)) return std::nullopt;
+        return std::span<std::byte>(base_ + gpa, static_cast<std::size_t>(len));
+    }
+
+    template <typename T>
+    std::optional<T> read(std::uint64_t gpa) const noexcept {
+        static_assert(std::is_trivially_copyable_v<T>);
+        auto r = range(gpa, sizeof(T));
+        if (!r) return std::nullopt;
+        T value;
+        std::memcpy(&value, r->data(), sizeof(T));
+        return value;
+    }
+
+    // Throwing writers for the VMM's own set-up code (boot structures):
+    // an out-of-range write there is a VMM bug or an impossible config.
+    void write_bytes(std::uint64_t gpa, std::span<const std::byte> data);
+    template <typename T>
+    void write(std::uint64_t gpa, const T& value) {
+        static_assert(std::is_trivially_copyable_v<T>);
+        write_bytes(gpa, std::as_bytes(std::span<const T, 1>(&value, 1)));
+    }
+    void fill(std::uint64_t gpa, std::uint64_t len, std::byte value);
+
+  private:
+    HostMapping mapping_;
+    std::byte* base_;
+    std::uint64_t size_;
+};
+
+} // namespace minivmm

@@ -1,0 +1,38 @@
+// Move-only owner of an mmap'd range of host memory.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <utility>
+
+namespace minivmm {
+
+class HostMapping {
+  public:
+    HostMapping() noexcept = default;
+    // Takes ownership of [addr, addr + size) returned by mmap.
+    HostMapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
+    HostMapping(HostMapping&& other) noexcept
+        : addr_(std::exchange(other.addr_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    HostMapping& operator=(HostMapping&& other) noexcept;
+    HostMapping(const HostMapping&) = delete;
+    HostMapping& operator=(const HostMapping&) = delete;
+    ~HostMapping() { reset(); }
+
+    // Anonymous private read/write memory, not reserved against swap: guest
+    // RAM is touched lazily, like QEMU's default RAM blocks.
+    static HostMapping anonymous(std::size_t size);
+    // A shared mapping of `size` bytes of `fd` at `offset`.
+    static HostMapping of_fd(int fd, std::size_t size, int prot, long offset = 0);
+
+    void* data() const noexcept { return addr_; }
+    std::size_t size() const noexcept { return size_; }
+    std::span<std::byte> bytes() const noexcept { return {static_cast<std::byte*>(addr_), size_}; }
+    void reset() noexcept;
+
+  private:
+    void* addr_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+} // namespace minivmm

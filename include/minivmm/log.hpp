@@ -1,0 +1,12 @@
+// The library's logger: spdlog, named "minivmm", writing to stderr (never to
+// stdout, which belongs to the guest console). Default level: warn.
+#pragma once
+
+#include <spdlog/logger.h>
+
+namespace minivmm {
+
+// Created on first use; thread-safe. Set its level or pattern as you like.
+spdlog::logger& logger();
+
+} // namespace minivmm

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what minivmm needs to build and test, from Debian 12 packages.
+# Idempotent: installs only what is missing, and does nothing when all is there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake linux-libc-dev   # toolchain and the KVM UAPI headers
+  libboost-dev libfmt-dev libspdlog-dev  # Asio, formatting, logging
+  libcli11-dev                           # command-line parsing
+  catch2                                 # tests (2.13 on Debian 12)
+  clang-format                           # the format check in scripts/test.sh
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,170 @@
+// minivmm-bench: benchmarks that put minivmm next to a baseline in one run,
+// alternating the two sides and reporting medians with their spread.
+//
+//   minivmm-bench foundation [--repeat N] [--iterations N] [--hypercalls N]
+//     cpu loop:  the same register loop natively and in a guest (TSC cycles)
+//     exit path: N zero-length write hypercalls under minivmm-run and under
+//                minivmm-bare-run (the barest correct KVM_RUN loop)
+//     start-up:  minivmm-run hello.bin as a whole process: wall time, peak RSS
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "bench/process.hpp"
+#include "bench/stats.hpp"
+#include "regloop.h"
+
+namespace fs = std::filesystem;
+using minivmm::bench::ProcessResult;
+using minivmm::bench::run_process;
+using minivmm::bench::summarize;
+using minivmm::bench::Summary;
+
+namespace {
+
+struct Paths {
+    std::string run, bare, guests;
+};
+
+// Runs a child and insists it succeeded, so a broken run never becomes a number.
+ProcessResult checked(const std::vector<std::string>& argv) {
+    auto r = run_process(argv);
+    if (r.status != 0) {
+        std::string cmd;
+        for (const auto& a : argv)
+            cmd += a + " ";
+        throw std::runtime_error(fmt::format("'{}' exited with status {}", cmd, r.status));
+    }
+    return r;
+}
+
+// Reads the number that `format` (a sscanf format with one %lf) extracts from
+// the line of `text` that starts with `tag`.
+double parse_number(const std::string& text, const char* tag, const char* format) {
+    auto at = text.find(tag);
+    double value = 0;
+    if (at == std::string::npos || std::sscanf(text.c_str() + at, format, &value) != 1)
+        throw std::runtime_error(fmt::format("no '{}' line in guest output: '{}'", tag, text));
+    return value;
+}
+
+std::uint64_t native_regloop_cycles(std::uint64_t iterations) {
+    _mm_lfence();
+    std::uint64_t t0 = __rdtsc();
+    _mm_lfence();
+    volatile std::uint64_t sink = mv_regloop(iterations);
+    (void)sink;
+    _mm_lfence();
+    return __rdtsc() - t0;
+}
+
+std::string fmt_summary(const Summary& s, double scale, const char* unit, int prec = 3) {
+    return fmt::format("{:.{}f} {} [{:.{}f}..{:.{}f}]", s.median * scale, prec, unit, s.min * scale,
+                       prec, s.max * scale, prec);
+}
+
+int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
+               std::uint64_t hypercalls) {
+    const char* cycles_fmt = "regloop: %*u iterations, %lf tsc cycles";
+    const char* hc_fmt = "hcloop: %*u hypercalls, %lf cycles/hypercall";
+    std::vector<double> native_cyc, guest_cyc, bare_wall, run_wall, bare_hc, run_hc, hello_wall,
+        hello_rss;
+    const std::string hc = std::to_string(hypercalls), it = std::to_string(iterations);
+    for (unsigned i = 0; i < repeat; ++i) {
+        fmt::print(stderr, "\rfoundation: run {}/{}", i + 1, repeat);
+        std::fflush(stderr);
+        // Alternate which side goes first, so drift on a shared machine
+        // does not always favour the same side.
+        bool native_first = i % 2 == 0;
+        auto guest_side = [&] {
+            auto r = checked({p.run, p.guests + "/regloop.bin", "--", it});
+            guest_cyc.push_back(parse_number(r.out, "regloop:", cycles_fmt));
+        };
+        auto native_side = [&] {
+            native_cyc.push_back(static_cast<double>(native_regloop_cycles(iterations)));
+        };
+        auto run_side = [&] {
+            auto r = checked({p.run, p.guests + "/hcloop.bin", "--", hc});
+            run_wall.push_back(r.wall_seconds);
+            run_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
+        };
+        auto bare_side = [&] {
+            auto r = checked({p.bare, p.guests + "/hcloop.bin", hc});
+            bare_wall.push_back(r.wall_seconds);
+            bare_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
+        };
+        if (native_first) {
+            native_side(), guest_side(), bare_side(), run_side();
+        } else {
+            guest_side(), native_side(), run_side(), bare_side();
+        }
+        auto h = checked({p.run, p.guests + "/hello.bin"});
+        hello_wall.push_back(h.wall_seconds);
+        hello_rss.push_back(static_cast<double>(h.max_rss_kib));
+    }
+    fmt::print(stderr, "\n");
+    auto nc = summarize(native_cyc), gc = summarize(guest_cyc);
+    auto bw = summarize(bare_wall), rw = summarize(run_wall);
+    auto bh = summarize(bare_hc), rh = summarize(run_hc);
+    auto hw = summarize(hello_wall), hr = summarize(hello_rss);
+    fmt::print("minivmm-bench foundation: {} alternated runs; median [min..max]\n\n", repeat);
+    fmt::print("cpu loop, {} iterations (TSC cycles)\n", iterations);
+    fmt::print("  native        {}\n", fmt_summary(nc, 1e-9, "Gcycles"));
+    fmt::print("  guest         {}\n", fmt_summary(gc, 1e-9, "Gcycles"));
+    fmt::print("  guest/native  {:.4f}  ({:+.2f}%)\n\n", gc.median / nc.median,
+               (gc.median / nc.median - 1) * 100);
+    fmt::print("exit path, {} zero-length write hypercalls (whole process)\n", hypercalls);
+    fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest\n",
+               fmt_summary(bw, 1, "s"), bh.median);
+    fmt::print("  minivmm-run        {}   {:.0f} cycles/hypercall in guest\n",
+               fmt_summary(rw, 1, "s"), rh.median);
+    fmt::print("  minivmm-run/bare   {:.4f}  ({:+.2f}%) wall, {:.4f} per hypercall\n\n",
+               rw.median / bw.median, (rw.median / bw.median - 1) * 100, rh.median / bh.median);
+    fmt::print("minivmm-run hello.bin (whole process)\n");
+    fmt::print("  wall          {}\n", fmt_summary(hw, 1e3, "ms", 2));
+    fmt::print("  peak RSS      {}\n", fmt_summary(hr, 1.0 / 1024, "MiB", 2));
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"minivmm benchmarks: minivmm next to a baseline, measured in one run",
+                 "minivmm-bench"};
+    app.require_subcommand(1);
+    Paths paths;
+    auto self = fs::read_symlink("/proc/self/exe").parent_path();
+    paths.run = (self / "minivmm-run").string();
+    paths.bare = (self / "minivmm-bare-run").string();
+    paths.guests = MINIVMM_GUEST_DIR;
+    app.add_option("--guest-dir", paths.guests, "folder with the guest images")
+        ->check(CLI::ExistingDirectory);
+
+    unsigned repeat = 7;
+    std::uint64_t iterations = 500'000'000, hypercalls = 20'000;
+    auto* f = app.add_subcommand("foundation", "cpu loop, exit path and start-up figures");
+    f->add_option("--repeat", repeat, "alternated runs per side (default 7)")
+        ->check(CLI::Range(1u, 1000u));
+    f->add_option("--iterations", iterations, "register-loop iterations (default 5e8)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+    f->add_option("--hypercalls", hypercalls, "hypercalls per exit-path run (default 20000)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    try {
+        if (*f) return foundation(paths, repeat, iterations, hypercalls);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "\nminivmm-bench: error: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

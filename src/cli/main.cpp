@@ -1,0 +1,73 @@
+// minivmm-run: run one guest image and exit with its exit code.
+#include <cstdio>
+#include <exception>
+
+#include <fmt/core.h>
+
+#include "cli/run_options.hpp"
+#include "minivmm/error.hpp"
+#include "minivmm/log.hpp"
+#include "minivmm/vm.hpp"
+
+namespace {
+
+int status_of(const minivmm::VmExit& exit) {
+    using Kind = minivmm::VmExit::Kind;
+    switch (exit.kind) {
+    case Kind::guest_exit:
+        return exit.code;
+    case Kind::guest_fault:
+        return minivmm::cli::kExitGuestFault;
+    case Kind::timeout:
+        return minivmm::cli::kExitTimeout;
+    case Kind::signal:
+        return 128 + exit.code;
+    case Kind::vmm_error:
+        return minivmm::cli::kExitVmmError;
+    }
+    return minivmm::cli::kExitVmmError;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    auto parsed = minivmm::cli::parse_run_options(argc, argv);
+    if (auto* early = std::get_if<minivmm::cli::EarlyExit>(&parsed)) {
+        if (early->status == 0)
+            fmt::print("{}", early->text);
+        else
+            fmt::print(stderr, "minivmm-run: error: {}\n", early->text);
+        return early->status;
+    }
+    const auto& opts = std::get<minivmm::cli::RunOptions>(parsed);
+
+    // Logs go to stderr; stdout carries the guest's console and nothing else.
+    auto& logger = minivmm::logger();
+    logger.set_pattern("minivmm-run: [%l] %v");
+    logger.set_level(opts.log_level);
+
+    try {
+        minivmm::KvmSystem kvm;
+        minivmm::VmConfig config;
+        config.mem_size = opts.mem_size;
+        config.vcpus = opts.vcpus;
+        config.cmdline = opts.cmdline;
+        config.timeout = opts.timeout;
+        auto image = minivmm::load_image_for(opts.image, config);
+        minivmm::Vm vm(kvm, config, image);
+        logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,
+                    opts.mem_size >> 20, vm.plan().entry(), vm.tsc_khz());
+        auto exit = vm.run();
+        std::fflush(stdout);
+        if (!exit.message.empty()) fmt::print(stderr, "minivmm-run: {}\n", exit.message);
+        logger.info("{}: {} (status {}), {} exits", opts.image, minivmm::to_string(exit.kind),
+                    status_of(exit), vm.exit_counts().total());
+        return status_of(exit);
+    } catch (const minivmm::Error& e) {
+        fmt::print(stderr, "minivmm-run: error: {}\n", e.what());
+        return minivmm::cli::kExitVmmError;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "minivmm-run: internal error: {}\n", e.what());
+        return minivmm::cli::kExitVmmError;
+    }
+}

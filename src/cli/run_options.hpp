@@ -1,0 +1,44 @@
+// Command-line parsing for minivmm-run (kept apart from main so tests can
+// drive it): turns argv into RunOptions, or into an exit with a message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <spdlog/common.h>
+
+namespace minivmm::cli {
+
+// Exit statuses of minivmm-run other than the guest's own exit code.
+inline constexpr int kExitUsage = 2;        // invalid command line
+inline constexpr int kExitTimeout = 124;    // --timeout expired (as timeout(1))
+inline constexpr int kExitVmmError = 125;   // VMM could not start or failed
+inline constexpr int kExitGuestFault = 126; // guest exception, bad hypercall, KVM error
+// SIGINT / SIGTERM: 128 + the signal number (130 / 143).
+
+struct RunOptions {
+    std::string image;
+    std::string cmdline;
+    unsigned vcpus = 1;
+    std::uint64_t mem_size = 256ull << 20;
+    std::optional<std::chrono::nanoseconds> timeout;
+    spdlog::level::level_enum log_level = spdlog::level::warn;
+};
+
+// A request to exit at once: --help/--version (status 0, text to stdout) or
+// a usage error (status 2, one line for stderr).
+struct EarlyExit {
+    int status;
+    std::string text;
+};
+
+std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* const* argv);
+
+// "256M", "1G", "4096", "512k": bytes, with binary K/M/G/T suffixes and an
+// optional trailing "B" or "iB". Returns nullopt for anything else or overflow.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+} // namespace minivmm::cli

@@ -1,0 +1,110 @@
+#include "devices/hypercalls.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "minivmm/boot.hpp"
+#include "minivmm/boot_info.hpp"
+#include "minivmm/boot_layout.hpp"
+#include "minivmm/kvm.hpp"
+
+namespace minivmm {
+
+namespace {
+
+struct WriteArgs {
+    std::uint64_t buf;
+    std::uint64_t len;
+};
+struct ExitArgs {
+    std::uint64_t code;
+};
+
+const char* hypercall_name(std::uint64_t nr) {
+    switch (static_cast<Hypercall>(nr)) {
+    case Hypercall::write:
+        return "write";
+    case Hypercall::exit:
+        return "exit";
+    case Hypercall::halt:
+        return "halt";
+    }
+    return "unknown";
+}
+
+} // namespace
+
+ExitAction HypercallDevice::fail(const IoAccess& access, std::string why) {
+    control_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
+                           fmt::format("bad hypercall {} ({}) on vcpu {}: {}", access.offset,
+                                       hypercall_name(access.offset), access.vcpu_index, why)});
+    return ExitAction::stop;
+}
+
+ExitAction HypercallDevice::access(const IoAccess& access) {
+    if (!access.is_write || access.data.size() != 4)
+        return fail(access, "a hypercall is a 32-bit OUT (outl) of the argument block's address");
+    std::uint32_t block = 0;
+    std::memcpy(&block, access.data.data(), sizeof block);
+
+    // Each block, and each buffer it names, is checked against guest RAM
+    // before the VMM touches it (guest ABI, Hypercalls).
+    auto outside = [&](std::uint64_t addr, std::uint64_t len, const char* what) {
+        return fmt::format("{} [{:#x}, +{:#x}) is outside guest RAM ({:#x} bytes)", what, addr, len,
+                           mem_.size());
+    };
+    switch (static_cast<Hypercall>(access.offset)) {
+    case Hypercall::write: {
+        auto args = mem_.read<WriteArgs>(block);
+        if (!args) return fail(access, outside(block, sizeof(WriteArgs), "argument block"));
+        auto buf = mem_.range(args->buf, args->len);
+        if (!buf) return fail(access, outside(args->buf, args->len, "buffer"));
+        if (!buf->empty()) console_.write(*buf);
+        return ExitAction::resume;
+    }
+    case Hypercall::exit: {
+        auto args = mem_.read<ExitArgs>(block);
+        if (!args) return fail(access, outside(block, sizeof(ExitArgs), "argument block"));
+        control_.request_stop({VmExit::Kind::guest_exit,
+                               static_cast<int>(args->code & 0xff),
+                               static_cast<int>(access.vcpu_index),
+                               {}});
+        return ExitAction::stop;
+    }
+    case Hypercall::halt:
+        if (!mem_.contains(block, sizeof(std::uint64_t)))
+            return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
+        return ExitAction::park;
+    }
+    return fail(access, fmt::format("no such hypercall (port {:#x})", access.address));
+}
+
+ExitAction ExceptionReportDevice::access(const IoAccess& access) {
+    auto fault = [&](std::string message) {
+        control_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
+                               std::move(message)});
+        return ExitAction::stop;
+    };
+    kvm_sregs sregs = access.vcpu.sregs();
+    // Only the VMM's stubs run at CPL 0; from ring 3 this port is just off limits.
+    if (sregs.cs.dpl != 0)
+        return fault(fmt::format("vcpu {}: port {:#x} is reserved for the VMM", access.vcpu_index,
+                                 access.address));
+    // The stub pushed the vector (and a 0 error code where the CPU pushes
+    // none) on top of the CPU's frame: vector, error, rip, cs, rflags, rsp, ss.
+    kvm_regs regs = access.vcpu.regs();
+    std::uint64_t frame[7];
+    auto bytes = mem_.range(regs.rsp, sizeof frame);
+    if (!bytes)
+        return fault(fmt::format("vcpu {}: guest exception with a corrupt ring-0 stack (rsp={:#x})",
+                                 access.vcpu_index, regs.rsp));
+    std::memcpy(frame, bytes->data(), sizeof frame);
+    auto vector = static_cast<unsigned>(frame[0] & 0xff);
+    std::string cr2 = vector == 14 ? fmt::format(" cr2={:#x}", sregs.cr2) : std::string();
+    return fault(fmt::format("guest exception {} ({}) on vcpu {}: rip={:#x} error={:#x}{}",
+                             exception_mnemonic(vector), vector, access.vcpu_index, frame[2],
+                             frame[1], cr2));
+}
+
+} // namespace minivmm

@@ -1,0 +1,39 @@
+// Guest ABI v1 hypercalls (ports 0x500 + nr) and the port through which the
+// VMM's ring-0 exception stubs report a guest exception.
+#pragma once
+
+#include <atomic>
+
+#include "minivmm/console.hpp"
+#include "minivmm/guest_memory.hpp"
+#include "minivmm/io_bus.hpp"
+#include "vcpu/vm_control.hpp"
+
+namespace minivmm {
+
+class HypercallDevice final : public IoDevice {
+  public:
+    HypercallDevice(const GuestMemory& mem, ConsoleSink& console, VmControl& control) noexcept
+        : mem_(mem), console_(console), control_(control) {}
+    ExitAction access(const IoAccess& access) override;
+
+  private:
+    ExitAction fail(const IoAccess& access, std::string why);
+
+    const GuestMemory& mem_;
+    ConsoleSink& console_;
+    VmControl& control_;
+};
+
+class ExceptionReportDevice final : public IoDevice {
+  public:
+    ExceptionReportDevice(const GuestMemory& mem, VmControl& control) noexcept
+        : mem_(mem), control_(control) {}
+    ExitAction access(const IoAccess& access) override;
+
+  private:
+    const GuestMemory& mem_;
+    VmControl& control_;
+};
+
+} // namespace minivmm

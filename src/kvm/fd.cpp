@@ -1,0 +1,65 @@
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "minivmm/error.hpp"
+#include "minivmm/event_fd.hpp"
+#include "minivmm/host_mapping.hpp"
+#include "minivmm/unique_fd.hpp"
+
+namespace minivmm {
+
+void UniqueFd::reset(int fd) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+}
+
+HostMapping& HostMapping::operator=(HostMapping&& other) noexcept {
+    if (this != &other) {
+        reset();
+        addr_ = std::exchange(other.addr_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+void HostMapping::reset() noexcept {
+    if (addr_ != nullptr) ::munmap(addr_, size_);
+    addr_ = nullptr;
+    size_ = 0;
+}
+
+HostMapping HostMapping::anonymous(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough host memory?");
+    return HostMapping(p, size);
+}
+
+HostMapping HostMapping::of_fd(int fd, std::size_t size, int prot, long offset) {
+    void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, offset);
+    if (p == MAP_FAILED) throw KvmError("mmap", errno);
+    return HostMapping(p, size);
+}
+
+EventFd::EventFd() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!fd_) throw KvmError("eventfd", errno);
+}
+
+void EventFd::signal(std::uint64_t n) const {
+    if (::write(fd_.get(), &n, sizeof n) != static_cast<ssize_t>(sizeof n))
+        throw KvmError("eventfd write", errno);
+}
+
+std::uint64_t EventFd::consume() const {
+    std::uint64_t n = 0;
+    if (::read(fd_.get(), &n, sizeof n) != static_cast<ssize_t>(sizeof n)) {
+        if (errno == EAGAIN) return 0;
+        throw KvmError("eventfd read", errno);
+    }
+    return n;
+}
+
+} // namespace minivmm

@@ -1,0 +1,122 @@
+#include "vcpu/vcpu_loop.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace minivmm {
+
+int vcpu_kick_signal() {
+    // SIGUSR1 without SA_RESTART: delivering it makes KVM_RUN return EINTR
+    // (QEMU's SIG_IPI does the same job).
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, nullptr);
+    });
+    return SIGUSR1;
+}
+
+void VcpuLoop::run() noexcept {
+    try {
+        kvm_run& run = vcpu_.run_state();
+        while (!control_.stopping()) {
+            if (vcpu_.run() < 0) continue; // kicked or interrupted: re-check the stop flag
+            ++counts_[run.exit_reason < counts_.size() ? run.exit_reason : counts_.size() - 1];
+            ExitAction action = dispatch(run);
+            if (action == ExitAction::stop) return;
+            if (action == ExitAction::park) {
+                control_.park(vcpu_.id());
+                return;
+            }
+        }
+    } catch (const std::exception& e) {
+        control_.request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(vcpu_.id()),
+                               fmt::format("vcpu {}: {}", vcpu_.id(), e.what())});
+    }
+}
+
+ExitAction VcpuLoop::fault(std::string message) {
+    control_.request_stop(
+        {VmExit::Kind::guest_fault, 0, static_cast<int>(vcpu_.id()), std::move(message)});
+    return ExitAction::stop;
+}
+
+ExitAction VcpuLoop::port_io(kvm_run& run) {
+    // String I/O (rep outs/ins) carries `count` items of `size` bytes each.
+    auto* data = reinterpret_cast<std::byte*>(&run) + run.io.data_offset;
+    const bool is_write = run.io.direction == KVM_EXIT_IO_OUT;
+    for (std::uint32_t i = 0; i < run.io.count; ++i) {
+        auto hit = pio_.find(run.io.port, run.io.size);
+        if (hit.device == nullptr)
+            return fault(fmt::format("vcpu {}: unhandled port I/O: {} of {} byte(s) at port {:#x}",
+                                     vcpu_.id(), is_write ? "out" : "in", run.io.size,
+                                     run.io.port));
+        IoAccess access{vcpu_.id(), vcpu_,    run.io.port,
+                        hit.offset, is_write, {data + i * run.io.size, run.io.size}};
+        if (auto action = hit.device->access(access); action != ExitAction::resume) return action;
+    }
+    return ExitAction::resume;
+}
+
+ExitAction VcpuLoop::mmio(kvm_run& run) {
+    auto len = std::min<std::uint32_t>(run.mmio.len, sizeof run.mmio.data);
+    auto hit = mmio_.find(run.mmio.phys_addr, len);
+    if (hit.device == nullptr)
+        return fault(fmt::format("vcpu {}: unhandled MMIO {} of {} byte(s) at guest-physical {:#x}",
+                                 vcpu_.id(), run.mmio.is_write ? "write" : "read", run.mmio.len,
+                                 run.mmio.phys_addr));
+    IoAccess access{vcpu_.id(),
+                    vcpu_,
+                    run.mmio.phys_addr,
+                    hit.offset,
+                    run.mmio.is_write != 0,
+                    {reinterpret_cast<std::byte*>(run.mmio.data), len}};
+    return hit.device->access(access);
+}
+
+ExitAction VcpuLoop::dispatch(kvm_run& run) {
+    switch (run.exit_reason) {
+    case KVM_EXIT_IO:
+        return port_io(run);
+    case KVM_EXIT_MMIO:
+        return mmio(run);
+    case KVM_EXIT_INTR:
+        return ExitAction::resume;
+    case KVM_EXIT_SHUTDOWN:
+        return fault(fmt::format("guest triple fault (KVM_EXIT_SHUTDOWN) on vcpu {}: rip={:#x}",
+                                 vcpu_.id(), vcpu_.regs().rip));
+    case KVM_EXIT_HLT:
+        return fault(
+            fmt::format("guest executed hlt on vcpu {}: rip={:#x}", vcpu_.id(), vcpu_.regs().rip));
+    case KVM_EXIT_FAIL_ENTRY:
+        return fault(fmt::format("VM entry failed on vcpu {}: hardware entry failure reason "
+                                 "{:#x} on host cpu {}",
+                                 vcpu_.id(), run.fail_entry.hardware_entry_failure_reason,
+                                 run.fail_entry.cpu));
+    case KVM_EXIT_INTERNAL_ERROR: {
+        std::string data;
+        for (std::uint32_t i = 0; i < std::min<std::uint32_t>(run.internal.ndata, 16); ++i)
+            data += fmt::format(" {:#x}", run.internal.data[i]);
+        return fault(fmt::format("KVM internal error on vcpu {}: suberror {}{}{}", vcpu_.id(),
+                                 run.internal.suberror,
+                                 run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                                     ? " (instruction emulation failed)"
+                                     : "",
+                                 data.empty() ? "" : ", data" + data));
+    }
+    case KVM_EXIT_SYSTEM_EVENT:
+        return fault(
+            fmt::format("guest system event {} on vcpu {}", run.system_event.type, vcpu_.id()));
+    default:
+        return fault(
+            fmt::format("unexpected KVM exit reason {} on vcpu {}", run.exit_reason, vcpu_.id()));
+    }
+}
+
+} // namespace minivmm

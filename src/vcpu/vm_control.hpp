@@ -1,0 +1,17 @@
+// What a vCPU thread and the devices may ask of the VM that owns them.
+#pragma once
+
+#include "minivmm/vm_exit.hpp"
+
+namespace minivmm {
+
+class VmControl {
+  public:
+    virtual ~VmControl() = default;
+    virtual bool stopping() const noexcept = 0;
+    virtual void request_stop(VmExit reason) noexcept = 0;
+    // The calling vCPU is done (halt hypercall); returns once the VM stops.
+    virtual void park(unsigned vcpu) noexcept = 0;
+};
+
+} // namespace minivmm

@@ -1,0 +1,170 @@
+// The hypercall device without KVM: every argument block and buffer a guest
+// names is checked against guest RAM before the VMM touches it (guest ABI,
+// Hypercalls). Edge cases the test guests cannot reach precisely.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "devices/hypercalls.hpp"
+#include "minivmm/boot_info.hpp"
+#include "minivmm/console.hpp"
+#include "minivmm/guest_memory.hpp"
+#include "minivmm/io_bus.hpp"
+#include "minivmm/kvm.hpp"
+#include "vcpu/vm_control.hpp"
+
+using Catch::Matchers::Contains;
+using minivmm::ExitAction;
+using minivmm::VmExit;
+
+namespace {
+
+constexpr std::uint64_t kMemSize = 1 << 20;
+
+struct FakeControl final : minivmm::VmControl {
+    bool stopping() const noexcept override { return stop.has_value(); }
+    void request_stop(VmExit reason) noexcept override {
+        if (!stop) stop = std::move(reason);
+    }
+    void park(unsigned) noexcept override { ++parks; }
+
+    std::optional<VmExit> stop;
+    int parks = 0;
+};
+
+struct Rig {
+    minivmm::GuestMemory mem{kMemSize};
+    minivmm::StringConsole console;
+    FakeControl control;
+    minivmm::HypercallDevice device{mem, console, control};
+    // The device never asks the vCPU for registers: an fd-less stand-in will do.
+    minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
+
+    // outl (or a narrower out / an in, for the error cases) of `block` to hypercall `nr`.
+    ExitAction call(std::uint16_t nr, std::uint32_t block, std::size_t width = 4,
+                    bool is_write = true) {
+        std::array<std::byte, 4> data{};
+        std::memcpy(data.data(), &block, sizeof block);
+        minivmm::IoAccess access{0, vcpu, 0x500u + nr, nr, is_write, std::span(data.data(), width)};
+        return device.access(access);
+    }
+    void put_write_block(std::uint64_t at, std::uint64_t buf, std::uint64_t len) {
+        mem.write<std::uint64_t>(at, buf);
+        mem.write<std::uint64_t>(at + 8, len);
+    }
+    std::string stop_message() const { return control.stop ? control.stop->message : "<none>"; }
+};
+
+constexpr std::uint16_t kWrite = static_cast<std::uint16_t>(minivmm::Hypercall::write);
+constexpr std::uint16_t kExit = static_cast<std::uint16_t>(minivmm::Hypercall::exit);
+constexpr std::uint16_t kHalt = static_cast<std::uint16_t>(minivmm::Hypercall::halt);
+
+} // namespace
+
+TEST_CASE("hypercall write: buffers up to the last byte of RAM are written", "[hypercall]") {
+    Rig rig;
+    const std::string text = "hello, console";
+    // A buffer that ends exactly at the end of RAM.
+    rig.mem.write_bytes(kMemSize - text.size(), std::as_bytes(std::span(text)));
+    rig.put_write_block(0x1000, kMemSize - text.size(), text.size());
+    CHECK(rig.call(kWrite, 0x1000) == ExitAction::resume);
+    CHECK(rig.console.text() == text);
+    // A block in the very last 16 bytes of RAM.
+    rig.mem.write_bytes(0x2000, std::as_bytes(std::span(text)));
+    rig.put_write_block(kMemSize - 16, 0x2000, 5);
+    CHECK(rig.call(kWrite, kMemSize - 16) == ExitAction::resume);
+    CHECK(rig.console.text() == text + "hello");
+    CHECK_FALSE(rig.control.stop.has_value());
+
+    // An empty buffer at the very end of RAM is fine and writes nothing.
+    rig.put_write_block(0x1000, kMemSize, 0);
+    CHECK(rig.call(kWrite, 0x1000) == ExitAction::resume);
+    CHECK(rig.console.text() == text + "hello");
+    CHECK_FALSE(rig.control.stop.has_value());
+}
+
+TEST_CASE("hypercall write: blocks and buffers outside RAM stop the guest", "[hypercall]") {
+    struct Case {
+        const char* what;
+        std::uint64_t block; // where the block is
+        std::uint64_t buf, len;
+    };
+    const Case cases[] = {
+        {"block straddles the end of RAM", kMemSize - 8, 0, 0},
+        {"block just past RAM", kMemSize, 0, 0},
+        {"block at 0xffffffff", 0xffffffffu, 0, 0},
+        {"buffer one byte past RAM", 0x1000, kMemSize - 4, 5},
+        {"buffer starting past RAM", 0x1000, kMemSize, 1},
+        {"buffer far past RAM", 0x1000, 1ull << 40, 16},
+        {"buffer length wraps", 0x1000, 0x100000 - 0x1000, ~0ull - 0x10},
+        {"buffer at UINT64_MAX", 0x1000, ~0ull, 1},
+        {"buffer length UINT64_MAX", 0x1000, 0, ~0ull},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        Rig rig;
+        if (c.block + 16 <= kMemSize) rig.put_write_block(c.block, c.buf, c.len);
+        auto block32 = static_cast<std::uint32_t>(c.block);
+        CHECK(rig.call(kWrite, block32) == ExitAction::stop);
+        REQUIRE(rig.control.stop.has_value());
+        INFO("stop: " << rig.stop_message());
+        CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+        CHECK(rig.control.stop->vcpu == 0);
+        CHECK_THAT(rig.control.stop->message, Contains("outside guest RAM"));
+        CHECK(rig.console.text().empty());
+    }
+}
+
+TEST_CASE("hypercall exit: the code is reported & 0xff", "[hypercall]") {
+    for (std::uint64_t code : {0ull, 1ull, 42ull, 255ull, 256ull, 300ull, ~0ull}) {
+        INFO("code " << code);
+        Rig rig;
+        rig.mem.write<std::uint64_t>(kMemSize - 8, code); // last 8 bytes of RAM
+        CHECK(rig.call(kExit, kMemSize - 8) == ExitAction::stop);
+        REQUIRE(rig.control.stop.has_value());
+        CHECK(rig.control.stop->kind == VmExit::Kind::guest_exit);
+        CHECK(rig.control.stop->code == static_cast<int>(code & 0xff));
+    }
+    Rig rig;
+    CHECK(rig.call(kExit, kMemSize - 4) == ExitAction::stop);
+    REQUIRE(rig.control.stop.has_value());
+    CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+    CHECK_THAT(rig.control.stop->message, Contains("outside guest RAM"));
+}
+
+TEST_CASE("hypercall halt parks the vCPU", "[hypercall]") {
+    Rig rig;
+    CHECK(rig.call(kHalt, 0x1000) == ExitAction::park);
+    CHECK_FALSE(rig.control.stop.has_value());
+}
+
+TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {
+    SECTION("unknown hypercall number") {
+        Rig rig;
+        CHECK(rig.call(5, 0x1000) == ExitAction::stop);
+        CHECK(rig.control.stop.has_value());
+        CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+    }
+    SECTION("a 1-byte out") {
+        Rig rig;
+        CHECK(rig.call(kWrite, 0x1000, 1) == ExitAction::stop);
+        CHECK(rig.control.stop.has_value());
+        CHECK_THAT(rig.stop_message(), Contains("outl"));
+    }
+    SECTION("a 2-byte out") {
+        Rig rig;
+        CHECK(rig.call(kExit, 0x1000, 2) == ExitAction::stop);
+        CHECK(rig.control.stop.has_value());
+    }
+    SECTION("an in instead of an out") {
+        Rig rig;
+        CHECK(rig.call(kExit, 0x1000, 4, false) == ExitAction::stop);
+        CHECK(rig.control.stop.has_value());
+        CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+    }
+}

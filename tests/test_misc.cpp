@@ -1,0 +1,62 @@
+// Small pieces: the string console, exit kind names, typed errors.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "minivmm/console.hpp"
+#include "minivmm/error.hpp"
+#include "minivmm/version.hpp"
+#include "minivmm/vm_exit.hpp"
+
+TEST_CASE("StringConsole collects writes, also from several threads", "[console]") {
+    minivmm::StringConsole console;
+    CHECK(console.text().empty());
+    std::string line = "0123456789abcdef\n";
+    auto bytes = std::as_bytes(std::span(line.data(), line.size()));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 250; ++i)
+                console.write(bytes);
+        });
+    for (auto& t : threads)
+        t.join();
+    std::string text = console.text();
+    REQUIRE(text.size() == 1000 * line.size());
+    // Each write lands whole.
+    for (std::size_t at = 0; at < text.size(); at += line.size())
+        REQUIRE(text.compare(at, line.size(), line) == 0);
+}
+
+TEST_CASE("exit kinds have names", "[vm_exit]") {
+    using K = minivmm::VmExit::Kind;
+    CHECK(std::string(minivmm::to_string(K::guest_exit)) == "guest exit");
+    CHECK(std::string(minivmm::to_string(K::guest_fault)) == "guest fault");
+    CHECK(std::string(minivmm::to_string(K::timeout)) == "timeout");
+    CHECK(std::string(minivmm::to_string(K::signal)) == "signal");
+    CHECK(std::string(minivmm::to_string(K::vmm_error)) == "vmm error");
+}
+
+TEST_CASE("KvmError keeps the call, errno and hint in one line", "[error]") {
+    minivmm::KvmError e("KVM_CREATE_VM", ENOMEM, "out of memory");
+    CHECK(e.call() == "KVM_CREATE_VM");
+    CHECK(e.error_code() == ENOMEM);
+    CHECK(e.hint() == "out of memory");
+    std::string what = e.what();
+    CHECK_THAT(what, Catch::Matchers::Contains("KVM_CREATE_VM"));
+    CHECK(what.find('\n') == std::string::npos);
+    const minivmm::Error& base = e; // part of the hierarchy the CLI catches
+    CHECK(std::string(base.what()) == what);
+}
+
+TEST_CASE("version string is the project version", "[version]") {
+    std::string v = minivmm::version();
+    CHECK_FALSE(v.empty());
+    CHECK(std::count(v.begin(), v.end(), '.') == 2);
+}
