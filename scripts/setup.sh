@@ -7,6 +7,7 @@ packages=(
   build-essential cmake linux-libc-dev   # toolchain and the KVM UAPI headers
   libboost-dev libfmt-dev libspdlog-dev  # Asio, formatting, logging
   libcli11-dev                           # command-line parsing
+  nlohmann-json3-dev                     # JSON output of minivmm-bench
   catch2                                 # tests (2.13 on Debian 12)
   clang-format                           # the format check in scripts/test.sh
 )

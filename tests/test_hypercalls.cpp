@@ -32,6 +32,7 @@ struct FakeControl final : minivmm::VmControl {
         if (!stop) stop = std::move(reason);
     }
     void park(unsigned) noexcept override { ++parks; }
+    void dirty_ring_full(unsigned) override {}
 
     std::optional<VmExit> stop;
     int parks = 0;

@@ -1,7 +1,8 @@
-// Guest RAM: one host mapping that backs guest-physical [0, size).
-// Every access the VMM makes on a guest's behalf goes through the
+// Guest RAM as the VMM sees it: one RAM block that backs guest-physical
+// [0, size). Every access the VMM makes on a guest's behalf goes through the
 // bounds-checked accessors here, so a guest-supplied address or length can
-// never make the VMM touch host memory outside guest RAM.
+// never make the VMM touch host memory outside guest RAM. Writes are marked
+// in the block's dirty bitmap, so dirty logging sees the VMM's writes too.
 #pragma once
 
 #include <cstddef>
@@ -11,9 +12,12 @@
 #include <span>
 #include <type_traits>
 
-#include "minivmm/host_mapping.hpp"
+#include "minivmm/ram_block.hpp"
 
 namespace minivmm {
+
+class AddressSpace;
+class MemoryRegion;
 
 // True when [addr, addr + len) lies inside [0, limit), with no wrap-around.
 constexpr bool range_within(std::uint64_t addr, std::uint64_t len, std::uint64_t limit) noexcept {
@@ -24,17 +28,39 @@ class GuestMemory {
   public:
     // Maps `size` bytes of anonymous memory (a multiple of the page size).
     explicit GuestMemory(std::uint64_t size);
+    // Guest RAM backed by an existing block, at guest-physical 0.
+    explicit GuestMemory(std::shared_ptr<RamBlock> block);
 
+    const std::shared_ptr<RamBlock>& block() const noexcept { return block_; }
     std::uint64_t size() const noexcept { return size_; }
     std::byte* host_base() const noexcept { return base_; }
 
     bool contains(std::uint64_t gpa, std::uint64_t len) const noexcept {
-        return range_within(gpa, len, size_);
+        return range_within(gpa, len, size_) && (visible_ == nullptr || visible(gpa, len));
     }
-    // The host view of [gpa, gpa + len), or nullopt if any byte is outside RAM.
+    // From now on, accept only what `space` shows of `ram` (the region that
+    // maps this block at guest-physical 0): RAM hidden under a ROM or MMIO
+    // overlay, or unmapped, is no longer guest RAM to the VMM. Both must
+    // outlive this object.
+    void track_visibility(const AddressSpace& space, const MemoryRegion& ram) noexcept {
+        visible_ = &space;
+        ram_ = &ram;
+    }
+    // The host view of [gpa, gpa + len), or nullopt if any byte is outside
+    // RAM. For reading: a caller that writes through it uses writable_range.
     std::optional<std::span<std::byte>> range(std::uint64_t gpa, std::uint64_t len) const noexcept {
         if (!contains(gpa, len)) return std::nullopt;
         return std::span<std::byte>(base_ + gpa, static_cast<std::size_t>(len));
+    }
+    // The same for a VMM write into guest RAM: marks the pages dirty.
+    std::optional<std::span<std::byte>> writable_range(std::uint64_t gpa,
+                                                       std::uint64_t len) const noexcept {
+        auto r = range(gpa, len);
+        if (r && len != 0)
+            block_->dirty().set_range(gpa / DirtyBitmap::kPageSize,
+                                      (gpa + len - 1) / DirtyBitmap::kPageSize -
+                                          gpa / DirtyBitmap::kPageSize + 1);
+        return r;
     }
 
     template <typename T>
@@ -58,7 +84,11 @@ class GuestMemory {
     void fill(std::uint64_t gpa, std::uint64_t len, std::byte value);
 
   private:
-    HostMapping mapping_;
+    bool visible(std::uint64_t gpa, std::uint64_t len) const noexcept;
+
+    const AddressSpace* visible_ = nullptr;
+    const MemoryRegion* ram_ = nullptr;
+    std::shared_ptr<RamBlock> block_;
     std::byte* base_;
     std::uint64_t size_;
 };

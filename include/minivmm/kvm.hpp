@@ -61,6 +61,10 @@ class KvmVm {
         : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
 
     int check_extension(long cap) const;
+    // KVM_ENABLE_CAP on the VM with one argument.
+    void enable_cap(std::uint32_t cap, std::uint64_t arg0) const;
+    // KVM_RESET_DIRTY_RINGS; returns how many entries KVM re-armed.
+    std::uint64_t reset_dirty_rings() const;
     // KVM_SET_USER_MEMORY_REGION; a size of 0 deletes the slot.
     void set_user_memory_region(const kvm_userspace_memory_region& region) const;
     // KVM_IOEVENTFD for a port-I/O write of `len` bytes to `port` (any value).

@@ -12,12 +12,15 @@
 #include <optional>
 #include <string>
 
+#include "minivmm/address_space.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/guest_image.hpp"
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
+#include "minivmm/kvm_memory.hpp"
+#include "minivmm/ram_block.hpp"
 #include "minivmm/vm_exit.hpp"
 
 namespace minivmm {
@@ -32,6 +35,13 @@ struct VmConfig {
     bool handle_signals = true;
     // Console output; null means the process's stdout.
     std::shared_ptr<ConsoleSink> console;
+    // How the KVM slot tables are guarded (see kvm_memory.hpp).
+    LockPolicy lock_policy = LockPolicy::global;
+    // Backing of guest RAM (anonymous by default).
+    RamBlockOptions ram;
+    // Dirty logging mode: 0 = bitmap (KVM_GET_DIRTY_LOG/KVM_CLEAR_DIRTY_LOG);
+    // N > 0 = a dirty ring of N entries per vCPU (a power of two).
+    std::uint32_t dirty_ring_entries = 0;
 };
 
 // Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs.
@@ -58,7 +68,23 @@ class Vm {
 
     GuestMemory& memory() noexcept;
     IoBus& port_bus() noexcept;
-    IoBus& mmio_bus() noexcept;
+    // Guest-physical space: the root container holds "ram" at 0 (priority 0);
+    // add ROM, MMIO or more RAM through topology(). MMIO and ROM writes are
+    // dispatched through this address space's flat view.
+    MemoryTopology& topology() noexcept;
+    AddressSpace& address_space() noexcept;
+    MemoryRegion& root_region() noexcept;
+    MemoryRegion& ram_region() noexcept;
+    KvmMemory& kvm_memory() noexcept;
+
+    // Dirty logging of every RAM region (thread-safe; callable while the
+    // guest runs and after run() returned). start clears the RAM blocks'
+    // bitmaps first; sync returns the guest-physical addresses of the pages
+    // written since start or the previous sync (by the guest or the VMM), in
+    // ascending order, and re-arms tracking for them.
+    void dirty_log_start();
+    std::vector<std::uint64_t> dirty_log_sync();
+    void dirty_log_stop();
     const BootPlan& plan() const noexcept;
     const KvmVm& kvm_vm() const noexcept;
     std::uint32_t tsc_khz() const noexcept;

@@ -6,9 +6,13 @@
 //     exit path: N zero-length write hypercalls under minivmm-run and under
 //                minivmm-bare-run (the barest correct KVM_RUN loop)
 //     start-up:  minivmm-run hello.bin as a whole process: wall time, peak RSS
+//
+//   minivmm-bench slots [--quick] [--slots LIST] [--policy LIST] [--json FILE] ...
+//     KVM memory-slot tables under each lock policy (see bench/slots_bench.hpp)
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -17,42 +21,21 @@
 #include <fmt/core.h>
 
 #include "bench/process.hpp"
+#include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
 #include "regloop.h"
 
 namespace fs = std::filesystem;
-using minivmm::bench::ProcessResult;
-using minivmm::bench::run_process;
+using minivmm::bench::format_summary;
+using minivmm::bench::parse_number;
+using minivmm::bench::run_checked;
 using minivmm::bench::summarize;
-using minivmm::bench::Summary;
 
 namespace {
 
 struct Paths {
     std::string run, bare, guests;
 };
-
-// Runs a child and insists it succeeded, so a broken run never becomes a number.
-ProcessResult checked(const std::vector<std::string>& argv) {
-    auto r = run_process(argv);
-    if (r.status != 0) {
-        std::string cmd;
-        for (const auto& a : argv)
-            cmd += a + " ";
-        throw std::runtime_error(fmt::format("'{}' exited with status {}", cmd, r.status));
-    }
-    return r;
-}
-
-// Reads the number that `format` (a sscanf format with one %lf) extracts from
-// the line of `text` that starts with `tag`.
-double parse_number(const std::string& text, const char* tag, const char* format) {
-    auto at = text.find(tag);
-    double value = 0;
-    if (at == std::string::npos || std::sscanf(text.c_str() + at, format, &value) != 1)
-        throw std::runtime_error(fmt::format("no '{}' line in guest output: '{}'", tag, text));
-    return value;
-}
 
 std::uint64_t native_regloop_cycles(std::uint64_t iterations) {
     _mm_lfence();
@@ -62,11 +45,6 @@ std::uint64_t native_regloop_cycles(std::uint64_t iterations) {
     (void)sink;
     _mm_lfence();
     return __rdtsc() - t0;
-}
-
-std::string fmt_summary(const Summary& s, double scale, const char* unit, int prec = 3) {
-    return fmt::format("{:.{}f} {} [{:.{}f}..{:.{}f}]", s.median * scale, prec, unit, s.min * scale,
-                       prec, s.max * scale, prec);
 }
 
 int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
@@ -83,19 +61,19 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
         // does not always favour the same side.
         bool native_first = i % 2 == 0;
         auto guest_side = [&] {
-            auto r = checked({p.run, p.guests + "/regloop.bin", "--", it});
+            auto r = run_checked({p.run, p.guests + "/regloop.bin", "--", it});
             guest_cyc.push_back(parse_number(r.out, "regloop:", cycles_fmt));
         };
         auto native_side = [&] {
             native_cyc.push_back(static_cast<double>(native_regloop_cycles(iterations)));
         };
         auto run_side = [&] {
-            auto r = checked({p.run, p.guests + "/hcloop.bin", "--", hc});
+            auto r = run_checked({p.run, p.guests + "/hcloop.bin", "--", hc});
             run_wall.push_back(r.wall_seconds);
             run_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
         };
         auto bare_side = [&] {
-            auto r = checked({p.bare, p.guests + "/hcloop.bin", hc});
+            auto r = run_checked({p.bare, p.guests + "/hcloop.bin", hc});
             bare_wall.push_back(r.wall_seconds);
             bare_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
         };
@@ -104,7 +82,7 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
         } else {
             guest_side(), native_side(), run_side(), bare_side();
         }
-        auto h = checked({p.run, p.guests + "/hello.bin"});
+        auto h = run_checked({p.run, p.guests + "/hello.bin"});
         hello_wall.push_back(h.wall_seconds);
         hello_rss.push_back(static_cast<double>(h.max_rss_kib));
     }
@@ -115,20 +93,20 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
     auto hw = summarize(hello_wall), hr = summarize(hello_rss);
     fmt::print("minivmm-bench foundation: {} alternated runs; median [min..max]\n\n", repeat);
     fmt::print("cpu loop, {} iterations (TSC cycles)\n", iterations);
-    fmt::print("  native        {}\n", fmt_summary(nc, 1e-9, "Gcycles"));
-    fmt::print("  guest         {}\n", fmt_summary(gc, 1e-9, "Gcycles"));
+    fmt::print("  native        {}\n", format_summary(nc, 1e-9, "Gcycles"));
+    fmt::print("  guest         {}\n", format_summary(gc, 1e-9, "Gcycles"));
     fmt::print("  guest/native  {:.4f}  ({:+.2f}%)\n\n", gc.median / nc.median,
                (gc.median / nc.median - 1) * 100);
     fmt::print("exit path, {} zero-length write hypercalls (whole process)\n", hypercalls);
     fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest\n",
-               fmt_summary(bw, 1, "s"), bh.median);
+               format_summary(bw, 1, "s"), bh.median);
     fmt::print("  minivmm-run        {}   {:.0f} cycles/hypercall in guest\n",
-               fmt_summary(rw, 1, "s"), rh.median);
+               format_summary(rw, 1, "s"), rh.median);
     fmt::print("  minivmm-run/bare   {:.4f}  ({:+.2f}%) wall, {:.4f} per hypercall\n\n",
                rw.median / bw.median, (rw.median / bw.median - 1) * 100, rh.median / bh.median);
     fmt::print("minivmm-run hello.bin (whole process)\n");
-    fmt::print("  wall          {}\n", fmt_summary(hw, 1e3, "ms", 2));
-    fmt::print("  peak RSS      {}\n", fmt_summary(hr, 1.0 / 1024, "MiB", 2));
+    fmt::print("  wall          {}\n", format_summary(hw, 1e3, "ms", 2));
+    fmt::print("  peak RSS      {}\n", format_summary(hr, 1.0 / 1024, "MiB", 2));
     return 0;
 }
 
@@ -155,6 +133,44 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
     f->add_option("--hypercalls", hypercalls, "hypercalls per exit-path run (default 20000)")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+
+    minivmm::bench::SlotsOptions so;
+    std::vector<std::string> policy_names{"per-listener", "global", "rcu"};
+    std::vector<std::string> parts{"memslots", "contention", "guests"};
+    bool quick = false;
+    auto* s = app.add_subcommand("slots", "KVM memory-slot tables under each lock policy: "
+                                          "memslot_perf_test shapes, contention, guests");
+    auto* slots_opt = s->add_option("--slots", so.slots, "slot counts (default 16,512,32764)")
+                          ->delimiter(',')
+                          ->check(CLI::Range(1u, 1u << 20));
+    s->add_option("--policy", policy_names, "lock policies (default per-listener,global,rcu)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    s->add_option("--batch", so.batch,
+                  "regions per transaction (default: 1 up to 512 slots, 256 above)")
+        ->check(CLI::Range(0u, 1u << 20));
+    s->add_option("--sample", so.tail_sample,
+                  "single-region transactions timed at the end of a batched map (default 512)")
+        ->check(CLI::Range(0u, 1u << 20));
+    s->add_option("--fake-max-slots", so.fake_max_slots,
+                  "run the RecordingSlotBackend rows only up to this many slots (default 4096)");
+    s->add_option("--readers", so.readers, "contention: reader threads (default 2)")
+        ->check(CLI::Range(1u, 256u));
+    auto* seconds_opt = s->add_option("--seconds", so.seconds,
+                                      "contention: seconds per policy and round (default 2)")
+                            ->check(CLI::Range(0.01, 3600.0));
+    s->add_option("--repeat", so.repeat, "contention: rounds, policy order rotated (default 3)")
+        ->check(CLI::Range(1u, 1000u));
+    auto* guest_opt =
+        s->add_option("--guest-repeat", so.guest_repeat, "guest runs per policy (default 5)")
+            ->check(CLI::Range(1u, 1000u));
+    s->add_option("--parts", parts, "parts to run (default memslots,contention,guests)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"memslots", "contention", "guests"}));
+    s->add_option("--json", so.json_path, "also write every number to FILE as JSON");
+    s->add_flag("--quick", quick,
+                "CI smoke run: slots 16,512, 0.5 s contention, 2 guest rounds (explicit options "
+                "still win)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -162,6 +178,25 @@ int main(int argc, char** argv) {
     }
     try {
         if (*f) return foundation(paths, repeat, iterations, hypercalls);
+        if (*s) {
+            if (quick) {
+                if (slots_opt->count() == 0) so.slots = {16, 512};
+                if (seconds_opt->count() == 0) so.seconds = 0.5;
+                if (guest_opt->count() == 0) so.guest_repeat = 2;
+            }
+            so.policies.clear();
+            for (const auto& n : policy_names)
+                so.policies.push_back(*minivmm::parse_lock_policy(n));
+            auto has = [&](const char* part) {
+                return std::find(parts.begin(), parts.end(), part) != parts.end();
+            };
+            so.memslots = has("memslots");
+            so.contention = has("contention");
+            so.guest = has("guests");
+            so.run_path = paths.run;
+            so.guest_dir = paths.guests;
+            return minivmm::bench::run_slots(so);
+        }
     } catch (const std::exception& e) {
         fmt::print(stderr, "\nminivmm-bench: error: {}\n", e.what());
         return 1;

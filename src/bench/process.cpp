@@ -7,8 +7,11 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 namespace minivmm::bench {
 
@@ -47,6 +50,25 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     result.max_rss_kib = usage.ru_maxrss;
     result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
+}
+
+ProcessResult run_checked(const std::vector<std::string>& argv) {
+    auto r = run_process(argv);
+    if (r.status != 0) {
+        std::string cmd;
+        for (const auto& a : argv)
+            cmd += a + " ";
+        throw std::runtime_error(fmt::format("'{}' exited with status {}", cmd, r.status));
+    }
+    return r;
+}
+
+double parse_number(const std::string& text, const char* tag, const char* format) {
+    auto at = text.find(tag);
+    double value = 0;
+    if (at == std::string::npos || std::sscanf(text.c_str() + at, format, &value) != 1)
+        throw std::runtime_error(fmt::format("no '{}' line in guest output: '{}'", tag, text));
+    return value;
 }
 
 } // namespace minivmm::bench

@@ -17,4 +17,12 @@ struct ProcessResult {
 // Runs argv[0] with argv (no shell); stderr is passed through.
 ProcessResult run_process(const std::vector<std::string>& argv);
 
+// run_process, and throws unless the child exited 0, so that a broken run
+// never becomes a number.
+ProcessResult run_checked(const std::vector<std::string>& argv);
+
+// Reads the number that `format` (a sscanf format with one %lf) extracts from
+// the line of `text` that starts with `tag`; throws when there is none.
+double parse_number(const std::string& text, const char* tag, const char* format);
+
 } // namespace minivmm::bench

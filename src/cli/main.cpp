@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
         config.vcpus = opts.vcpus;
         config.cmdline = opts.cmdline;
         config.timeout = opts.timeout;
+        config.lock_policy = opts.lock_policy;
         auto image = minivmm::load_image_for(opts.image, config);
         minivmm::Vm vm(kvm, config, image);
         logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,

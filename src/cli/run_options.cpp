@@ -76,6 +76,10 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option("--vcpus", opts.vcpus, "number of vCPUs (default 1)");
     app.add_option("--mem", mem, "guest RAM, e.g. 256M, 1G (K/M/G suffixes; default 256M)");
     app.add_option("--timeout", timeout, "stop the guest after SECONDS (exit status 124)");
+    std::string lock = "global";
+    app.add_option("--lock", lock,
+                   "KVM slot-table lock policy: per-listener, global (default), rcu")
+        ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.footer("Arguments after -- are passed to the guest as its command line.\n"
@@ -105,6 +109,7 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         opts.timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(*timeout * 1e9));
     }
     opts.log_level = spdlog::level::from_str(level);
+    opts.lock_policy = *parse_lock_policy(lock);
     return opts;
 }
 

@@ -10,6 +10,8 @@
 
 #include <spdlog/common.h>
 
+#include "minivmm/kvm_memory.hpp"
+
 namespace minivmm::cli {
 
 // Exit statuses of minivmm-run other than the guest's own exit code.
@@ -26,6 +28,7 @@ struct RunOptions {
     std::uint64_t mem_size = 256ull << 20;
     std::optional<std::chrono::nanoseconds> timeout;
     spdlog::level::level_enum log_level = spdlog::level::warn;
+    LockPolicy lock_policy = LockPolicy::global;
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or

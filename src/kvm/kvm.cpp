@@ -128,6 +128,19 @@ int KvmVm::check_extension(long cap) const {
     return r < 0 ? 0 : r;
 }
 
+void KvmVm::enable_cap(std::uint32_t cap, std::uint64_t arg0) const {
+    kvm_enable_cap c{};
+    c.cap = cap;
+    c.args[0] = arg0;
+    checked_ioctl(fd_.get(), KVM_ENABLE_CAP, &c, "KVM_ENABLE_CAP",
+                  fmt::format("capability {}", cap).c_str());
+}
+
+std::uint64_t KvmVm::reset_dirty_rings() const {
+    return static_cast<std::uint64_t>(
+        checked_ioctl(fd_.get(), KVM_RESET_DIRTY_RINGS, 0, "KVM_RESET_DIRTY_RINGS"));
+}
+
 void KvmVm::set_user_memory_region(const kvm_userspace_memory_region& region) const {
     checked_ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION",
                   "overlapping slot, unaligned range, or slot id beyond KVM_CAP_NR_MEMSLOTS");

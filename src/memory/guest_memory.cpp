@@ -2,16 +2,33 @@
 
 #include <fmt/format.h>
 
+#include "minivmm/address_space.hpp"
 #include "minivmm/error.hpp"
 
 namespace minivmm {
 
 GuestMemory::GuestMemory(std::uint64_t size)
-    : mapping_(HostMapping::anonymous(static_cast<std::size_t>(size))),
-      base_(static_cast<std::byte*>(mapping_.data())), size_(size) {}
+    : GuestMemory(std::make_shared<RamBlock>("ram", size)) {}
+
+GuestMemory::GuestMemory(std::shared_ptr<RamBlock> block)
+    : block_(std::move(block)), base_(block_->host()), size_(block_->size()) {}
+
+bool GuestMemory::visible(std::uint64_t gpa, std::uint64_t len) const noexcept {
+    // Every byte must lie in sections of the RAM region at their identity offset.
+    if (len == 0) return true;
+    return visible_->read_view([&](const FlatView& view) {
+        std::uint64_t end = gpa + len;
+        do {
+            const MemorySection* s = view.find(gpa);
+            if (s == nullptr || s->region != ram_ || s->offset_in_region != s->gpa) return false;
+            gpa = s->end();
+        } while (gpa < end);
+        return true;
+    });
+}
 
 void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data) {
-    auto r = range(gpa, data.size());
+    auto r = writable_range(gpa, data.size());
     if (!r)
         throw ConfigError(fmt::format("write of {} bytes at guest address {:#x} is outside "
                                       "guest RAM ({} bytes)",
@@ -20,7 +37,7 @@ void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data
 }
 
 void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
-    auto r = range(gpa, len);
+    auto r = writable_range(gpa, len);
     if (!r)
         throw ConfigError(
             fmt::format("fill of {} bytes at guest address {:#x} is outside guest RAM", len, gpa));

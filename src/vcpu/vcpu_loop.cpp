@@ -66,18 +66,28 @@ ExitAction VcpuLoop::port_io(kvm_run& run) {
 
 ExitAction VcpuLoop::mmio(kvm_run& run) {
     auto len = std::min<std::uint32_t>(run.mmio.len, sizeof run.mmio.data);
-    auto hit = mmio_.find(run.mmio.phys_addr, len);
-    if (hit.device == nullptr)
-        return fault(fmt::format("vcpu {}: unhandled MMIO {} of {} byte(s) at guest-physical {:#x}",
-                                 vcpu_.id(), run.mmio.is_write ? "write" : "read", run.mmio.len,
-                                 run.mmio.phys_addr));
-    IoAccess access{vcpu_.id(),
-                    vcpu_,
-                    run.mmio.phys_addr,
-                    hit.offset,
-                    run.mmio.is_write != 0,
-                    {reinterpret_cast<std::byte*>(run.mmio.data), len}};
-    return hit.device->access(access);
+    const std::uint64_t gpa = run.mmio.phys_addr;
+    // The device call runs inside the read section: a region removed
+    // meanwhile stays alive until it returns.
+    auto action = memory_.read_view([&](const FlatView& view) -> std::optional<ExitAction> {
+        const MemorySection* sec = view.find(gpa);
+        if (sec == nullptr || gpa + len > sec->end()) return std::nullopt;
+        // A write to ROM (a KVM_MEM_READONLY slot) exits here: ROM ignores it.
+        if (sec->kind == MemoryRegion::Kind::rom && run.mmio.is_write) return ExitAction::resume;
+        if (sec->kind == MemoryRegion::Kind::mmio) {
+            IoAccess access{vcpu_.id(),
+                            vcpu_,
+                            gpa,
+                            sec->offset_in_region + (gpa - sec->gpa),
+                            run.mmio.is_write != 0,
+                            {reinterpret_cast<std::byte*>(run.mmio.data), len}};
+            return sec->region->device()->access(access);
+        }
+        return std::nullopt;
+    });
+    if (action) return *action;
+    return fault(fmt::format("vcpu {}: unhandled MMIO {} of {} byte(s) at guest-physical {:#x}",
+                             vcpu_.id(), run.mmio.is_write ? "write" : "read", run.mmio.len, gpa));
 }
 
 ExitAction VcpuLoop::dispatch(kvm_run& run) {
@@ -87,6 +97,9 @@ ExitAction VcpuLoop::dispatch(kvm_run& run) {
     case KVM_EXIT_MMIO:
         return mmio(run);
     case KVM_EXIT_INTR:
+        return ExitAction::resume;
+    case KVM_EXIT_DIRTY_RING_FULL:
+        control_.dirty_ring_full(vcpu_.id());
         return ExitAction::resume;
     case KVM_EXIT_SHUTDOWN:
         return fault(fmt::format("guest triple fault (KVM_EXIT_SHUTDOWN) on vcpu {}: rip={:#x}",

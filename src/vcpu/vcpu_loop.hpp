@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "minivmm/address_space.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/vm.hpp"
@@ -15,8 +16,11 @@ namespace minivmm {
 
 class VcpuLoop {
   public:
-    VcpuLoop(const KvmVcpu& vcpu, IoBus& pio, IoBus& mmio, VmControl& control) noexcept
-        : vcpu_(vcpu), pio_(pio), mmio_(mmio), control_(control) {}
+    // Port I/O goes to `pio`; MMIO exits to the sections of `memory`'s flat
+    // view (MMIO regions, and writes to ROM).
+    VcpuLoop(const KvmVcpu& vcpu, IoBus& pio, const AddressSpace& memory,
+             VmControl& control) noexcept
+        : vcpu_(vcpu), pio_(pio), memory_(memory), control_(control) {}
 
     // Runs until the VM stops; never throws (errors become a VM stop).
     void run() noexcept;
@@ -32,7 +36,7 @@ class VcpuLoop {
 
     const KvmVcpu& vcpu_;
     IoBus& pio_;
-    IoBus& mmio_;
+    const AddressSpace& memory_;
     VmControl& control_;
     std::array<std::uint64_t, ExitCounts::kReasons> counts_{};
 };

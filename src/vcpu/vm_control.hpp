@@ -12,6 +12,8 @@ class VmControl {
     virtual void request_stop(VmExit reason) noexcept = 0;
     // The calling vCPU is done (halt hypercall); returns once the VM stops.
     virtual void park(unsigned vcpu) noexcept = 0;
+    // KVM_EXIT_DIRTY_RING_FULL: harvest the rings so the vCPU can go on.
+    virtual void dirty_ring_full(unsigned vcpu) = 0;
 };
 
 } // namespace minivmm

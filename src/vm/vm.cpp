@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 
 #include "devices/hypercalls.hpp"
 #include "minivmm/boot_layout.hpp"
+#include "minivmm/dirty_ring.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/version.hpp"
@@ -60,18 +62,29 @@ struct Vm::Impl final : VmControl {
     bool stopping() const noexcept override { return stopping_.load(std::memory_order_acquire); }
     void request_stop(VmExit reason) noexcept override;
     void park(unsigned vcpu) noexcept override;
+    void dirty_ring_full(unsigned vcpu) override;
     VmExit run();
+    void enable_dirty_ring(const KvmSystem& kvm);
+    std::vector<std::uint64_t> collect_dirty();
     void stop_locked(VmExit reason) noexcept; // with stop_mutex_ held
 
     VmConfig config;
     KvmVm vm;
     GuestMemory memory;
     BootPlan plan;
+    // Guest-physical space: root container with the RAM region at 0; KVM
+    // slots follow it through the KVM listener.
+    MemoryTopology topology;
+    std::shared_ptr<MemoryRegion> root;
+    std::shared_ptr<MemoryRegion> ram;
+    AddressSpace* address_space = nullptr;
+    KvmSlotBackend slot_backend;
+    KvmMemory kvm_memory;
+    std::vector<DirtyRing> rings;
     std::vector<KvmVcpu> vcpus;
     std::uint32_t tsc_khz = 0;
     std::shared_ptr<ConsoleSink> console;
     IoBus port_bus{"port"};
-    IoBus mmio_bus{"MMIO"};
     HypercallDevice hypercalls;
     ExceptionReportDevice exception_report;
     std::vector<VcpuLoop> loops;
@@ -92,8 +105,10 @@ struct Vm::Impl final : VmControl {
 
 Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
     : config(std::move(cfg)), vm(kvm.create_vm()),
-      memory((BootPlan::validate(config.mem_size, config.vcpus), config.mem_size)),
-      plan(config.mem_size, config.vcpus, image),
+      memory((BootPlan::validate(config.mem_size, config.vcpus),
+              std::make_shared<RamBlock>("ram", config.mem_size, config.ram))),
+      plan(config.mem_size, config.vcpus, image), slot_backend(vm),
+      kvm_memory(slot_backend, {config.lock_policy, 0, 4096}),
       console(config.console ? config.console : std::make_shared<FdConsole>(1)),
       hypercalls(memory, *console, *this), exception_report(memory, *this) {
     int max = kvm.max_vcpus();
@@ -104,13 +119,16 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         logger().warn("{} vCPUs on a host where KVM recommends at most {}", config.vcpus,
                       kvm.recommended_vcpus());
 
-    // One memory slot covers all guest RAM for now (api.rst 4.35).
-    kvm_userspace_memory_region region{};
-    region.slot = 0;
-    region.guest_phys_addr = 0;
-    region.memory_size = memory.size();
-    region.userspace_addr = reinterpret_cast<std::uint64_t>(memory.host_base());
-    vm.set_user_memory_region(region);
+    if (config.dirty_ring_entries != 0) enable_dirty_ring(kvm);
+
+    // Guest RAM is a region of the system address space; the KVM listener
+    // turns its sections into memory slots (api.rst 4.35).
+    root = MemoryRegion::container("system", 1ull << 52);
+    address_space = &topology.add_address_space("memory", root);
+    ram = MemoryRegion::ram("ram", memory.block(), 0, memory.size());
+    topology.add_subregion(*root, 0, ram);
+    topology.add_listener(*address_space, kvm_memory.listener(0));
+    memory.track_visibility(*address_space, *ram);
 
     auto cpuid = kvm.supported_cpuid();
     for (unsigned i = 0; i < config.vcpus; ++i) {
@@ -123,6 +141,13 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         }
         vcpus.back().set_cpuid(entries);
     }
+    if (config.dirty_ring_entries != 0) {
+        std::vector<DirtyRing*> ptrs;
+        rings.reserve(vcpus.size());
+        for (auto& v : vcpus)
+            ptrs.push_back(&rings.emplace_back(v, config.dirty_ring_entries));
+        kvm_memory.use_dirty_rings(std::move(ptrs));
+    }
     tsc_khz = vcpus.front().tsc_khz();
     std::uint64_t cr3 = build_guest(memory, plan, image, tsc_khz, config.cmdline);
     for (unsigned i = 0; i < config.vcpus; ++i) {
@@ -134,7 +159,62 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
     port_bus.add(layout::kExceptionPort, 1, exception_report);
     loops.reserve(vcpus.size());
     for (auto& v : vcpus)
-        loops.emplace_back(v, port_bus, mmio_bus, *this);
+        loops.emplace_back(v, port_bus, *address_space, *this);
+}
+
+void Vm::Impl::enable_dirty_ring(const KvmSystem& kvm) {
+    // api.rst 7.26: enabled on the VM, in bytes, before any vCPU exists.
+    // Prefer the variant with acquire/release ordering where KVM has it.
+    const auto entries = config.dirty_ring_entries;
+    if ((entries & (entries - 1)) != 0)
+        throw ConfigError(fmt::format("dirty ring size {} is not a power of two", entries));
+    std::uint32_t cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;
+    int max_bytes = vm.check_extension(cap);
+    if (max_bytes <= 0) {
+        cap = KVM_CAP_DIRTY_LOG_RING;
+        max_bytes = vm.check_extension(cap);
+    }
+    if (max_bytes <= 0) throw ConfigError("this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)");
+    std::uint64_t bytes = std::uint64_t{entries} * sizeof(kvm_dirty_gfn);
+    if (bytes < 4096 || bytes > static_cast<std::uint64_t>(max_bytes))
+        throw ConfigError(
+            fmt::format("dirty ring of {} entries is outside what KVM takes: {} to "
+                        "{} entries",
+                        entries, 4096 / sizeof(kvm_dirty_gfn),
+                        static_cast<std::uint64_t>(max_bytes) / sizeof(kvm_dirty_gfn)));
+    (void)kvm;
+    vm.enable_cap(cap, bytes);
+}
+
+void Vm::Impl::dirty_ring_full(unsigned) {
+    kvm_memory.harvest_dirty_rings();
+}
+
+std::vector<std::uint64_t> Vm::Impl::collect_dirty() {
+    // Pull KVM's log into the blocks' bitmaps, then map dirty block pages
+    // back to guest addresses through the flat view (a page shown twice
+    // through aliases is reported at both addresses).
+    if (config.dirty_ring_entries != 0)
+        kvm_memory.harvest_dirty_rings();
+    else
+        topology.log_sync();
+    auto view = address_space->view();
+    std::map<RamBlock*, std::vector<std::uint64_t>> taken;
+    std::vector<std::uint64_t> gpas;
+    for (const auto& sec : view->sections()) {
+        if (!sec.log_dirty || sec.block == nullptr) continue;
+        auto [it, fresh] = taken.try_emplace(sec.block);
+        if (fresh) it->second = sec.block->dirty().take();
+        std::uint64_t first = sec.block_offset / 4096, last = (sec.block_offset + sec.size) / 4096;
+        for (std::uint64_t page : it->second)
+            if (page >= first && page < last) gpas.push_back(sec.gpa + (page - first) * 4096);
+    }
+    std::sort(gpas.begin(), gpas.end());
+    // Re-arm tracking of what we just reported (manual protect).
+    if (config.dirty_ring_entries == 0)
+        for (std::uint64_t gpa : gpas)
+            topology.log_clear(*address_space, gpa, 4096);
+    return gpas;
 }
 
 void Vm::Impl::request_stop(VmExit reason) noexcept {
@@ -246,8 +326,38 @@ GuestMemory& Vm::memory() noexcept {
 IoBus& Vm::port_bus() noexcept {
     return impl_->port_bus;
 }
-IoBus& Vm::mmio_bus() noexcept {
-    return impl_->mmio_bus;
+MemoryTopology& Vm::topology() noexcept {
+    return impl_->topology;
+}
+AddressSpace& Vm::address_space() noexcept {
+    return *impl_->address_space;
+}
+MemoryRegion& Vm::root_region() noexcept {
+    return *impl_->root;
+}
+MemoryRegion& Vm::ram_region() noexcept {
+    return *impl_->ram;
+}
+KvmMemory& Vm::kvm_memory() noexcept {
+    return impl_->kvm_memory;
+}
+
+void Vm::dirty_log_start() {
+    auto& impl = *impl_;
+    MemoryTopology::Transaction tx(impl.topology);
+    auto view = impl.address_space->view();
+    for (const auto& sec : view->sections())
+        if (sec.block != nullptr) sec.block->dirty().take(); // start from a clean slate
+    impl.topology.set_dirty_logging(*impl.address_space, true);
+    tx.commit();
+}
+
+std::vector<std::uint64_t> Vm::dirty_log_sync() {
+    return impl_->collect_dirty();
+}
+
+void Vm::dirty_log_stop() {
+    impl_->topology.set_dirty_logging(*impl_->address_space, false);
 }
 const BootPlan& Vm::plan() const noexcept {
     return impl_->plan;

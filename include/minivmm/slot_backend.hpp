@@ -1,0 +1,60 @@
+// The narrow interface through which the slot manager talks to KVM's memory
+// slot ioctls: the real VM fd, or a recording fake (tests, benchmarks, and
+// more address spaces than this KVM offers).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace minivmm {
+
+class KvmVm;
+
+class SlotBackend {
+  public:
+    virtual ~SlotBackend() = default;
+    // Slots per address space (KVM_CAP_NR_MEMSLOTS).
+    virtual std::uint32_t max_slots() const = 0;
+    // KVM_CAP_MULTI_ADDRESS_SPACE, or 1.
+    virtual unsigned address_spaces() const = 0;
+    // KVM_SET_USER_MEMORY_REGION for slot `slot` of `as_id`; size 0 deletes.
+    virtual void set_slot(unsigned as_id, std::uint32_t slot, std::uint32_t flags,
+                          std::uint64_t gpa, std::uint64_t size, std::uint64_t hva) = 0;
+    // KVM_GET_DIRTY_LOG: one bit per page of the slot into `bitmap`.
+    virtual void get_dirty_log(unsigned as_id, std::uint32_t slot,
+                               std::span<std::uint64_t> bitmap) = 0;
+    // True when KVM_CLEAR_DIRTY_LOG is in use (manual protect): GET then
+    // does not re-protect pages; clear_dirty_log must.
+    virtual bool manual_protect() const = 0;
+    // KVM_CLEAR_DIRTY_LOG; first_page and num_pages multiples of 64 (the
+    // last chunk may end at the slot's end).
+    virtual void clear_dirty_log(unsigned as_id, std::uint32_t slot, std::uint64_t first_page,
+                                 std::uint32_t num_pages,
+                                 std::span<const std::uint64_t> bitmap) = 0;
+    // KVM_RESET_DIRTY_RINGS after harvesting (ring mode); returns entries re-armed.
+    virtual std::uint64_t reset_dirty_rings() { return 0; }
+};
+
+// The real thing. Enables KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 when KVM offers it.
+class KvmSlotBackend final : public SlotBackend {
+  public:
+    explicit KvmSlotBackend(const KvmVm& vm);
+    std::uint32_t max_slots() const override { return max_slots_; }
+    unsigned address_spaces() const override { return address_spaces_; }
+    void set_slot(unsigned as_id, std::uint32_t slot, std::uint32_t flags, std::uint64_t gpa,
+                  std::uint64_t size, std::uint64_t hva) override;
+    void get_dirty_log(unsigned as_id, std::uint32_t slot,
+                       std::span<std::uint64_t> bitmap) override;
+    bool manual_protect() const override { return manual_protect_; }
+    void clear_dirty_log(unsigned as_id, std::uint32_t slot, std::uint64_t first_page,
+                         std::uint32_t num_pages, std::span<const std::uint64_t> bitmap) override;
+    std::uint64_t reset_dirty_rings() override;
+
+  private:
+    const KvmVm& vm_;
+    std::uint32_t max_slots_;
+    unsigned address_spaces_;
+    bool manual_protect_ = false;
+};
+
+} // namespace minivmm
