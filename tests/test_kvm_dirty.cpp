@@ -209,3 +209,32 @@ TEST_CASE("guest accesses to an MMIO region reach its device", "[kvm][mmio]") {
 }
 
 } // namespace minivmm::test
+
+namespace minivmm::test {
+
+TEST_CASE("a full dirty ring exits, is harvested, and loses no page", "[kvm][dirty]") {
+    auto policy = GENERATE(LockPolicy::per_listener, LockPolicy::global, LockPolicy::rcu);
+    INFO("lock policy " << to_string(policy));
+    Watchdog watchdog(60s, "dirty ring full test");
+    auto console = std::make_shared<StringConsole>();
+    VmConfig config = test_config(policy, "3000", console);
+    config.dirty_ring_entries = 256; // the smallest ring (4 KiB): fills many times over
+    Vm vm(kvm(), config, load_image_for(guest_path("touch.bin"), config));
+    vm.dirty_log_start(); // before the guest runs: it dirties 3000 heap pages and more
+    auto exit = vm.run();
+    INFO(describe(exit) << "; console: " << console->text());
+    REQUIRE(exit.kind == VmExit::Kind::guest_exit);
+    REQUIRE(exit.code == 0);
+    CHECK(vm.exit_counts().by_reason[KVM_EXIT_DIRTY_RING_FULL] > 0);
+
+    auto dirty = vm.dirty_log_sync();
+    std::set<std::uint64_t> got(dirty.begin(), dirty.end());
+    const std::uint64_t heap = vm.plan().heap_start();
+    std::uint64_t missing = 0;
+    for (std::uint64_t i = 0; i < 3000; ++i)
+        missing += got.count(heap + i * 4096) == 0;
+    CHECK(missing == 0);
+    CHECK(got.size() >= 3000);
+}
+
+} // namespace minivmm::test
