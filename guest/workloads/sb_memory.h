@@ -1,0 +1,64 @@
+/* sysbench 1.0 "memory" test core (sequential access), plus a "large
+ * region" first-touch mode. Plain C (also valid C++), no libc, no OS or SDK
+ * calls: compiled into the sb_memory guest and into the native runner.
+ *
+ * sysbench: one event reads or writes one block of --memory-block-size
+ * bytes, word by word from its start (size_t words, seq mode); with
+ * --memory-scope=global all threads use one shared block, with local each
+ * thread has its own; the run stops after --memory-total-size bytes (so
+ * total/block events). Every access here goes through a volatile size_t
+ * pointer, like sysbench's ck_pr loads/stores: exactly one 8-byte load or
+ * store per word, never vectorised, merged or turned into memset.
+ * Difference: sysbench's read loop discards the value; ours adds it into a
+ * checksum (one register add per word) so the caller can check it. */
+#ifndef MINIVMM_WORKLOADS_SB_MEMORY_H
+#define MINIVMM_WORKLOADS_SB_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SB_MEM_PAGE_SIZE 4096u
+
+/* Initial (untimed) contents of a block: word i = i * golden ratio. sysbench
+ * zeroes the block; a non-zero pattern makes read checksums meaningful. */
+static inline void sb_mem_init_block(void* block, size_t bytes) {
+    volatile size_t* w = (volatile size_t*)block;
+    size_t n = bytes / sizeof(size_t), i;
+    for (i = 0; i < n; i++)
+        w[i] = (size_t)(i * 0x9e3779b97f4a7c15ull);
+}
+
+/* One write event: `*buf = tmp` for every word of the block. */
+static inline void sb_mem_write_event(void* block, size_t bytes, size_t tmp) {
+    volatile size_t* buf = (volatile size_t*)block;
+    volatile size_t* end = buf + bytes / sizeof(size_t);
+    for (; buf < end; buf++)
+        *buf = tmp;
+}
+
+/* One read event: `tmp = *buf` for every word; returns the sum of the words. */
+static inline uint64_t sb_mem_read_event(const void* block, size_t bytes) {
+    const volatile size_t* buf = (const volatile size_t*)block;
+    const volatile size_t* end = buf + bytes / sizeof(size_t);
+    uint64_t sum = 0;
+    for (; buf < end; buf++)
+        sum += *buf;
+    return sum;
+}
+
+/* Large-region mode: writes one byte in every 4 KiB page of
+ * [region, region + bytes) (the first touch of fresh memory included, so a
+ * page fault / EPT or shadow-page fault is part of the cost). Returns the
+ * number of pages touched: ceil(bytes / 4096). */
+static inline uint64_t sb_mem_touch_pages(void* region, size_t bytes) {
+    volatile unsigned char* p = (volatile unsigned char*)region;
+    uint64_t pages = 0;
+    size_t off;
+    for (off = 0; off < bytes; off += SB_MEM_PAGE_SIZE) {
+        p[off] = (unsigned char)(pages + 1);
+        pages++;
+    }
+    return pages;
+}
+
+#endif

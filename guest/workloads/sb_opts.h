@@ -1,0 +1,207 @@
+/* Options of the sysbench-style workloads (sb_cpu.h, sb_memory.h,
+ * sb_mutex.h, sb_threads.h) and a tiny parser for them in sysbench syntax:
+ *     --cpu-max-prime=20000 --events=100 --time=0
+ * Plain C (also valid C++), no libc, no OS or SDK calls: the guests parse
+ * their command line with it and the native runner parses the same string,
+ * so both sides always agree on what an option means. */
+#ifndef MINIVMM_WORKLOADS_SB_OPTS_H
+#define MINIVMM_WORKLOADS_SB_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_cpu.h"
+#include "sb_memory.h"
+#include "sb_mutex.h"
+#include "sb_threads.h"
+
+enum sb_test_kind { SB_TEST_CPU = 0, SB_TEST_MEMORY = 1, SB_TEST_MUTEX = 2, SB_TEST_THREADS = 3 };
+
+enum sb_mem_oper { SB_MEM_OP_WRITE = 0, SB_MEM_OP_READ = 1, SB_MEM_OP_TOUCH = 2 };
+
+static inline const char* sb_test_name(int kind) {
+    switch (kind) {
+    case SB_TEST_CPU:
+        return "cpu";
+    case SB_TEST_MEMORY:
+        return "memory";
+    case SB_TEST_MUTEX:
+        return "mutex";
+    case SB_TEST_THREADS:
+        return "threads";
+    default:
+        return "unknown";
+    }
+}
+
+/* Defaults are sysbench 1.0's, except memory-block-size (8K here, 1K in
+ * sysbench) and memory-total-size (64M here, 100G in sysbench). */
+struct sb_options {
+    uint64_t threads; /* --threads: 0 = the runner decides (guest: every vCPU) */
+    uint64_t events;  /* --events: total events, 0 = no limit */
+    uint64_t time_s;  /* --time: seconds, 0 = no limit */
+    uint64_t cpu_max_prime;
+    uint64_t memory_block_size;
+    uint64_t memory_total_size;
+    uint64_t memory_oper;         /* enum sb_mem_oper: write, read, touch */
+    uint64_t memory_scope_global; /* 1 global (one shared block), 0 local */
+    uint64_t mutex_num;
+    uint64_t mutex_locks;
+    uint64_t mutex_loops;
+    uint64_t thread_yields;
+    uint64_t thread_locks;
+    uint64_t yield_pauses; /* --yield-pauses: guest "yield" = this many `pause` */
+};
+
+static inline void sb_options_default(struct sb_options* o) {
+    o->threads = 0;
+    o->events = 0;
+    o->time_s = 10;
+    o->cpu_max_prime = SB_CPU_DEFAULT_MAX_PRIME;
+    o->memory_block_size = 8192;
+    o->memory_total_size = 64ull << 20;
+    o->memory_oper = SB_MEM_OP_WRITE;
+    o->memory_scope_global = 1;
+    o->mutex_num = SB_MUTEX_DEFAULT_NUM;
+    o->mutex_locks = SB_MUTEX_DEFAULT_LOCKS;
+    o->mutex_loops = SB_MUTEX_DEFAULT_LOOPS;
+    o->thread_yields = SB_THREADS_DEFAULT_YIELDS;
+    o->thread_locks = SB_THREADS_DEFAULT_LOCKS;
+    o->yield_pauses = 16;
+}
+
+/* [s, s + n) equals the NUL-terminated word w. */
+static inline int sb_str_eq(const char* s, size_t n, const char* w) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (w[i] == '\0' || w[i] != s[i]) return 0;
+    return w[n] == '\0';
+}
+
+/* Decimal number with an optional sysbench size suffix (k/K, m/M, g/G, t/T:
+ * powers of 1024) when `size` is set. 1 on success, 0 on junk or overflow. */
+static inline int sb_parse_number(const char* s, size_t n, int size, uint64_t* out) {
+    uint64_t v = 0, mult = 1;
+    size_t i = 0;
+    if (n == 0) return 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    if (i == 0) return 0;
+    if (i + 1 == n && size) {
+        switch (s[i]) {
+        case 'k':
+        case 'K':
+            mult = 1ull << 10;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1ull << 20;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1ull << 30;
+            break;
+        case 't':
+        case 'T':
+            mult = 1ull << 40;
+            break;
+        default:
+            return 0;
+        }
+        i++;
+    }
+    if (i != n) return 0;
+    if (v > UINT64_MAX / mult) return 0;
+    *out = v * mult;
+    return 1;
+}
+
+/* Applies one `key=value` (without the leading "--"). 1 ok, 0 bad. */
+static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn, const char* v,
+                                  size_t vn) {
+    struct num_opt {
+        const char* name;
+        uint64_t* field;
+        int size;
+    };
+    const struct num_opt nums[] = {
+        {"threads", &o->threads, 0},
+        {"events", &o->events, 0},
+        {"time", &o->time_s, 0},
+        {"cpu-max-prime", &o->cpu_max_prime, 0},
+        {"memory-block-size", &o->memory_block_size, 1},
+        {"memory-total-size", &o->memory_total_size, 1},
+        {"mutex-num", &o->mutex_num, 0},
+        {"mutex-locks", &o->mutex_locks, 0},
+        {"mutex-loops", &o->mutex_loops, 0},
+        {"thread-yields", &o->thread_yields, 0},
+        {"thread-locks", &o->thread_locks, 0},
+        {"yield-pauses", &o->yield_pauses, 0},
+    };
+    size_t i;
+    for (i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (sb_str_eq(k, kn, nums[i].name))
+            return sb_parse_number(v, vn, nums[i].size, nums[i].field);
+    if (sb_str_eq(k, kn, "memory-oper")) {
+        if (sb_str_eq(v, vn, "write"))
+            o->memory_oper = SB_MEM_OP_WRITE;
+        else if (sb_str_eq(v, vn, "read"))
+            o->memory_oper = SB_MEM_OP_READ;
+        else if (sb_str_eq(v, vn, "touch"))
+            o->memory_oper = SB_MEM_OP_TOUCH;
+        else
+            return 0;
+        return 1;
+    }
+    if (sb_str_eq(k, kn, "memory-scope")) {
+        if (sb_str_eq(v, vn, "global"))
+            o->memory_scope_global = 1;
+        else if (sb_str_eq(v, vn, "local"))
+            o->memory_scope_global = 0;
+        else
+            return 0;
+        return 1;
+    }
+    if (sb_str_eq(k, kn, "memory-access-mode")) return sb_str_eq(v, vn, "seq"); /* only seq */
+    return 0;
+}
+
+/* Parses a whole command line of space-separated `--key=value` tokens into
+ * *o (which should hold the defaults). Returns 1 on success; on failure 0,
+ * with *bad at the first bad token (when bad != NULL). Then checks the
+ * values: zero sizes/counts and a block size that is not a multiple of 8
+ * (4096 for touch) are errors. */
+static inline int sb_parse_options(const char* s, struct sb_options* o, const char** bad) {
+    while (*s) {
+        const char *tok, *eq = 0;
+        size_t len;
+        while (*s == ' ' || *s == '\t' || *s == '\n')
+            s++;
+        if (!*s) break;
+        tok = s;
+        while (*s && *s != ' ' && *s != '\t' && *s != '\n') {
+            if (*s == '=' && !eq) eq = s;
+            s++;
+        }
+        len = (size_t)(s - tok);
+        if (len < 4 || tok[0] != '-' || tok[1] != '-' || !eq ||
+            !sb_apply_option(o, tok + 2, (size_t)(eq - tok - 2), eq + 1, (size_t)(s - eq - 1))) {
+            if (bad) *bad = tok;
+            return 0;
+        }
+    }
+    if (bad) *bad = s;
+    if (o->cpu_max_prime == 0 || o->memory_block_size == 0 || o->memory_total_size == 0 ||
+        o->mutex_num == 0 || o->mutex_num > 0xffffffffull || o->mutex_locks > 0xffffffffull ||
+        o->mutex_loops > 0xffffffffull || o->thread_locks == 0 || o->thread_locks > 0xffffffffull ||
+        o->thread_yields > 0xffffffffull || o->yield_pauses > 0xffffffffull)
+        return 0;
+    if (o->memory_block_size % (o->memory_oper == SB_MEM_OP_TOUCH ? SB_MEM_PAGE_SIZE : 8u))
+        return 0;
+    return 1;
+}
+
+#endif

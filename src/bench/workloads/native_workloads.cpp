@@ -1,0 +1,188 @@
+// Native runner: guest/workloads/sb_run.h on std::thread threads.
+#include "native_workloads.hpp"
+
+#include <sched.h>
+#include <sys/mman.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "sb_run.h"
+
+namespace minivmm::workloads {
+
+namespace {
+
+std::uint64_t steady_now_ns(void*) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+// Natively, "yield" is what sysbench does: give the CPU back to the kernel.
+void native_yield(void*) {
+    ::sched_yield();
+}
+
+class Mapping {
+  public:
+    explicit Mapping(std::size_t bytes) : bytes_(bytes ? bytes : 4096) {
+        void* p =
+            ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::runtime_error("workloads: mmap failed");
+        addr_ = static_cast<unsigned char*>(p);
+    }
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping() { ::munmap(addr_, bytes_); }
+    unsigned char* data() const noexcept { return addr_; }
+
+  private:
+    std::size_t bytes_;
+    unsigned char* addr_ = nullptr;
+};
+
+Result to_result(const sb_result& r) {
+    Result out;
+    out.test = sb_test_name(r.test);
+    out.threads = r.threads;
+    out.events = r.events;
+    out.time_ns = r.time_ns;
+    out.lat_min_ns = r.lat_min_ns;
+    out.lat_avg_ns = r.lat_avg_ns;
+    out.lat_max_ns = r.lat_max_ns;
+    out.lat_p95_ns = r.lat_p95_ns;
+    out.check = r.check;
+    out.fairness_events_avg = static_cast<double>(r.fairness_events_avg_milli) / 1000.0;
+    out.fairness_events_stddev = static_cast<double>(r.fairness_events_stddev_milli) / 1000.0;
+    return out;
+}
+
+std::uint64_t to_milli(double v) {
+    return static_cast<std::uint64_t>(v * 1000.0 + 0.5);
+}
+
+} // namespace
+
+std::optional<Test> parse_test(std::string_view name) {
+    for (int t = SB_TEST_CPU; t <= SB_TEST_THREADS; ++t)
+        if (name == sb_test_name(t)) return static_cast<Test>(t);
+    return std::nullopt;
+}
+
+Result run_native(Test test, std::string_view options, unsigned threads) {
+    sb_run run{};
+    run.test = static_cast<int>(test);
+    sb_options_default(&run.opt);
+    std::string cmdline(options);
+    const char* bad = nullptr;
+    if (!sb_parse_options(cmdline.c_str(), &run.opt, &bad))
+        throw std::invalid_argument("workloads: bad option at '" + std::string(bad ? bad : "") +
+                                    "' in '" + cmdline + "'");
+    if (threads == 0) threads = run.opt.threads ? static_cast<unsigned>(run.opt.threads) : 1;
+    run.threads = threads;
+    run.now_ns = steady_now_ns;
+    run.yield = native_yield;
+    Mapping mem(sb_run_bytes(run.test, &run.opt, threads));
+    run.mem = mem.data();
+    if (!sb_run_prepare(&run))
+        throw std::invalid_argument("workloads: the run needs --events or --time");
+
+    std::vector<std::thread> workers;
+    workers.reserve(threads);
+    std::uint64_t go = 0;
+    for (unsigned t = 0; t < threads; ++t)
+        workers.emplace_back([&run, &go, t] {
+            while (__atomic_load_n(&go, __ATOMIC_ACQUIRE) == 0)
+                ::sched_yield(); // more threads than CPUs must not starve the starter
+            sb_run_worker(&run, t);
+        });
+    sb_run_start(&run);
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    for (auto& w : workers)
+        w.join();
+    sb_result res{};
+    sb_run_finish(&run, &res);
+    return to_result(res);
+}
+
+std::string format_result(const Result& r) {
+    sb_result s{};
+    auto kind = parse_test(r.test);
+    s.test = kind ? static_cast<int>(*kind) : -1;
+    s.threads = r.threads;
+    s.events = r.events;
+    s.time_ns = r.time_ns;
+    s.lat_min_ns = r.lat_min_ns;
+    s.lat_avg_ns = r.lat_avg_ns;
+    s.lat_max_ns = r.lat_max_ns;
+    s.lat_p95_ns = r.lat_p95_ns;
+    s.check = r.check;
+    s.fairness_events_avg_milli = to_milli(r.fairness_events_avg);
+    s.fairness_events_stddev_milli = to_milli(r.fairness_events_stddev);
+    char buf[512];
+    int n = std::snprintf(buf, sizeof buf, SB_RESULT_FMT, SB_RESULT_ARGS(s));
+    return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+std::optional<Result> parse_result_line(std::string_view text) {
+    constexpr std::string_view kPrefix = "sb-result ";
+    auto at = text.find(kPrefix);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view line = text.substr(at + kPrefix.size());
+    line = line.substr(0, line.find('\n'));
+    Result r;
+    struct U64Field {
+        std::string_view key;
+        std::uint64_t* field;
+        bool seen = false;
+    };
+    U64Field nums[] = {{"threads", &r.threads},       {"events", &r.events},
+                       {"time_ns", &r.time_ns},       {"lat_min_ns", &r.lat_min_ns},
+                       {"lat_avg_ns", &r.lat_avg_ns}, {"lat_max_ns", &r.lat_max_ns},
+                       {"lat_p95_ns", &r.lat_p95_ns}, {"check", &r.check}};
+    bool have_test = false, have_avg = false, have_stddev = false;
+    while (!line.empty()) {
+        auto sp = line.find(' ');
+        std::string_view tok = line.substr(0, sp);
+        line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+        if (tok.empty()) continue;
+        auto eq = tok.find('=');
+        if (eq == std::string_view::npos) return std::nullopt;
+        std::string_view key = tok.substr(0, eq), value = tok.substr(eq + 1);
+        if (key == "test") {
+            r.test = std::string(value);
+            have_test = !value.empty();
+            continue;
+        }
+        if (key == "fairness_events_avg" || key == "fairness_events_stddev") {
+            double v = 0;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+            if (ec != std::errc{} || p != value.data() + value.size()) return std::nullopt;
+            if (key == "fairness_events_avg") {
+                r.fairness_events_avg = v;
+                have_avg = true;
+            } else {
+                r.fairness_events_stddev = v;
+                have_stddev = true;
+            }
+            continue;
+        }
+        for (auto& f : nums) {
+            if (f.key != key) continue;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), *f.field);
+            if (ec != std::errc{} || p != value.data() + value.size()) return std::nullopt;
+            f.seen = true;
+        }
+    }
+    for (const auto& f : nums)
+        if (!f.seen) return std::nullopt;
+    if (!have_test || !have_avg || !have_stddev) return std::nullopt;
+    return r;
+}
+
+} // namespace minivmm::workloads
