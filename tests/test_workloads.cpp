@@ -40,7 +40,7 @@ void check_line_round_trip(const Result& r) {
 
 } // namespace
 
-TEST_CASE("sb_cpu_event counts the primes in [3, max_prime) like sysbench", "[workloads]") {
+TEST_CASE("sb_cpu_event counts the primes from 3 below max_prime like sysbench", "[workloads]") {
     CHECK(sb_cpu_event(20000) == 2261);
     CHECK(sb_cpu_event(10000) == 1228);
     CHECK(sb_cpu_event(3) == 0);

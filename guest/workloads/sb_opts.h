@@ -78,6 +78,19 @@ static inline int sb_str_eq(const char* s, size_t n, const char* w) {
     return w[n] == '\0';
 }
 
+/* One of `n` words: stores values[i] in *out for the word v names. 1 on a
+ * match, 0 otherwise. */
+static inline int sb_parse_choice(const char* v, size_t vn, const char* const* words,
+                                  const uint64_t* values, size_t n, uint64_t* out) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (sb_str_eq(v, vn, words[i])) {
+            *out = values[i];
+            return 1;
+        }
+    return 0;
+}
+
 /* Decimal number with an optional sysbench size suffix (k/K, m/M, g/G, t/T:
  * powers of 1024) when `size` is set. 1 on success, 0 on junk or overflow. */
 static inline int sb_parse_number(const char* s, size_t n, int size, uint64_t* out) {
@@ -146,24 +159,14 @@ static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn
         if (sb_str_eq(k, kn, nums[i].name))
             return sb_parse_number(v, vn, nums[i].size, nums[i].field);
     if (sb_str_eq(k, kn, "memory-oper")) {
-        if (sb_str_eq(v, vn, "write"))
-            o->memory_oper = SB_MEM_OP_WRITE;
-        else if (sb_str_eq(v, vn, "read"))
-            o->memory_oper = SB_MEM_OP_READ;
-        else if (sb_str_eq(v, vn, "touch"))
-            o->memory_oper = SB_MEM_OP_TOUCH;
-        else
-            return 0;
-        return 1;
+        static const char* const words[] = {"write", "read", "touch"};
+        static const uint64_t values[] = {SB_MEM_OP_WRITE, SB_MEM_OP_READ, SB_MEM_OP_TOUCH};
+        return sb_parse_choice(v, vn, words, values, 3, &o->memory_oper);
     }
     if (sb_str_eq(k, kn, "memory-scope")) {
-        if (sb_str_eq(v, vn, "global"))
-            o->memory_scope_global = 1;
-        else if (sb_str_eq(v, vn, "local"))
-            o->memory_scope_global = 0;
-        else
-            return 0;
-        return 1;
+        static const char* const words[] = {"global", "local"};
+        static const uint64_t values[] = {1, 0};
+        return sb_parse_choice(v, vn, words, values, 2, &o->memory_scope_global);
     }
     if (sb_str_eq(k, kn, "memory-access-mode")) return sb_str_eq(v, vn, "seq"); /* only seq */
     return 0;

@@ -59,6 +59,15 @@ struct sb_result {
     uint64_t fairness_events_stddev_milli; /* population stddev, x1000 */
 };
 
+/* Zeroes one thread's statistics (the minimum starts at UINT64_MAX). */
+static inline void sb_stats_reset(struct sb_thread_stats* s) {
+    uint32_t b;
+    s->events = s->lat_sum_ns = s->lat_max_ns = s->end_ns = s->check = s->check_bad = 0;
+    s->lat_min_ns = UINT64_MAX;
+    for (b = 0; b < SB_HIST_BUCKETS; b++)
+        s->hist[b] = 0;
+}
+
 /* The machine-readable result line; use with SB_RESULT_ARGS in any
  * printf-like function (mvg_printf in the guest, printf natively). */
 #define SB_RESULT_FMT                                                                              \
@@ -134,14 +143,8 @@ static inline int sb_run_prepare(struct sb_run* r) {
     uint32_t i;
     if (r->threads == 0) return 0;
     r->stats = (struct sb_thread_stats*)(void*)r->mem;
-    for (i = 0; i < r->threads; i++) {
-        struct sb_thread_stats* s = &r->stats[i];
-        uint32_t b;
-        s->events = s->lat_sum_ns = s->lat_max_ns = s->end_ns = s->check = s->check_bad = 0;
-        s->lat_min_ns = UINT64_MAX;
-        for (b = 0; b < SB_HIST_BUCKETS; b++)
-            s->hist[b] = 0;
-    }
+    for (i = 0; i < r->threads; i++)
+        sb_stats_reset(&r->stats[i]);
     r->locks = (struct sb_spinlock*)(void*)(r->mem +
                                             (uint64_t)r->threads * sizeof(struct sb_thread_stats));
     r->nlocks = (uint32_t)sb_run_nlocks(r->test, o);

@@ -42,6 +42,10 @@ struct VmConfig {
     // Dirty logging mode: 0 = bitmap (KVM_GET_DIRTY_LOG/KVM_CLEAR_DIRTY_LOG);
     // N > 0 = a dirty ring of N entries per vCPU (a power of two).
     std::uint32_t dirty_ring_entries = 0;
+    // Paravirtual block device (README "Block device"): a host file that must
+    // exist; empty = no disk. Opened read-only with disk_readonly.
+    std::string disk_path;
+    bool disk_readonly = false;
 };
 
 // Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs.

@@ -9,6 +9,11 @@
 //
 //   minivmm-bench slots [--quick] [--slots LIST] [--policy LIST] [--json FILE] ...
 //     KVM memory-slot tables under each lock policy (see bench/slots_bench.hpp)
+//
+//   minivmm-bench overhead [--tests LIST] [--repeat N] [--time S] [--lock LIST]
+//                          [--json FILE] [--html FILE] [--full]
+//     sysbench-style cpu/memory/mutex/threads natively and in the sb_* guests,
+//     with overhead, 95% CI and a verdict (see bench/overhead_bench.hpp)
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -20,6 +25,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "bench/overhead_bench.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
@@ -171,6 +177,25 @@ int main(int argc, char** argv) {
     s->add_flag("--quick", quick,
                 "CI smoke run: slots 16,512, 0.5 s contention, 2 guest rounds (explicit options "
                 "still win)");
+    minivmm::bench::OverheadOptions oo;
+    auto* ov = app.add_subcommand("overhead", "sysbench-style workloads natively and in a guest: "
+                                              "events/s, latency, overhead with a 95% CI");
+    ov->add_option("--tests", oo.tests, "tests (default cpu,memory,mutex,threads)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"cpu", "memory", "mutex", "threads"}));
+    ov->add_option("--repeat", oo.repeat, "alternated native/guest rounds (default 5)")
+        ->check(CLI::Range(1u, 1000u));
+    ov->add_option("--time", oo.time_s, "seconds per run (default 2)")
+        ->check(CLI::Range(1u, 3600u));
+    ov->add_option("--lock", oo.policies, "guest lock policies (default global)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    ov->add_option("--memory-region", oo.memory_region,
+                   "bytes of the large-region (touch) test (default 1073741824 = 1G)")
+        ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
+    ov->add_option("--json", oo.json_path, "write all samples and summaries to FILE as JSON");
+    ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
+    ov->add_flag("--full", oo.full, "sysbench's 10 s per run (overrides --time)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -178,6 +203,11 @@ int main(int argc, char** argv) {
     }
     try {
         if (*f) return foundation(paths, repeat, iterations, hypercalls);
+        if (*ov) {
+            oo.run_path = paths.run;
+            oo.guest_dir = paths.guests;
+            return minivmm::bench::run_overhead(oo);
+        }
         if (*s) {
             if (quick) {
                 if (slots_opt->count() == 0) so.slots = {16, 512};

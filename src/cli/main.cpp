@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
         config.cmdline = opts.cmdline;
         config.timeout = opts.timeout;
         config.lock_policy = opts.lock_policy;
+        config.disk_path = opts.disk;
+        config.disk_readonly = opts.disk_readonly;
         auto image = minivmm::load_image_for(opts.image, config);
         minivmm::Vm vm(kvm, config, image);
         logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,

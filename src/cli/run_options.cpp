@@ -80,6 +80,9 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option("--lock", lock,
                    "KVM slot-table lock policy: per-listener, global (default), rcu")
         ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    app.add_option("--disk", opts.disk,
+                   "block device backed by FILE (must exist; size = file size, 512-byte sectors)");
+    app.add_flag("--disk-readonly", opts.disk_readonly, "make the --disk read-only");
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.footer("Arguments after -- are passed to the guest as its command line.\n"
@@ -96,6 +99,8 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         std::replace(what.begin(), what.end(), '\n', ' ');
         return EarlyExit{kExitUsage, fmt::format("{} (see --help)", what)};
     }
+    if (opts.disk_readonly && opts.disk.empty())
+        return EarlyExit{kExitUsage, "--disk-readonly: needs --disk FILE"};
     if (opts.vcpus == 0) return EarlyExit{kExitUsage, "--vcpus: must be at least 1"};
     auto size = parse_size(mem);
     if (!size || *size == 0)

@@ -29,6 +29,8 @@ struct RunOptions {
     std::optional<std::chrono::nanoseconds> timeout;
     spdlog::level::level_enum log_level = spdlog::level::warn;
     LockPolicy lock_policy = LockPolicy::global;
+    std::string disk; // --disk FILE: the block device's backing file (must exist)
+    bool disk_readonly = false;
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or

@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
+#include "devices/block_device.hpp"
 #include "devices/hypercalls.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/dirty_ring.hpp"
@@ -87,6 +88,8 @@ struct Vm::Impl final : VmControl {
     IoBus port_bus{"port"};
     HypercallDevice hypercalls;
     ExceptionReportDevice exception_report;
+    std::unique_ptr<BlockDevice> disk;                 // with config.disk_path
+    std::unique_ptr<BlockHypercallRouter> disk_router; // hypercall ports, with a disk
     std::vector<VcpuLoop> loops;
     std::vector<std::thread> threads;
     std::vector<pthread_t> thread_handles; // for kicks; guarded by stop_mutex_
@@ -155,7 +158,14 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         vcpus[i].set_regs(initial_regs(plan, i));
     }
 
-    port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, hypercalls);
+    if (config.disk_path.empty()) {
+        port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, hypercalls);
+    } else {
+        // The disk serves hypercalls 17 and 18; the router sends it those.
+        disk = std::make_unique<BlockDevice>(memory, *this, config.disk_path, config.disk_readonly);
+        disk_router = std::make_unique<BlockHypercallRouter>(hypercalls, *disk);
+        port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, *disk_router);
+    }
     port_bus.add(layout::kExceptionPort, 1, exception_report);
     loops.reserve(vcpus.size());
     for (auto& v : vcpus)

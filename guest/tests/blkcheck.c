@@ -1,0 +1,102 @@
+/* Block device checks (tests/test_kvm_block.cpp); run with --disk FILE.
+ *   info      prints "blk: sectors=N flags=F"; exit 0
+ *   pattern   writes sectors 0..15 with byte (sector * 7 + i) & 0xff, flushes,
+ *             reads them back and compares; exit 0 ok, 1 mismatch, 5 bad status
+ *   bad       makes malformed requests, checks each status, then a good read;
+ *             prints "blk-bad: ok N" and exits 0, or names the failing case
+ *             and exits 1
+ *   readonly  a write must get status 5, a read must work; exit 0 / 1
+ *   badblock  blk_io with its argument block outside RAM: the VMM must stop
+ *             the guest (exit 3 if it did not)
+ * Anything else: exit 2. */
+#include <mvg/mvg.h>
+
+#include "blk.h"
+
+static unsigned char buf[16 * BLK_SECTOR_SIZE] __attribute__((aligned(4096)));
+
+static int pattern(void) {
+    uint64_t i, st;
+    for (i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)((i / BLK_SECTOR_SIZE) * 7 + i);
+    if ((st = blk_write(0, buf, sizeof buf)) != BLK_OK) return mvg_printf("write %lu\n", st), 5;
+    if ((st = blk_flush()) != BLK_OK) return mvg_printf("flush %lu\n", st), 5;
+    for (i = 0; i < sizeof buf; i++)
+        buf[i] = 0;
+    if ((st = blk_read(0, buf, sizeof buf)) != BLK_OK) return mvg_printf("read %lu\n", st), 5;
+    for (i = 0; i < sizeof buf; i++)
+        if (buf[i] != (unsigned char)((i / BLK_SECTOR_SIZE) * 7 + i)) return 1;
+    mvg_printf("blk-pattern: ok\n");
+    return 0;
+}
+
+static int bad(const struct mvg_boot_info* bi) {
+    struct blk_info info;
+    struct {
+        const char* name;
+        uint64_t op, sector, addr, len, want;
+    } cases[8];
+    uint64_t n = 0, i, buf_gpa = (uint64_t)(uintptr_t)buf;
+    blk_get_info(&info);
+#define CASE(nm, o, s, a, l, w)                                                                    \
+    do {                                                                                           \
+        cases[n].name = nm;                                                                        \
+        cases[n].op = o;                                                                           \
+        cases[n].sector = s;                                                                       \
+        cases[n].addr = a;                                                                         \
+        cases[n].len = l;                                                                          \
+        cases[n].want = w;                                                                         \
+        n++;                                                                                       \
+    } while (0)
+    CASE("bad-op", 7, 0, buf_gpa, 512, BLK_E_BAD_OP);
+    CASE("zero-len", BLK_OP_READ, 0, buf_gpa, 0, BLK_E_LENGTH);
+    CASE("partial-sector", BLK_OP_READ, 0, buf_gpa, 700, BLK_E_LENGTH);
+    CASE("past-end", BLK_OP_READ, info.sectors, buf_gpa, 512, BLK_E_RANGE);
+    CASE("sector-wrap", BLK_OP_WRITE, ~0ull, buf_gpa, 1024, BLK_E_RANGE);
+    CASE("buf-outside", BLK_OP_READ, 0, bi->mem_size, 512, BLK_E_BUFFER);
+    CASE("buf-wrap", BLK_OP_WRITE, 0, ~0ull - 255, 512, BLK_E_BUFFER);
+    CASE("read-into-reserved", BLK_OP_READ, 0, 0x1000, 512, BLK_E_BUFFER);
+    for (i = 0; i < n; i++) {
+        uint64_t st = blk_request(cases[i].op, cases[i].sector, (void*)(uintptr_t)cases[i].addr,
+                                  cases[i].len);
+        if (st != cases[i].want) {
+            mvg_printf("blk-bad: %s: status %lu, want %lu\n", cases[i].name, st, cases[i].want);
+            return 1;
+        }
+    }
+    /* The guest is still running and the device still works. */
+    if (blk_read(0, buf, 512) != BLK_OK || blk_flush() != BLK_OK) return 1;
+    mvg_printf("blk-bad: ok %lu\n", n);
+    return 0;
+}
+
+static int readonly(void) {
+    struct blk_info info;
+    blk_get_info(&info);
+    if (!(info.flags & BLK_FLAG_READONLY)) return 1;
+    if (blk_write(0, buf, 512) != BLK_E_READONLY) return 1;
+    if (blk_read(0, buf, 512) != BLK_OK) return 1;
+    mvg_printf("blk-readonly: ok\n");
+    return 0;
+}
+
+int main(const struct mvg_boot_info* bi, unsigned vcpu) {
+    const char* cmd = mvg_cmdline(bi);
+    if (vcpu != 0) return 0;
+    if (strcmp(cmd, "info") == 0) {
+        struct blk_info info;
+        blk_get_info(&info);
+        mvg_printf("blk: sectors=%lu flags=%lu\n", info.sectors, info.flags);
+        return 0;
+    }
+    if (strcmp(cmd, "pattern") == 0) return pattern();
+    if (strcmp(cmd, "bad") == 0) return bad(bi);
+    if (strcmp(cmd, "readonly") == 0) return readonly();
+    if (strcmp(cmd, "badblock") == 0) {
+        mvg_hypercall_raw(BLK_HC_IO, (uint32_t)(bi->mem_size - 8));
+        mvg_printf("blkcheck: VMM did not stop the guest\n");
+        return 3;
+    }
+    mvg_printf("usage: blkcheck info|pattern|bad|readonly|badblock\n");
+    return 2;
+}

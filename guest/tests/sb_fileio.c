@@ -1,0 +1,133 @@
+/* sysbench-style "fileio" test in a guest, on the paravirtual block device
+ * (run with minivmm-run --disk FILE). Core: workloads/sb_fileio.h; device:
+ * workloads/blk.h. Files are fixed extents of the disk: file i =
+ * [i * file_size, (i + 1) * file_size). threads = vCPUs; every vCPU prepares
+ * its own files, then vCPU 0 starts the clock and all run events; vCPU 0
+ * prints the sb-result line (check = verified reads) and an sb-fileio line
+ * with the I/O counts. Cleanup has nothing to do on a raw disk.
+ * Exit codes: 0 ok, 2 bad command line, 3 not enough heap or disk, 4 a read
+ * did not return what was last written, 5 a request failed (I/O status). */
+#include <mvg/mvg.h>
+
+#include "blk.h"
+#include "sb_fileio.h"
+
+static struct sb_fio_run fio;
+static uint64_t fio_go;       /* 1: prepare, 2: vCPU 0 gave up, 3: run */
+static uint64_t fio_prepared; /* vCPUs done with prepare */
+static uint64_t fio_done;     /* vCPUs done with run */
+
+static uint64_t fio_now(void* arg) {
+    return mvg_tsc_to_ns(mvg_rdtsc(), (const struct mvg_boot_info*)arg);
+}
+
+static uint64_t fio_sector(uint64_t file, uint64_t off) {
+    return (file * fio.file_size + off) / BLK_SECTOR_SIZE;
+}
+
+static int fio_read(void* arg, uint32_t tid, uint64_t file, uint64_t off, void* buf, uint64_t len) {
+    (void)arg;
+    (void)tid;
+    return (int)blk_read(fio_sector(file, off), buf, len);
+}
+
+static int fio_write(void* arg, uint32_t tid, uint64_t file, uint64_t off, const void* buf,
+                     uint64_t len) {
+    (void)arg;
+    (void)tid;
+    return (int)blk_write(fio_sector(file, off), buf, len);
+}
+
+static int fio_sync(void* arg, uint32_t tid) {
+    (void)arg;
+    (void)tid;
+    return (int)blk_flush(); /* the whole disk: covers every file of the thread */
+}
+
+static int setup(const struct mvg_boot_info* bi) {
+    struct sb_fio_run* r = &fio;
+    const char* bad = "";
+    struct blk_info info;
+    uint64_t need;
+    sb_fio_options_default(&r->opt);
+    if (!sb_fio_parse_options(mvg_cmdline(bi), &r->opt, &bad)) {
+        mvg_printf("sb_fileio: bad option at '%s' (syntax: --key=value ...)\n", bad);
+        return 2;
+    }
+    if (r->opt.threads != 0 && r->opt.threads != bi->nr_vcpus) {
+        mvg_printf("sb_fileio: --threads=%lu but the VM has %lu vCPUs (threads = vCPUs)\n",
+                   r->opt.threads, bi->nr_vcpus);
+        return 2;
+    }
+    r->threads = (uint32_t)bi->nr_vcpus;
+    if (r->opt.file_num < r->threads) {
+        mvg_printf("sb_fileio: --file-num=%lu is less than the %u threads\n", r->opt.file_num,
+                   r->threads);
+        return 2;
+    }
+    blk_get_info(&info);
+    if (info.sectors > UINT64_MAX / BLK_SECTOR_SIZE ||
+        info.sectors * BLK_SECTOR_SIZE < r->opt.file_total_size) {
+        mvg_printf("sb_fileio: the disk has %lu sectors, --file-total-size=%lu needs %lu\n",
+                   info.sectors, r->opt.file_total_size,
+                   (r->opt.file_total_size + BLK_SECTOR_SIZE - 1) / BLK_SECTOR_SIZE);
+        return 3;
+    }
+    if (info.flags & BLK_FLAG_READONLY) {
+        mvg_printf("sb_fileio: the disk is read-only\n");
+        return 3;
+    }
+    need = sb_fio_bytes(&r->opt, r->threads);
+    if (need > bi->heap_end - bi->heap_start) {
+        mvg_printf("sb_fileio: needs %lu bytes of heap, has %lu\n", need,
+                   bi->heap_end - bi->heap_start);
+        return 3;
+    }
+    r->now_ns = fio_now;
+    r->now_arg = (void*)(uintptr_t)bi;
+    r->ops.read = fio_read;
+    r->ops.write = fio_write;
+    r->ops.sync = fio_sync;
+    r->ops.arg = 0;
+    r->mem = (unsigned char*)(uintptr_t)bi->heap_start;
+    if (!sb_fio_prepare(r)) {
+        mvg_printf("sb_fileio: needs --events or --time\n");
+        return 2;
+    }
+    return 0;
+}
+
+int main(const struct mvg_boot_info* bi, unsigned vcpu) {
+    struct sb_result res;
+    int rc;
+    if (vcpu == 0) {
+        rc = setup(bi);
+        if (rc != 0) {
+            mvg_atomic_store(&fio_go, 2);
+            return rc;
+        }
+        mvg_atomic_store(&fio_go, 1);
+    } else {
+        mvg_wait_ge(&fio_go, 1);
+        if (mvg_atomic_load(&fio_go) == 2) return 0;
+    }
+    sb_fio_prepare_files(&fio, vcpu);
+    mvg_atomic_add(&fio_prepared, 1);
+    if (vcpu == 0) {
+        mvg_wait_ge(&fio_prepared, bi->nr_vcpus);
+        sb_fio_start(&fio);
+        mvg_atomic_store(&fio_go, 3);
+    } else {
+        mvg_wait_ge(&fio_go, 3);
+    }
+    sb_fio_worker(&fio, vcpu);
+    mvg_atomic_add(&fio_done, 1);
+    if (vcpu != 0) return 0;
+    mvg_wait_ge(&fio_done, bi->nr_vcpus);
+    rc = sb_fio_finish(&fio, &res);
+    mvg_printf(SB_RESULT_FMT, SB_FIO_RESULT_ARGS(res));
+    mvg_printf(SB_FIO_STATS_FMT, SB_FIO_STATS_ARGS(&fio));
+    if (rc == 4) mvg_printf("sb_fileio: verification FAILED\n");
+    if (rc == 5) mvg_printf("sb_fileio: I/O errors\n");
+    return rc;
+}

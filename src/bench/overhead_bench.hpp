@@ -1,0 +1,29 @@
+// minivmm-bench overhead: the sysbench-style workloads (guest/workloads/sb_*.h)
+// natively (minivmm_workloads, in this process, 2 threads) and in the sb_*
+// guests under minivmm-run (2 vCPUs, --lock=P for each policy asked for),
+// alternated round by round; prints the table, writes JSON and HTML
+// (bench/overhead_report.hpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace minivmm::bench {
+
+struct OverheadOptions {
+    std::vector<std::string> tests{"cpu", "memory", "mutex", "threads"};
+    std::vector<std::string> policies{"global"};
+    unsigned repeat = 5;
+    unsigned time_s = 2;                                  // --time of each run
+    bool full = false;                                    // sysbench's 10 s
+    std::uint64_t memory_region = std::uint64_t{1} << 30; // bytes of the large-region test
+    std::string json_path, html_path;
+    std::string run_path, guest_dir;
+};
+
+// Returns the process exit code; throws when a run fails or a check does
+// not match.
+int run_overhead(const OverheadOptions& options);
+
+} // namespace minivmm::bench

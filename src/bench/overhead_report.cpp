@@ -1,0 +1,380 @@
+#include "bench/overhead_report.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "bench/stats.hpp"
+
+namespace minivmm::bench {
+
+namespace {
+
+std::vector<double> rates(const std::vector<OverheadSample>& s) {
+    std::vector<double> out;
+    for (const auto& x : s)
+        out.push_back(x.rate());
+    return out;
+}
+
+std::vector<double> lat_avg(const std::vector<OverheadSample>& s) {
+    std::vector<double> out;
+    for (const auto& x : s)
+        out.push_back(x.lat_avg_ns);
+    return out;
+}
+
+std::vector<double> lat_p95(const std::vector<OverheadSample>& s) {
+    std::vector<double> out;
+    for (const auto& x : s)
+        out.push_back(x.lat_p95_ns);
+    return out;
+}
+
+// 2.35M, 12.3k, 6.41: rates over six orders of magnitude in one column.
+std::string fmt_rate(double v) {
+    if (v >= 1e6) return fmt::format("{:.3f}M", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.2f}k", v / 1e3);
+    if (v >= 100) return fmt::format("{:.1f}", v);
+    if (v >= 10) return fmt::format("{:.2f}", v);
+    return fmt::format("{:.3f}", v);
+}
+
+std::string fmt_rate_summary(const Summary& s) {
+    return fmt::format("{} [{}..{}]", fmt_rate(s.median), fmt_rate(s.min), fmt_rate(s.max));
+}
+
+std::string fmt_ns(double ns) {
+    if (ns >= 1e9) return fmt::format("{:.2f} s", ns / 1e9);
+    if (ns >= 1e6) return fmt::format("{:.2f} ms", ns / 1e6);
+    if (ns >= 1e3) return fmt::format("{:.2f} us", ns / 1e3);
+    return fmt::format("{:.0f} ns", ns);
+}
+
+std::string pct(double ratio) {
+    return fmt::format("{:+.1f}%", ratio * 100);
+}
+
+std::string ci_text(const OverheadStats& o) {
+    if (!o.ci_valid) return "n/a (1 round)";
+    return fmt::format("[{}..{}]", pct(o.ci_lo), pct(o.ci_hi));
+}
+
+nlohmann::json summary_json(const Summary& s) {
+    return {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
+}
+
+nlohmann::json samples_json(const std::vector<OverheadSample>& samples) {
+    auto a = nlohmann::json::array();
+    for (const auto& s : samples)
+        a.push_back({{"events", s.events},
+                     {"time_ns", s.time_ns},
+                     {"events_per_s", s.rate()},
+                     {"lat_avg_ns", s.lat_avg_ns},
+                     {"lat_p95_ns", s.lat_p95_ns},
+                     {"check", s.check},
+                     {"ran_first", s.first}});
+    return a;
+}
+
+nlohmann::json side_json(const std::vector<OverheadSample>& samples) {
+    return {{"samples", samples_json(samples)},
+            {"events_per_s", summary_json(summarize(rates(samples)))},
+            {"lat_avg_ns", summary_json(summarize(lat_avg(samples)))},
+            {"lat_p95_ns", summary_json(summarize(lat_p95(samples)))}};
+}
+
+std::string html_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
+}
+
+const char* verdict_class(const OverheadStats& o) {
+    if (o.verdict.rfind("guest slower", 0) == 0) return "slower";
+    if (o.verdict.rfind("guest faster", 0) == 0) return "faster";
+    return "same";
+}
+
+// One bar chart: native and each guest policy, bar = median events/s,
+// whisker = min..max.
+std::string svg_chart(const TestSeries& t) {
+    struct Bar {
+        std::string label;
+        Summary s;
+        const char* colour;
+    };
+    std::vector<Bar> bars{{"native", summarize(rates(t.native)), "#4c72b0"}};
+    for (const auto& g : t.guests)
+        bars.push_back({"guest " + g.policy, summarize(rates(g.samples)), "#dd8452"});
+    double top = 0;
+    for (const auto& b : bars)
+        top = std::max(top, b.s.max);
+    if (top <= 0) top = 1;
+    top *= 1.15;
+    const int plot_h = 180, base_y = 30 + plot_h, left = 70, bar_w = 70, gap = 40;
+    const int width = left + static_cast<int>(bars.size()) * (bar_w + gap) + 20;
+    auto y_of = [&](double v) { return base_y - v / top * plot_h; };
+    std::string svg = fmt::format(
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+        "viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{} events per second\">\n",
+        width, base_y + 40, width, base_y + 40, html_escape(t.name));
+    // Axis with three gridlines.
+    for (int i = 0; i <= 3; ++i) {
+        double v = top / 1.15 * i / 3;
+        double y = y_of(v);
+        svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" class=\"grid\"/>"
+                           "<text x=\"{}\" y=\"{:.1f}\" class=\"tick\">{}</text>\n",
+                           left - 5, y, width - 10, y, left - 8, y + 4, fmt_rate(v));
+    }
+    svg += fmt::format("<text x=\"12\" y=\"{}\" class=\"axis\" transform=\"rotate(-90 12 {})\">"
+                       "events/s</text>\n",
+                       base_y - plot_h / 2, base_y - plot_h / 2);
+    for (std::size_t i = 0; i < bars.size(); ++i) {
+        const auto& b = bars[i];
+        double x = left + gap / 2.0 + static_cast<double>(i) * (bar_w + gap);
+        double cx = x + bar_w / 2.0, y = y_of(b.s.median);
+        svg += fmt::format("<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" "
+                           "height=\"{:.1f}\" fill=\"{}\"><title>{}: median {} [{}..{}]</title>"
+                           "</rect>\n",
+                           x, y, bar_w, base_y - y, b.colour, html_escape(b.label),
+                           fmt_rate(b.s.median), fmt_rate(b.s.min), fmt_rate(b.s.max));
+        double ylo = y_of(b.s.min), yhi = y_of(b.s.max);
+        svg += fmt::format("<line class=\"whisker\" x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" "
+                           "y2=\"{2:.1f}\"/><line class=\"whisker\" x1=\"{3:.1f}\" y1=\"{1:.1f}\" "
+                           "x2=\"{4:.1f}\" y2=\"{1:.1f}\"/><line class=\"whisker\" x1=\"{3:.1f}\" "
+                           "y1=\"{2:.1f}\" x2=\"{4:.1f}\" y2=\"{2:.1f}\"/>\n",
+                           cx, ylo, yhi, cx - 10, cx + 10);
+        svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"val\">{}</text>\n", cx, yhi - 6,
+                           fmt_rate(b.s.median));
+        svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"lbl\">{}</text>\n", cx, base_y + 18,
+                           html_escape(b.label));
+    }
+    svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"base\"/>\n", left - 5,
+                       base_y, width - 10, base_y);
+    svg += "</svg>\n";
+    return svg;
+}
+
+} // namespace
+
+double t_quantile_975(std::size_t df) {
+    static constexpr std::array<double, 31> table{
+        0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+        2.074, 2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    if (df == 0) throw std::invalid_argument("t quantile: df must be >= 1");
+    if (df < table.size()) return table[df];
+    // Beyond 30: linear in 1/df between t(30) = 2.042 and t(inf) = 1.960.
+    return 1.960 + (2.042 - 1.960) * 30.0 / static_cast<double>(df);
+}
+
+OverheadStats compare_rates(const std::vector<double>& native_rates,
+                            const std::vector<double>& guest_rates) {
+    if (native_rates.size() != guest_rates.size() || native_rates.empty())
+        throw std::invalid_argument("compare_rates: need equally many native and guest rounds");
+    OverheadStats o;
+    o.n = native_rates.size();
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < o.n; ++i) {
+        if (native_rates[i] <= 0) throw std::invalid_argument("compare_rates: native rate <= 0");
+        ratios.push_back((native_rates[i] - guest_rates[i]) / native_rates[i]);
+    }
+    o.median_ratio = summarize(ratios).median;
+    double mn = summarize(native_rates).median, mg = summarize(guest_rates).median;
+    o.ratio_of_medians = (mn - mg) / mn;
+    double sum = 0;
+    for (double r : ratios)
+        sum += r;
+    o.mean_ratio = sum / static_cast<double>(o.n);
+    if (o.n >= 2) {
+        double ss = 0;
+        for (double r : ratios)
+            ss += (r - o.mean_ratio) * (r - o.mean_ratio);
+        double sd = std::sqrt(ss / static_cast<double>(o.n - 1));
+        double half = t_quantile_975(o.n - 1) * sd / std::sqrt(static_cast<double>(o.n));
+        o.ci_lo = o.mean_ratio - half;
+        o.ci_hi = o.mean_ratio + half;
+        o.ci_valid = true;
+    }
+    if (!o.ci_valid)
+        o.verdict = "one round: no confidence interval";
+    else if (o.ci_lo <= 0 && o.ci_hi >= 0)
+        o.verdict = "no measurable difference";
+    else if (o.mean_ratio > 0)
+        o.verdict = fmt::format("guest slower by {:.1f}%", o.mean_ratio * 100);
+    else
+        o.verdict = fmt::format("guest faster by {:.1f}%", -o.mean_ratio * 100);
+    return o;
+}
+
+std::string render_table(const OverheadReport& r) {
+    std::string out = fmt::format(
+        "minivmm-bench overhead: {} alternated rounds, {} s per run{}, {} threads natively and {} "
+        "vCPUs in the guest\n"
+        "events/s and latency: median [min..max]; overhead = (native - guest) / native events/s "
+        "per round\n"
+        "95% CI: Student t-interval on the per-round paired overheads\n",
+        r.repeat, r.time_s, r.full ? " (--full)" : "", r.threads, r.threads);
+    if (!r.host.empty()) out += fmt::format("host: {}\n", r.host);
+    for (const auto& t : r.tests) {
+        out += fmt::format("\n{}  ({})\n", t.name, t.options);
+        if (!t.note.empty()) out += fmt::format("  check: {}\n", t.note);
+        out += fmt::format("  {:<20} {:<34} {:>10} {:>10}\n", "side", "events/s", "lat avg",
+                           "lat p95");
+        auto row = [&](const std::string& label, const std::vector<OverheadSample>& s) {
+            out += fmt::format(
+                "  {:<20} {:<34} {:>10} {:>10}\n", label, fmt_rate_summary(summarize(rates(s))),
+                fmt_ns(summarize(lat_avg(s)).median), fmt_ns(summarize(lat_p95(s)).median));
+        };
+        row("native", t.native);
+        for (const auto& g : t.guests)
+            row("guest " + g.policy, g.samples);
+        for (const auto& g : t.guests) {
+            auto o = compare_rates(rates(t.native), rates(g.samples));
+            out += fmt::format(
+                "  overhead, guest {}: median of rounds {}, of medians {}, 95% CI {}: "
+                "{}\n",
+                g.policy, pct(o.median_ratio), pct(o.ratio_of_medians), ci_text(o), o.verdict);
+        }
+    }
+    if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s\n", r.wall_seconds);
+    return out;
+}
+
+nlohmann::json report_json(const OverheadReport& r) {
+    nlohmann::json j{{"benchmark", "minivmm-bench overhead"},
+                     {"repeat", r.repeat},
+                     {"time_s", r.time_s},
+                     {"full", r.full},
+                     {"threads", r.threads},
+                     {"host", r.host},
+                     {"wall_seconds", r.wall_seconds},
+                     {"ci_method", "Student t-interval (95%) on per-round paired overheads"},
+                     {"overhead_definition", "(native - guest) / native events/s; > 0: guest "
+                                             "slower"},
+                     {"tests", nlohmann::json::array()}};
+    for (const auto& t : r.tests) {
+        nlohmann::json jt{{"name", t.name},
+                          {"options", t.options},
+                          {"check", t.note},
+                          {"native", side_json(t.native)},
+                          {"guests", nlohmann::json::array()}};
+        for (const auto& g : t.guests) {
+            auto o = compare_rates(rates(t.native), rates(g.samples));
+            auto jg = side_json(g.samples);
+            jg["policy"] = g.policy;
+            jg["overhead"] = {
+                {"n", o.n},
+                {"median_of_ratios", o.median_ratio},
+                {"ratio_of_medians", o.ratio_of_medians},
+                {"mean_of_ratios", o.mean_ratio},
+                {"ci95", o.ci_valid ? nlohmann::json::array({o.ci_lo, o.ci_hi}) : nlohmann::json()},
+                {"verdict", o.verdict}};
+            jt["guests"].push_back(std::move(jg));
+        }
+        j["tests"].push_back(std::move(jt));
+    }
+    return j;
+}
+
+std::string render_html(const OverheadReport& r) {
+    std::string h = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>minivmm overhead: native vs guest</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:.92em}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}td{white-space:nowrap}th{background:#f4f4f4}
+code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
+.verdict{font-weight:600;padding:2px 6px;border-radius:4px}
+.verdict.same{background:#e3f1e3;color:#225522}.verdict.slower{background:#fbe3e0;color:#8a2516}
+.verdict.faster{background:#e0ecfb;color:#163f8a}
+.chart text{font-size:11px;fill:#333}.chart .tick{text-anchor:end}.chart .val,.chart .lbl{text-anchor:middle}
+.chart .axis{text-anchor:middle}.chart .grid{stroke:#e6e6e6}.chart .base{stroke:#888}
+.chart .whisker{stroke:#222;stroke-width:1.5}
+.meta{color:#555;font-size:.9em}
+</style></head><body>
+<h1>minivmm overhead: native vs guest</h1>
+)";
+    h += fmt::format("<p class=\"meta\">{} alternated rounds, {} s per run{}, {} threads natively "
+                     "and {} vCPUs in the guest. Rates are events/s, median [min..max]. Overhead "
+                     "= (native &minus; guest) / native events/s per round (&gt; 0: guest "
+                     "slower); the 95% CI is a Student t-interval on the per-round paired "
+                     "overheads; the verdict is &ldquo;no measurable difference&rdquo; when it "
+                     "contains 0.{}{}</p>\n",
+                     r.repeat, r.time_s, r.full ? " (--full)" : "", r.threads, r.threads,
+                     r.host.empty() ? "" : " Host: ", html_escape(r.host));
+    h += "<h2>Summary</h2>\n<table class=\"summary\"><tr><th>test</th><th>guest policy</th>"
+         "<th>native events/s</th><th>guest events/s</th><th>overhead</th>"
+         "<th>95% CI</th><th>verdict</th></tr>\n";
+    for (const auto& t : r.tests) {
+        auto n = summarize(rates(t.native));
+        for (const auto& g : t.guests) {
+            auto o = compare_rates(rates(t.native), rates(g.samples));
+            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                             "<td>{}</td><td><span class=\"verdict {}\">{}</span></td></tr>\n",
+                             html_escape(t.name), html_escape(g.policy), fmt_rate_summary(n),
+                             fmt_rate_summary(summarize(rates(g.samples))), pct(o.median_ratio),
+                             ci_text(o), verdict_class(o), html_escape(o.verdict));
+        }
+    }
+    h += "</table>\n";
+    for (const auto& t : r.tests) {
+        h += fmt::format("<h2 id=\"{0}\">{0}</h2>\n<p><code>{1}</code></p>\n", html_escape(t.name),
+                         html_escape(t.options));
+        if (!t.note.empty())
+            h += fmt::format("<p class=\"meta\">Check: {}</p>\n", html_escape(t.note));
+        h += svg_chart(t);
+        h += "<table><tr><th>side</th><th>events/s</th><th>latency avg</th><th>latency p95</th>"
+             "<th>overhead</th><th>95% CI</th><th>verdict</th></tr>\n";
+        auto row = [&](const std::string& label, const std::vector<OverheadSample>& s,
+                       const OverheadStats* o) {
+            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", html_escape(label),
+                             fmt_rate_summary(summarize(rates(s))),
+                             fmt_ns(summarize(lat_avg(s)).median),
+                             fmt_ns(summarize(lat_p95(s)).median));
+            if (o)
+                h += fmt::format("<td>{} (of medians {})</td><td>{}</td><td><span class=\"verdict "
+                                 "{}\">{}</span></td></tr>\n",
+                                 pct(o->median_ratio), pct(o->ratio_of_medians), ci_text(*o),
+                                 verdict_class(*o), html_escape(o->verdict));
+            else
+                h += "<td></td><td></td><td></td></tr>\n";
+        };
+        row("native", t.native, nullptr);
+        for (const auto& g : t.guests) {
+            auto o = compare_rates(rates(t.native), rates(g.samples));
+            row("guest " + g.policy, g.samples, &o);
+        }
+        h += "</table>\n";
+    }
+    if (r.wall_seconds > 0)
+        h += fmt::format("<p class=\"meta\">Wall time of the benchmark: {:.1f} s.</p>\n",
+                         r.wall_seconds);
+    h += "</body></html>\n";
+    return h;
+}
+
+} // namespace minivmm::bench

@@ -1,0 +1,83 @@
+// minivmm-bench overhead: the data, the statistics and the three renderings
+// (terminal table, JSON, one self-contained HTML file) of the native-vs-guest
+// comparison. No KVM and no processes here, so the tests can feed it fixed
+// samples (library minivmm_report).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace minivmm::bench {
+
+// One run of one side.
+struct OverheadSample {
+    std::uint64_t events = 0, time_ns = 0, check = 0;
+    double lat_avg_ns = 0, lat_p95_ns = 0;
+    bool first = false; // ran first in its round
+    // events per second (0 when the run took no time)
+    double rate() const {
+        return time_ns ? static_cast<double>(events) * 1e9 / static_cast<double>(time_ns) : 0;
+    }
+};
+
+// The guest side under one lock policy.
+struct GuestSeries {
+    std::string policy;
+    std::vector<OverheadSample> samples; // one per round, same order as native
+};
+
+// One workload (e.g. "memory-read"): the native series and a guest series
+// per lock policy, round i of each taken in the same alternated round.
+struct TestSeries {
+    std::string name;    // "cpu", "memory-write", ...
+    std::string options; // the sysbench-style options both sides ran
+    std::string note;    // what the check verified, shown in the report
+    std::vector<OverheadSample> native;
+    std::vector<GuestSeries> guests;
+};
+
+// Overhead of the guest against native for a rate (higher is better):
+// per round (native - guest) / native, positive = guest slower.
+struct OverheadStats {
+    std::size_t n = 0;           // paired rounds
+    double median_ratio = 0;     // median of the per-round overheads
+    double ratio_of_medians = 0; // (median native - median guest) / median native
+    double mean_ratio = 0;       // mean of the per-round overheads (CI centre)
+    double ci_lo = 0, ci_hi = 0; // 95% t-interval on the per-round overheads
+    bool ci_valid = false;       // false with fewer than 2 rounds
+    std::string verdict;         // "no measurable difference", "guest slower by 4.2%", ...
+};
+
+// Pairs native[i] with guest[i] (equal lengths, throws otherwise). The 95%
+// confidence interval is a Student t-interval on the paired per-round
+// overheads: mean +- t(0.975, n-1) * sd / sqrt(n). The verdict says "no
+// measurable difference" when the interval contains 0, else "guest slower
+// by x%" / "guest faster by x%" with x the mean per-round overhead.
+OverheadStats compare_rates(const std::vector<double>& native_rates,
+                            const std::vector<double>& guest_rates);
+
+// t(0.975, df): the two-sided 95% Student t quantile (exact table to 30,
+// then interpolated in 1/df towards 1.96).
+double t_quantile_975(std::size_t df);
+
+struct OverheadReport {
+    unsigned repeat = 0;
+    double time_s = 0; // --time per run
+    bool full = false; // --full (sysbench's 10 s)
+    unsigned threads = 2;
+    std::string host; // free text: kernel, CPU
+    double wall_seconds = 0;
+    std::vector<TestSeries> tests;
+};
+
+// The terminal table (stdout), the JSON document (raw samples and
+// summaries), and one self-contained HTML page (inline CSS and SVG, no
+// scripts, no external resources).
+std::string render_table(const OverheadReport& report);
+nlohmann::json report_json(const OverheadReport& report);
+std::string render_html(const OverheadReport& report);
+
+} // namespace minivmm::bench

@@ -1,0 +1,148 @@
+#include "fileio_native.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "minivmm/unique_fd.hpp"
+#include "sb_fileio.h"
+
+namespace minivmm::test {
+
+namespace {
+
+struct NativeFiles {
+    std::vector<UniqueFd> fds;
+    std::vector<std::string> paths;
+    std::uint32_t threads = 1;
+
+    ~NativeFiles() {
+        for (const auto& p : paths)
+            ::unlink(p.c_str());
+    }
+};
+
+int native_io(bool write, int fd, std::uint64_t off, void* buf, std::uint64_t len) {
+    auto* p = static_cast<char*>(buf);
+    while (len != 0) {
+        ssize_t n = write ? ::pwrite(fd, p, len, static_cast<off_t>(off))
+                          : ::pread(fd, p, len, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? EIO : errno;
+        p += n;
+        off += static_cast<std::uint64_t>(n);
+        len -= static_cast<std::uint64_t>(n);
+    }
+    return 0;
+}
+
+int native_read(void* arg, std::uint32_t, std::uint64_t file, std::uint64_t off, void* buf,
+                std::uint64_t len) {
+    auto* files = static_cast<NativeFiles*>(arg);
+    return native_io(false, files->fds[file].get(), off, buf, len);
+}
+
+int native_write(void* arg, std::uint32_t, std::uint64_t file, std::uint64_t off, const void* buf,
+                 std::uint64_t len) {
+    auto* files = static_cast<NativeFiles*>(arg);
+    return native_io(true, files->fds[file].get(), off, const_cast<void*>(buf), len);
+}
+
+// fdatasync of every file the thread owns (files tid, tid + T, ...).
+int native_sync(void* arg, std::uint32_t tid) {
+    auto* files = static_cast<NativeFiles*>(arg);
+    for (std::size_t f = tid; f < files->fds.size(); f += files->threads)
+        if (::fdatasync(files->fds[f].get()) != 0) return errno;
+    return 0;
+}
+
+std::uint64_t steady_ns(void*) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+struct Mapping {
+    void* addr = MAP_FAILED;
+    std::size_t len = 0;
+    explicit Mapping(std::size_t n) : len(n) {
+        addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (addr == MAP_FAILED) throw std::runtime_error("fileio: cannot map memory");
+    }
+    ~Mapping() {
+        if (addr != MAP_FAILED) ::munmap(addr, len);
+    }
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+};
+
+} // namespace
+
+FileioNativeRun run_fileio_native(const std::string& dir, std::string_view options,
+                                  unsigned threads) {
+    std::string opts(options);
+    sb_fio_run run{};
+    const char* bad = "";
+    sb_fio_options_default(&run.opt);
+    if (!sb_fio_parse_options(opts.c_str(), &run.opt, &bad))
+        throw std::invalid_argument(fmt::format("fileio: bad option at '{}'", bad));
+    if (threads == 0) threads = run.opt.threads != 0 ? static_cast<unsigned>(run.opt.threads) : 1;
+    if (run.opt.file_num < threads)
+        throw std::invalid_argument("fileio: --file-num is less than the thread count");
+
+    NativeFiles files;
+    files.threads = threads;
+    for (std::uint64_t i = 0; i < run.opt.file_num; ++i) {
+        std::string path = fmt::format("{}/test_file.{}", dir, i);
+        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!fd)
+            throw std::runtime_error(
+                fmt::format("fileio: cannot create {}: {}", path, std::strerror(errno)));
+        files.paths.push_back(std::move(path));
+        files.fds.push_back(std::move(fd));
+    }
+
+    Mapping mem(sb_fio_bytes(&run.opt, threads));
+    run.threads = threads;
+    run.now_ns = steady_ns;
+    run.now_arg = nullptr;
+    run.ops = {native_read, native_write, native_sync, &files};
+    run.mem = static_cast<unsigned char*>(mem.addr);
+    if (!sb_fio_prepare(&run)) throw std::invalid_argument("fileio: needs --events or --time");
+
+    auto in_threads = [&](auto&& body) {
+        std::vector<std::jthread> pool;
+        for (unsigned t = 0; t < threads; ++t)
+            pool.emplace_back([&body, t] { body(t); });
+    };
+    in_threads([&](unsigned t) { sb_fio_prepare_files(&run, t); }); // prepare
+    sb_fio_start(&run);
+    in_threads([&](unsigned t) { sb_fio_worker(&run, t); }); // run
+    sb_result res{};
+    FileioNativeRun out;
+    out.status = sb_fio_finish(&run, &res);
+    out.output = fmt::format(
+        "sb-result test=fileio threads={} events={} time_ns={} lat_min_ns={} lat_avg_ns={} "
+        "lat_max_ns={} lat_p95_ns={} check={} fairness_events_avg={}.{:03} "
+        "fairness_events_stddev={}.{:03}\n",
+        res.threads, res.events, res.time_ns, res.lat_min_ns, res.lat_avg_ns, res.lat_max_ns,
+        res.lat_p95_ns, res.check, res.fairness_events_avg_milli / 1000,
+        res.fairness_events_avg_milli % 1000, res.fairness_events_stddev_milli / 1000,
+        res.fairness_events_stddev_milli % 1000);
+    out.output +=
+        fmt::format("sb-fileio reads={} writes={} fsyncs={} verify_failures={} io_errors={}\n",
+                    sb_fio_total(&run, 0), sb_fio_total(&run, 1), sb_fio_total(&run, 2),
+                    sb_fio_total(&run, 3), sb_fio_total(&run, 4));
+    return out; // cleanup: ~NativeFiles removes the files
+}
+
+} // namespace minivmm::test

@@ -1,0 +1,290 @@
+// The block device without KVM: request validation (every error status,
+// overflow-safe range checks, buffers outside RAM, read-only disks, the
+// partial last sector), argument blocks outside RAM (which stop the guest),
+// and the hypercall router.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "cli/run_options.hpp"
+#include "devices/block_device.hpp"
+#include "devices/hypercalls.hpp"
+#include "minivmm/block_abi.hpp"
+#include "minivmm/console.hpp"
+#include "minivmm/error.hpp"
+#include "minivmm/guest_memory.hpp"
+#include "minivmm/io_bus.hpp"
+#include "minivmm/kvm.hpp"
+#include "test_util.hpp"
+#include "vcpu/vm_control.hpp"
+
+using Catch::Matchers::Contains;
+using minivmm::BlockDevice;
+using minivmm::ExitAction;
+using minivmm::VmExit;
+namespace blk = minivmm::blk;
+
+namespace {
+
+constexpr std::uint64_t kMemSize = 4 << 20;
+constexpr std::uint64_t kBlock = 0x200000; // argument block
+constexpr std::uint64_t kBuf = 0x300000;   // data buffer
+// 128 whole sectors and a partial one that the disk does not expose.
+constexpr std::size_t kFileSize = 128 * 512 + 100;
+
+struct FakeControl final : minivmm::VmControl {
+    bool stopping() const noexcept override { return stop.has_value(); }
+    void request_stop(VmExit reason) noexcept override {
+        if (!stop) stop = std::move(reason);
+    }
+    void park(unsigned) noexcept override {}
+    void dirty_ring_full(unsigned) override {}
+    std::optional<VmExit> stop;
+};
+
+std::vector<std::byte> disk_contents() {
+    std::vector<std::byte> v(kFileSize);
+    for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<std::byte>(i / 512 + i);
+    return v;
+}
+
+std::vector<std::byte> read_file(const std::string& path) {
+    std::vector<std::byte> v(kFileSize);
+    int fd = ::open(path.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pread(fd, v.data(), v.size(), 0) == static_cast<ssize_t>(v.size()));
+    ::close(fd);
+    return v;
+}
+
+struct Rig {
+    explicit Rig(bool read_only = false)
+        : file(disk_contents()), device(mem, control, file.path(), read_only) {}
+
+    minivmm::test::TempFile file;
+    minivmm::GuestMemory mem{kMemSize};
+    FakeControl control;
+    BlockDevice device;
+    minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
+
+    // outl of `block` to the device's port `offset` (0 blk_info, 1 blk_io).
+    ExitAction out(std::uint64_t offset, std::uint32_t block, std::size_t width = 4,
+                   bool is_write = true) {
+        std::array<std::byte, 4> data{};
+        std::memcpy(data.data(), &block, sizeof block);
+        minivmm::IoAccess access{0,      vcpu,     0x511 + offset,
+                                 offset, is_write, std::span(data.data(), width)};
+        return device.access(access);
+    }
+    // A blk_io request; returns its status (the VM must not stop).
+    std::uint64_t io(std::uint64_t op, std::uint64_t sector, std::uint64_t buf, std::uint64_t len) {
+        mem.write(kBlock, blk::Io{op, sector, buf, len, 0xdead});
+        REQUIRE(out(1, kBlock) == ExitAction::resume);
+        REQUIRE_FALSE(control.stop);
+        auto after = mem.read<blk::Io>(kBlock);
+        REQUIRE(after);
+        // The VMM writes only the status.
+        CHECK(after->op == op);
+        CHECK(after->sector == sector);
+        CHECK(after->buf == buf);
+        CHECK(after->len == len);
+        return after->status;
+    }
+};
+
+} // namespace
+
+TEST_CASE("block device: blk_info reports whole sectors and the read-only flag", "[block]") {
+    for (bool ro : {false, true}) {
+        Rig rig(ro);
+        CHECK(rig.device.sectors() == 128); // the partial last sector is not exposed
+        REQUIRE(rig.out(0, kBlock) == ExitAction::resume);
+        auto info = rig.mem.read<blk::Info>(kBlock);
+        REQUIRE(info);
+        CHECK(info->sectors == 128);
+        CHECK(info->flags == (ro ? blk::kFlagReadOnly : 0));
+    }
+}
+
+TEST_CASE("block device: reads and writes go straight between file and guest RAM", "[block]") {
+    Rig rig;
+    auto want = disk_contents();
+    rig.mem.block()->dirty().take();
+    CHECK(rig.io(blk::kRead, 3, kBuf, 2 * 512) == blk::kOk);
+    auto got = rig.mem.range(kBuf, 1024);
+    REQUIRE(got);
+    CHECK(std::memcmp(got->data(), want.data() + 3 * 512, 1024) == 0);
+    // The VMM's write into guest RAM is visible to dirty logging.
+    auto dirty = rig.mem.block()->dirty().take();
+    CHECK(std::find(dirty.begin(), dirty.end(), kBuf / 4096) != dirty.end());
+
+    rig.mem.fill(kBuf, 512, std::byte{0xab});
+    CHECK(rig.io(blk::kWrite, 127, kBuf, 512) == blk::kOk); // the last whole sector
+    CHECK(rig.io(blk::kFlush, 0, 0, 0) == blk::kOk);
+    auto file = read_file(rig.file.path());
+    for (std::size_t i = 127 * 512; i < 128 * 512; ++i)
+        REQUIRE(file[i] == std::byte{0xab});
+    // The partial sector after it is untouched.
+    CHECK(std::memcmp(file.data() + 128 * 512, want.data() + 128 * 512, 100) == 0);
+}
+
+TEST_CASE("block device: every malformed request fails with its status", "[block]") {
+    Rig rig;
+    const std::uint64_t max = UINT64_MAX;
+    SECTION("bad op") {
+        CHECK(rig.io(3, 0, kBuf, 512) == blk::kBadOp);
+        CHECK(rig.io(max, 0, kBuf, 512) == blk::kBadOp);
+    }
+    SECTION("bad length: zero, not a multiple of 512") {
+        CHECK(rig.io(blk::kRead, 0, kBuf, 0) == blk::kBadLength);
+        CHECK(rig.io(blk::kWrite, 0, kBuf, 0) == blk::kBadLength);
+        CHECK(rig.io(blk::kRead, 0, kBuf, 700) == blk::kBadLength);
+        CHECK(rig.io(blk::kWrite, 0, kBuf, 511) == blk::kBadLength);
+        CHECK(rig.io(blk::kRead, 0, kBuf, max) == blk::kBadLength);
+    }
+    SECTION("out of range, overflow-safe") {
+        CHECK(rig.io(blk::kRead, 128, kBuf, 512) == blk::kOutOfRange); // the partial sector
+        CHECK(rig.io(blk::kRead, 127, kBuf, 1024) == blk::kOutOfRange);
+        CHECK(rig.io(blk::kWrite, 0, kBuf, 129 * 512) == blk::kOutOfRange);
+        CHECK(rig.io(blk::kRead, max, kBuf, 512) == blk::kOutOfRange);
+        CHECK(rig.io(blk::kRead, max - 1, kBuf, 1024) == blk::kOutOfRange);      // sector + 2 wraps
+        CHECK(rig.io(blk::kRead, 1, kBuf, max - 511) == blk::kOutOfRange);       // huge length
+        CHECK(rig.io(blk::kRead, max / 512 + 1, kBuf, 512) == blk::kOutOfRange); // * 512 wraps
+    }
+    SECTION("buffer outside guest RAM, or a read into the reserved first MiB") {
+        CHECK(rig.io(blk::kRead, 0, kMemSize, 512) == blk::kBadBuffer);
+        CHECK(rig.io(blk::kWrite, 0, kMemSize - 256, 512) == blk::kBadBuffer);
+        CHECK(rig.io(blk::kRead, 0, max - 255, 512) == blk::kBadBuffer); // buf + len wraps
+        CHECK(rig.io(blk::kRead, 0, 0x1000, 512) == blk::kBadBuffer);
+        CHECK(rig.io(blk::kRead, 0, 0xffe00, 1024) == blk::kBadBuffer);
+        CHECK(rig.io(blk::kRead, 0, kMemSize - 512, 512) == blk::kOk); // last bytes of RAM
+    }
+    SECTION("a failed request changes neither the file nor guest RAM") {
+        rig.mem.fill(kBuf, 4096, std::byte{0x5a});
+        CHECK(rig.io(blk::kWrite, 127, kBuf, 1024) == blk::kOutOfRange);
+        CHECK(rig.io(blk::kRead, 128, kBuf, 512) == blk::kOutOfRange);
+        CHECK(read_file(rig.file.path()) == disk_contents());
+        auto buf = rig.mem.range(kBuf, 4096);
+        for (auto b : *buf)
+            REQUIRE(b == std::byte{0x5a});
+    }
+    // The device still serves good requests afterwards.
+    CHECK(rig.io(blk::kRead, 0, kBuf, 512) == blk::kOk);
+}
+
+TEST_CASE("block device: a read-only disk refuses writes, serves reads and flushes", "[block]") {
+    Rig rig(true);
+    CHECK(rig.io(blk::kWrite, 0, kBuf, 512) == blk::kReadOnly);
+    CHECK(rig.io(blk::kRead, 0, kBuf, 512) == blk::kOk);
+    CHECK(rig.io(blk::kFlush, 0, 0, 0) == blk::kOk);
+    CHECK(read_file(rig.file.path()) == disk_contents());
+}
+
+TEST_CASE("block device: a host I/O failure is status 4, not a VMM failure", "[block]") {
+    Rig rig;
+    REQUIRE(::truncate(rig.file.path().c_str(), 0) == 0); // the disk shrinks under the VM
+    CHECK(rig.io(blk::kRead, 0, kBuf, 512) == blk::kIoError);
+}
+
+TEST_CASE("block device: an argument block outside RAM stops the guest", "[block]") {
+    struct Case {
+        std::uint64_t offset;
+        std::uint32_t block;
+        const char* name;
+    };
+    for (auto c : {Case{0, static_cast<std::uint32_t>(kMemSize), "blk_info"},
+                   Case{0, static_cast<std::uint32_t>(kMemSize - 8), "blk_info"},
+                   Case{1, static_cast<std::uint32_t>(kMemSize - 32), "blk_io"},
+                   Case{1, 0xfffffff0u, "blk_io"}}) {
+        Rig rig;
+        CAPTURE(c.offset, c.block);
+        CHECK(rig.out(c.offset, c.block) == ExitAction::stop);
+        REQUIRE(rig.control.stop);
+        CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+        CHECK_THAT(rig.control.stop->message, Contains(c.name));
+        CHECK_THAT(rig.control.stop->message, Contains("outside guest RAM"));
+    }
+    Rig rig;
+    CHECK(rig.out(1, kBlock, 2) == ExitAction::stop); // not an outl
+    Rig rig2;
+    CHECK(rig2.out(1, kBlock, 4, false) == ExitAction::stop); // an inl
+}
+
+TEST_CASE("block device: an argument block in the reserved first MiB stops the guest", "[block]") {
+    // The VMM writes into argument blocks (info, status): never into the
+    // guest's read-only descriptor and page tables.
+    for (std::uint64_t nr : {0u, 1u}) {
+        for (std::uint32_t block : {0x0u, 0x3000u, 0x12000u, 0xffff0u}) {
+            Rig rig;
+            CAPTURE(nr, block);
+            CHECK(rig.out(nr, block) == ExitAction::stop);
+            REQUIRE(rig.control.stop);
+            CHECK_THAT(rig.control.stop->message, Contains("reserved first MiB"));
+        }
+    }
+}
+
+TEST_CASE("block device: a missing file or a directory is a configuration error", "[block]") {
+    minivmm::GuestMemory mem{kMemSize};
+    FakeControl control;
+    CHECK_THROWS_AS(BlockDevice(mem, control, "/nonexistent/minivmm-disk", false),
+                    minivmm::ConfigError);
+    CHECK_THROWS_AS(BlockDevice(mem, control, "/tmp", false), minivmm::ConfigError);
+    CHECK_THROWS_AS(BlockDevice(mem, control, "/tmp", true), minivmm::ConfigError);
+}
+
+TEST_CASE("block device: the router sends 17 and 18 to the disk, the rest to the hypercalls",
+          "[block]") {
+    Rig rig;
+    minivmm::StringConsole console;
+    minivmm::HypercallDevice hypercalls(rig.mem, console, rig.control);
+    minivmm::BlockHypercallRouter router(hypercalls, rig.device);
+    auto call = [&](std::uint64_t nr, std::uint32_t block) {
+        std::array<std::byte, 4> data{};
+        std::memcpy(data.data(), &block, sizeof block);
+        minivmm::IoAccess a{0, rig.vcpu, 0x500 + nr, nr, true, std::span(data.data(), 4)};
+        return router.access(a);
+    };
+    CHECK(call(17, kBlock) == ExitAction::resume);
+    CHECK(rig.mem.read<blk::Info>(kBlock)->sectors == 128);
+    rig.mem.write(kBlock, blk::Io{blk::kFlush, 0, 0, 0, 99});
+    CHECK(call(18, kBlock) == ExitAction::resume);
+    CHECK(rig.mem.read<blk::Io>(kBlock)->status == blk::kOk);
+    rig.mem.write_bytes(kBuf, minivmm::test::to_bytes("hi"));
+    rig.mem.write<std::uint64_t>(kBlock, kBuf);
+    rig.mem.write<std::uint64_t>(kBlock + 8, 2);
+    CHECK(call(0, kBlock) == ExitAction::resume); // write
+    CHECK(console.text() == "hi");
+    CHECK(call(19, kBlock) == ExitAction::stop);
+    REQUIRE(rig.control.stop);
+    CHECK_THAT(rig.control.stop->message, Contains("no such hypercall"));
+}
+
+TEST_CASE("minivmm-run options: --disk and --disk-readonly", "[block]") {
+    auto parse = [](std::vector<const char*> args) {
+        args.insert(args.begin(), "minivmm-run");
+        return minivmm::cli::parse_run_options(static_cast<int>(args.size()), args.data());
+    };
+    auto plain = parse({"img"});
+    REQUIRE(std::holds_alternative<minivmm::cli::RunOptions>(plain));
+    CHECK(std::get<minivmm::cli::RunOptions>(plain).disk.empty());
+    auto ro = parse({"--disk", "d.img", "--disk-readonly", "img"});
+    REQUIRE(std::holds_alternative<minivmm::cli::RunOptions>(ro));
+    CHECK(std::get<minivmm::cli::RunOptions>(ro).disk == "d.img");
+    CHECK(std::get<minivmm::cli::RunOptions>(ro).disk_readonly);
+    auto bad = parse({"--disk-readonly", "img"});
+    REQUIRE(std::holds_alternative<minivmm::cli::EarlyExit>(bad));
+    CHECK(std::get<minivmm::cli::EarlyExit>(bad).status == minivmm::cli::kExitUsage);
+}

@@ -1,0 +1,141 @@
+// The paravirtual block device on a real VM, through minivmm-run --disk:
+// the sb_fileio guest verifies its reads on 1 and 2 vCPUs, flushed data is
+// in the host file after the VM exits, malformed requests fail with status
+// codes while the guest goes on, and a missing or unusable disk is a
+// one-line error with status 125.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cli/run_options.hpp"
+#include "kvm_support.hpp"
+#include "native_workloads.hpp"
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+using minivmm::test::describe;
+using minivmm::test::guest_path;
+using minivmm::test::line_count;
+using minivmm::test::run_minivmm;
+
+namespace {
+
+// A sparse temporary disk image of `size` bytes, removed afterwards.
+class TempDisk {
+  public:
+    explicit TempDisk(std::uint64_t size) {
+        const char* dir = std::getenv("TMPDIR");
+        path_ = std::string(dir && *dir ? dir : "/tmp") + "/minivmm-disk-XXXXXX";
+        int fd = ::mkstemp(path_.data());
+        REQUIRE(fd >= 0);
+        REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
+        ::close(fd);
+    }
+    ~TempDisk() { ::unlink(path_.c_str()); }
+    TempDisk(const TempDisk&) = delete;
+    TempDisk& operator=(const TempDisk&) = delete;
+    const std::string& path() const noexcept { return path_; }
+
+  private:
+    std::string path_;
+};
+
+} // namespace
+
+TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs", "[kvm][block]") {
+    unsigned vcpus = GENERATE(1u, 2u);
+    TempDisk disk(64ull << 20);
+    auto r = run_minivmm({"--vcpus", std::to_string(vcpus), "--mem", "64M", "--disk", disk.path(),
+                          guest_path("sb_fileio.elf"), "--", "--file-num=8",
+                          "--file-total-size=64M", "--events=1500", "--time=0"},
+                         std::chrono::seconds(60));
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    auto res = minivmm::workloads::parse_result_line(r.out);
+    REQUIRE(res);
+    CHECK(res->test == "fileio");
+    CHECK(res->threads == vcpus);
+    CHECK(res->events == 1500);
+    CHECK(res->check > 500);
+    CHECK_THAT(r.out, Contains("verify_failures=0 io_errors=0"));
+}
+
+TEST_CASE("sb_fileio guest: a disk smaller than --file-total-size is refused", "[kvm][block]") {
+    TempDisk disk(1ull << 20);
+    auto r = run_minivmm({"--mem", "64M", "--disk", disk.path(), guest_path("sb_fileio.elf"), "--",
+                          "--file-num=8", "--file-total-size=64M", "--events=10", "--time=0"});
+    INFO(describe(r));
+    CHECK(r.status == 3);
+    CHECK_THAT(r.out, Contains("--file-total-size"));
+}
+
+TEST_CASE("block device: flushed data is in the host file after the VM exits", "[kvm][block]") {
+    TempDisk disk(1ull << 20);
+    auto r = run_minivmm(
+        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "pattern"});
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.out, Contains("blk-pattern: ok"));
+    std::vector<unsigned char> bytes(16 * 512);
+    int fd = ::open(disk.path().c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pread(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        REQUIRE(bytes[i] == static_cast<unsigned char>((i / 512) * 7 + i));
+}
+
+TEST_CASE("block device: malformed requests get error statuses, the guest goes on",
+          "[kvm][block]") {
+    TempDisk disk(1ull << 20);
+    auto r = run_minivmm(
+        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "bad"});
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("blk-bad: ok 8"));
+    CHECK(r.err.empty());
+}
+
+TEST_CASE("block device: --disk-readonly", "[kvm][block]") {
+    TempDisk disk(1ull << 20);
+    auto r = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--disk-readonly",
+                          guest_path("blkcheck.elf"), "--", "readonly"});
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("blk-readonly: ok"));
+}
+
+TEST_CASE("block device: info, and an argument block outside RAM stops the guest", "[kvm][block]") {
+    TempDisk disk((1ull << 20) + 100);
+    auto info = run_minivmm(
+        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "info"});
+    INFO(describe(info));
+    CHECK(info.status == 0);
+    CHECK_THAT(info.out, Contains("blk: sectors=2048 flags=0"));
+    auto bad = run_minivmm(
+        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "badblock"});
+    INFO(describe(bad));
+    CHECK(bad.status == minivmm::cli::kExitGuestFault);
+    CHECK(line_count(bad.err) == 1);
+    CHECK_THAT(bad.err, Contains("bad hypercall 18 (blk_io)"));
+}
+
+TEST_CASE("minivmm-run --disk: a missing file or a directory is a one-line error, status 125",
+          "[kvm][block]") {
+    for (std::string path : {std::string("/nonexistent/minivmm-disk.img"), std::string("/tmp")}) {
+        auto r = run_minivmm({"--disk", path, guest_path("hello.elf")});
+        INFO(describe(r));
+        CHECK(r.status == minivmm::cli::kExitVmmError);
+        CHECK(line_count(r.err) == 1);
+        CHECK_THAT(r.err, StartsWith("minivmm-run: error: --disk " + path));
+        CHECK(r.out.empty());
+    }
+    auto usage = run_minivmm({"--disk-readonly", guest_path("hello.elf")});
+    CHECK(usage.status == minivmm::cli::kExitUsage);
+}

@@ -1,0 +1,185 @@
+// minivmm-bench overhead's report (src/bench/overhead_report.hpp): the
+// statistics, and the HTML page as a headless Chromium renders it.
+//
+// The browser check runs when /usr/bin/chromium exists; without it the test
+// prints a loud SKIPPED line and passes, unless MINIVMM_REQUIRE_BROWSER=1
+// makes that a failure.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "bench/overhead_report.hpp"
+
+using minivmm::bench::compare_rates;
+using minivmm::bench::GuestSeries;
+using minivmm::bench::OverheadReport;
+using minivmm::bench::OverheadSample;
+using minivmm::bench::render_html;
+using minivmm::bench::render_table;
+using minivmm::bench::report_json;
+using minivmm::bench::t_quantile_975;
+using minivmm::bench::TestSeries;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A sample of `rate` events/s over one second.
+OverheadSample sample(double rate, double lat_ns = 1000) {
+    OverheadSample s;
+    s.time_ns = 1'000'000'000;
+    s.events = static_cast<std::uint64_t>(rate);
+    s.lat_avg_ns = lat_ns;
+    s.lat_p95_ns = lat_ns * 1.2;
+    s.check = 2261;
+    return s;
+}
+
+std::vector<OverheadSample> samples(const std::vector<double>& rates) {
+    std::vector<OverheadSample> out;
+    for (double r : rates)
+        out.push_back(sample(r));
+    return out;
+}
+
+// Fixed data: cpu equal, mutex 20% slower in the guest under two policies.
+OverheadReport fixed_report() {
+    OverheadReport r;
+    r.repeat = 5;
+    r.time_s = 2;
+    r.host = "test host";
+    r.wall_seconds = 42;
+    TestSeries cpu{"cpu", "--cpu-max-prime=20000 --threads=2", "2261 primes", {}, {}};
+    cpu.native = samples({2400, 2410, 2390, 2405, 2395});
+    cpu.guests.push_back({"global", samples({2395, 2412, 2393, 2400, 2401})});
+    TestSeries mutex{"mutex", "--mutex-num=4096", "counters", {}, {}};
+    mutex.native = samples({1000, 1010, 990, 1005, 995});
+    mutex.guests.push_back({"global", samples({800, 808, 792, 804, 796})});
+    mutex.guests.push_back({"rcu", samples({801, 807, 793, 803, 797})});
+    r.tests = {cpu, mutex};
+    return r;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+bool browser_required() {
+    const char* v = std::getenv("MINIVMM_REQUIRE_BROWSER");
+    return v && std::string(v) == "1";
+}
+
+} // namespace
+
+TEST_CASE("overhead: identical samples give a CI containing 0", "[unit][overhead]") {
+    std::vector<double> same{100, 102, 98, 101, 99};
+    auto o = compare_rates(same, same);
+    CHECK(o.n == 5);
+    CHECK(o.ci_valid);
+    CHECK(o.ci_lo <= 0);
+    CHECK(o.ci_hi >= 0);
+    CHECK(o.median_ratio == Approx(0).margin(1e-12));
+    CHECK(o.verdict == "no measurable difference");
+    // Noise in both directions stays "no measurable difference".
+    auto noisy = compare_rates({100, 100, 100, 100}, {103, 97, 102, 98});
+    CHECK(noisy.verdict == "no measurable difference");
+}
+
+TEST_CASE("overhead: a clear 20% gap gives guest slower by ~20%", "[unit][overhead]") {
+    auto o = compare_rates({1000, 1010, 990, 1005, 995}, {800, 812, 790, 806, 794});
+    CHECK(o.median_ratio == Approx(0.2).margin(0.005));
+    CHECK(o.ratio_of_medians == Approx(0.2).margin(0.005));
+    CHECK(o.ci_lo > 0.18);
+    CHECK(o.ci_hi < 0.22);
+    CHECK(o.verdict.rfind("guest slower by 2", 0) == 0);
+    CHECK((o.verdict == "guest slower by 20.0%" || o.verdict == "guest slower by 19.9%" ||
+           o.verdict == "guest slower by 20.1%"));
+    auto f = compare_rates({800, 808, 792}, {1000, 1010, 990});
+    CHECK(f.verdict == "guest faster by 25.0%");
+}
+
+TEST_CASE("overhead: t quantiles and single rounds", "[unit][overhead]") {
+    CHECK(t_quantile_975(1) == Approx(12.706));
+    CHECK(t_quantile_975(4) == Approx(2.776));
+    CHECK(t_quantile_975(1000) == Approx(1.96).margin(0.01));
+    auto one = compare_rates({100}, {80});
+    CHECK_FALSE(one.ci_valid);
+    CHECK(one.median_ratio == Approx(0.2));
+    CHECK_THROWS(compare_rates({100, 100}, {100}));
+}
+
+TEST_CASE("overhead: table, JSON and HTML carry the verdicts", "[unit][overhead]") {
+    auto r = fixed_report();
+    auto table = render_table(r);
+    CHECK(table.find("no measurable difference") != std::string::npos);
+    CHECK(table.find("guest slower by 20.0%") != std::string::npos);
+    auto j = report_json(r);
+    REQUIRE(j["tests"].size() == 2);
+    CHECK(j["tests"][1]["guests"].size() == 2);
+    CHECK(j["tests"][1]["native"]["samples"].size() == 5);
+    CHECK(j["tests"][1]["guests"][0]["overhead"]["verdict"] == "guest slower by 20.0%");
+    auto html = render_html(r);
+    CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("<script") == std::string::npos);
+    CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg")); // no external links
+    CHECK(html.find("https://") == std::string::npos);
+}
+
+TEST_CASE("overhead: the HTML report renders in headless Chromium", "[unit][overhead][browser]") {
+    const fs::path chromium = "/usr/bin/chromium";
+    if (!fs::exists(chromium)) {
+        if (browser_required())
+            FAIL("MINIVMM_REQUIRE_BROWSER=1 but " << chromium << " is missing (scripts/setup.sh)");
+        WARN("SKIPPED: *** headless-browser check of the overhead HTML report NOT RUN: "
+             << chromium << " is missing (install chromium; MINIVMM_REQUIRE_BROWSER=1 makes this "
+             << "a failure) ***");
+        std::fprintf(stderr, "SKIPPED: overhead HTML browser check (no %s)\n", chromium.c_str());
+        return;
+    }
+    auto dir = fs::temp_directory_path() / ("minivmm-overhead-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "profile");
+    const auto report = dir / "overhead.html", dom = dir / "dom.html", png = dir / "shot.png";
+    {
+        std::ofstream f(report);
+        f << render_html(fixed_report());
+        REQUIRE(f.good());
+    }
+    const std::string common =
+        "timeout 120 " + chromium.string() +
+        " --headless --no-sandbox --disable-gpu --disable-background-networking "
+        "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+        (dir / "profile").string();
+    const std::string dump_cmd =
+        common + " --dump-dom file://" + report.string() + " >" + dom.string() + " 2>/dev/null";
+    INFO(dump_cmd);
+    REQUIRE(std::system(dump_cmd.c_str()) == 0);
+    auto text = slurp(dom);
+    INFO("DOM: " << text.substr(0, 2000));
+    CHECK(text.find("<svg") != std::string::npos);
+    CHECK(text.find("<rect class=\"bar\"") != std::string::npos);
+    CHECK(text.find("class=\"whisker\"") != std::string::npos);
+    CHECK(text.find("no measurable difference") != std::string::npos);
+    CHECK(text.find("guest slower by 20.0%") != std::string::npos);
+
+    const std::string shot_cmd = common + " --window-size=1200,1800 --screenshot=" + png.string() +
+                                 " file://" + report.string() + " >/dev/null 2>&1";
+    INFO(shot_cmd);
+    REQUIRE(std::system(shot_cmd.c_str()) == 0);
+    REQUIRE(fs::exists(png));
+    auto bytes = slurp(png);
+    CHECK(bytes.size() > 20'000); // a blank page compresses to a few KiB
+    CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+    if (const char* keep = std::getenv("MINIVMM_KEEP_REPORT_PNG"))
+        fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
+    fs::remove_all(dir);
+}
