@@ -137,31 +137,17 @@ static inline uint64_t sb_fio_file_size(const struct sb_fio_options* o) {
     return per / o->file_block_size * o->file_block_size;
 }
 
+static inline int sb_fio_apply_option_cb(void* ctx, const char* k, size_t kn, const char* v,
+                                         size_t vn) {
+    return sb_fio_apply_option((struct sb_fio_options*)ctx, k, kn, v, vn);
+}
+
 /* Parses space-separated `--key=value` tokens into *o (holding defaults).
  * 1 on success; 0 with *bad at the bad token, or at the end of the string
  * when the values are inconsistent (zero file count, a block size that is
  * not a multiple of 512, files smaller than one block, a zero rw ratio). */
 static inline int sb_fio_parse_options(const char* s, struct sb_fio_options* o, const char** bad) {
-    while (*s) {
-        const char *tok, *eq = 0;
-        size_t len;
-        while (*s == ' ' || *s == '\t' || *s == '\n')
-            s++;
-        if (!*s) break;
-        tok = s;
-        while (*s && *s != ' ' && *s != '\t' && *s != '\n') {
-            if (*s == '=' && !eq) eq = s;
-            s++;
-        }
-        len = (size_t)(s - tok);
-        if (len < 4 || tok[0] != '-' || tok[1] != '-' || !eq ||
-            !sb_fio_apply_option(o, tok + 2, (size_t)(eq - tok - 2), eq + 1,
-                                 (size_t)(s - eq - 1))) {
-            if (bad) *bad = tok;
-            return 0;
-        }
-    }
-    if (bad) *bad = s;
+    if (!sb_for_each_option(s, sb_fio_apply_option_cb, o, bad)) return 0;
     if (o->file_num == 0 || o->file_num > 0xffffffffull || o->file_block_size == 0 ||
         o->file_block_size % SB_FIO_SECTOR != 0 || o->file_block_size > (1ull << 30) ||
         o->rw_ratio_milli == 0)
@@ -392,11 +378,7 @@ static inline void sb_fio_worker(struct sb_fio_run* r, uint32_t tid) {
         sb_fio_event(r, tid, &rng, s);
         t1 = b->now_ns(b->now_arg);
         lat = t1 - t0;
-        s->events++;
-        s->lat_sum_ns += lat;
-        if (lat < s->lat_min_ns) s->lat_min_ns = lat;
-        if (lat > s->lat_max_ns) s->lat_max_ns = lat;
-        s->hist[sb_hist_bucket(lat)]++;
+        sb_stats_record(s, lat);
     }
     if (r->opt.fsync_end) sb_fio_sync(r, tid);
     s->end_ns = b->now_ns(b->now_arg);

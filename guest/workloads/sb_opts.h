@@ -172,12 +172,12 @@ static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn
     return 0;
 }
 
-/* Parses a whole command line of space-separated `--key=value` tokens into
- * *o (which should hold the defaults). Returns 1 on success; on failure 0,
- * with *bad at the first bad token (when bad != NULL). Then checks the
- * values: zero sizes/counts and a block size that is not a multiple of 8
- * (4096 for touch) are errors. */
-static inline int sb_parse_options(const char* s, struct sb_options* o, const char** bad) {
+/* Calls apply(ctx, key, key_len, value, value_len) for every space-separated
+ * `--key=value` token of s. 1 when every token is well formed and applied;
+ * else 0 with *bad (when bad != NULL) at the first bad token. */
+typedef int (*sb_apply_fn)(void* ctx, const char* k, size_t kn, const char* v, size_t vn);
+static inline int sb_for_each_option(const char* s, sb_apply_fn apply, void* ctx,
+                                     const char** bad) {
     while (*s) {
         const char *tok, *eq = 0;
         size_t len;
@@ -191,12 +191,27 @@ static inline int sb_parse_options(const char* s, struct sb_options* o, const ch
         }
         len = (size_t)(s - tok);
         if (len < 4 || tok[0] != '-' || tok[1] != '-' || !eq ||
-            !sb_apply_option(o, tok + 2, (size_t)(eq - tok - 2), eq + 1, (size_t)(s - eq - 1))) {
+            !apply(ctx, tok + 2, (size_t)(eq - tok - 2), eq + 1, (size_t)(s - eq - 1))) {
             if (bad) *bad = tok;
             return 0;
         }
     }
     if (bad) *bad = s;
+    return 1;
+}
+
+static inline int sb_apply_option_cb(void* ctx, const char* k, size_t kn, const char* v,
+                                     size_t vn) {
+    return sb_apply_option((struct sb_options*)ctx, k, kn, v, vn);
+}
+
+/* Parses a whole command line of space-separated `--key=value` tokens into
+ * *o (which should hold the defaults). Returns 1 on success; on failure 0,
+ * with *bad at the first bad token (when bad != NULL). Then checks the
+ * values: zero sizes/counts and a block size that is not a multiple of 8
+ * (4096 for touch) are errors. */
+static inline int sb_parse_options(const char* s, struct sb_options* o, const char** bad) {
+    if (!sb_for_each_option(s, sb_apply_option_cb, o, bad)) return 0;
     if (o->cpu_max_prime == 0 || o->memory_block_size == 0 || o->memory_total_size == 0 ||
         o->mutex_num == 0 || o->mutex_num > 0xffffffffull || o->mutex_locks > 0xffffffffull ||
         o->mutex_loops > 0xffffffffull || o->thread_locks == 0 || o->thread_locks > 0xffffffffull ||

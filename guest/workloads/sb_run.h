@@ -183,6 +183,15 @@ static inline uint32_t sb_hist_bucket(uint64_t ns) {
     return (msb - 2u) * 8u + (uint32_t)((ns >> (msb - 3u)) & 7u);
 }
 
+/* Adds one event of latency `lat` (ns) to a thread's statistics. */
+static inline void sb_stats_record(struct sb_thread_stats* s, uint64_t lat) {
+    s->events++;
+    s->lat_sum_ns += lat;
+    if (lat < s->lat_min_ns) s->lat_min_ns = lat;
+    if (lat > s->lat_max_ns) s->lat_max_ns = lat;
+    s->hist[sb_hist_bucket(lat)]++;
+}
+
 /* Largest value that falls into bucket b. */
 static inline uint64_t sb_hist_upper(uint32_t b) {
     uint32_t msb, sub;
@@ -243,11 +252,7 @@ static inline void sb_run_worker(struct sb_run* r, uint32_t tid) {
         sb_run_one_event(r, tid, idx, &rng, s);
         t1 = r->now_ns(r->now_arg);
         lat = t1 - t0;
-        s->events++;
-        s->lat_sum_ns += lat;
-        if (lat < s->lat_min_ns) s->lat_min_ns = lat;
-        if (lat > s->lat_max_ns) s->lat_max_ns = lat;
-        s->hist[sb_hist_bucket(lat)]++;
+        sb_stats_record(s, lat);
     }
     s->end_ns = r->now_ns(r->now_arg);
 }
