@@ -11,6 +11,7 @@ packages=(
   catch2                                 # tests (2.13 on Debian 12)
   clang-format                           # the format check in scripts/test.sh
   chromium                               # headless check of minivmm-bench overhead's HTML
+  sysbench                               # the reference the native workloads are checked against
 )
 
 missing=()

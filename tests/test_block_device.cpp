@@ -267,7 +267,8 @@ TEST_CASE("block device: the router sends 17 and 18 to the disk, the rest to the
     rig.mem.write<std::uint64_t>(kBlock + 8, 2);
     CHECK(call(0, kBlock) == ExitAction::resume); // write
     CHECK(console.text() == "hi");
-    CHECK(call(19, kBlock) == ExitAction::stop);
+    CHECK(call(19, kBlock) == ExitAction::resume); // yield
+    CHECK(call(20, kBlock) == ExitAction::stop);
     REQUIRE(rig.control.stop);
     CHECK_THAT(rig.control.stop->message, Contains("no such hypercall"));
 }

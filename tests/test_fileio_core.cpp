@@ -27,6 +27,7 @@ struct MemDisk {
     bool drop_writes = false; // pretend writes succeed but keep old data
     bool fail_reads = false;  // every read returns an error
     std::uint64_t syncs = 0;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> synced; // (thread, file) in order
 
     static MemDisk* of(void* arg) { return static_cast<MemDisk*>(arg); }
     static int read(void* arg, std::uint32_t, std::uint64_t file, std::uint64_t off, void* buf,
@@ -42,8 +43,9 @@ struct MemDisk {
         if (!d->drop_writes) std::memcpy(d->bytes.data() + file * d->file_size + off, buf, len);
         return 0;
     }
-    static int sync(void* arg, std::uint32_t) {
+    static int sync(void* arg, std::uint32_t tid, std::uint64_t file) {
         of(arg)->syncs++;
+        of(arg)->synced.emplace_back(tid, file);
         return 0;
     }
 };
@@ -134,6 +136,28 @@ TEST_CASE("fileio core: every read is verified against the last write", "[fileio
         CHECK(ratio == Approx(1.5).epsilon(0.05));
         CHECK(sb_fio_total(&c.run, 2) >= 3000 / 101);
         CHECK(c.disk.syncs == sb_fio_total(&c.run, 2));
+        // As sysbench: one file per sync request, each thread's own files in
+        // turn; every file synced after prepare and again at the end.
+        std::vector<std::uint64_t> per_file(6);
+        std::vector<std::uint64_t> last(threads, ~std::uint64_t{0});
+        bool in_turn = true;
+        for (auto [tid, file] : c.disk.synced) {
+            REQUIRE(file < 6);
+            CHECK(file % threads == tid);
+            per_file[file]++;
+        }
+        for (auto n : per_file)
+            CHECK(n >= 2);
+        // The run's periodic syncs (after each thread's prepare syncs, before
+        // its end-of-run syncs) walk the thread's files in order.
+        std::vector<std::uint64_t> seen(threads);
+        for (auto [tid, file] : c.disk.synced) {
+            if (seen[tid]++ < (6 + threads - 1 - tid) / threads) continue; // prepare
+            if (last[tid] != ~std::uint64_t{0} && file != last[tid] + threads && file != tid)
+                in_turn = false;
+            last[tid] = file;
+        }
+        CHECK(in_turn);
     }
 }
 
@@ -165,7 +189,7 @@ TEST_CASE("fileio native runner: real files with pread/pwrite/fdatasync", "[file
     std::string tmpl = (std::filesystem::temp_directory_path() / "minivmm-fileio-XXXXXX").string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     for (unsigned threads : {1u, 2u}) {
-        auto r = minivmm::test::run_fileio_native(
+        auto r = minivmm::workloads::run_fileio_native(
             tmpl, "--file-num=4 --file-total-size=4M --events=400 --time=0", threads);
         INFO(r.output);
         CHECK(r.status == 0);
@@ -179,6 +203,6 @@ TEST_CASE("fileio native runner: real files with pread/pwrite/fdatasync", "[file
     }
     CHECK(std::filesystem::is_empty(tmpl)); // cleanup removed the files
     std::filesystem::remove(tmpl);
-    CHECK_THROWS_AS(minivmm::test::run_fileio_native("/tmp", "--file-num=x"),
+    CHECK_THROWS_AS(minivmm::workloads::run_fileio_native("/tmp", "--file-num=x"),
                     std::invalid_argument);
 }

@@ -64,6 +64,7 @@ struct Rig {
 constexpr std::uint16_t kWrite = static_cast<std::uint16_t>(minivmm::Hypercall::write);
 constexpr std::uint16_t kExit = static_cast<std::uint16_t>(minivmm::Hypercall::exit);
 constexpr std::uint16_t kHalt = static_cast<std::uint16_t>(minivmm::Hypercall::halt);
+constexpr std::uint16_t kYield = static_cast<std::uint16_t>(minivmm::Hypercall::yield);
 
 } // namespace
 
@@ -142,6 +143,17 @@ TEST_CASE("hypercall halt parks the vCPU", "[hypercall]") {
     Rig rig;
     CHECK(rig.call(kHalt, 0x1000) == ExitAction::park);
     CHECK_FALSE(rig.control.stop.has_value());
+}
+
+TEST_CASE("hypercall yield resumes the vCPU; its block must be in RAM", "[hypercall]") {
+    Rig rig;
+    CHECK(rig.call(kYield, kMemSize - 8) == ExitAction::resume);
+    CHECK_FALSE(rig.control.stop.has_value());
+    CHECK(rig.call(kYield, kMemSize - 4) == ExitAction::stop);
+    REQUIRE(rig.control.stop.has_value());
+    CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
+    CHECK_THAT(rig.stop_message(), Contains("yield"));
+    CHECK_THAT(rig.stop_message(), Contains("outside guest RAM"));
 }
 
 TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {

@@ -86,6 +86,13 @@ TEST_CASE("sb_mutex and sb_threads guests lose no updates on 2 vCPUs", "[kvm][wo
                           "--thread-locks=2 --thread-yields=50 --events=200 --time=0", 2);
     CHECK(t.events == 200);
     CHECK(t.check == 200 * 50);
+    // --thread-yield=sched: every yield is the yield hypercall (an exit on
+    // which the vCPU thread calls sched_yield()) while holding the lock.
+    auto s = run_sb_guest(
+        "sb_threads.bin",
+        "--thread-locks=2 --thread-yields=5 --thread-yield=sched --events=40 --time=0", 2);
+    CHECK(s.events == 40);
+    CHECK(s.check == 40 * 5);
 }
 
 TEST_CASE("sb guests reject bad options and oversized runs", "[kvm][workloads]") {

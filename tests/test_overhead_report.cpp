@@ -57,10 +57,18 @@ OverheadReport fixed_report() {
     r.time_s = 2;
     r.host = "test host";
     r.wall_seconds = 42;
-    TestSeries cpu{"cpu", "--cpu-max-prime=20000 --threads=2", "2261 primes", {}, {}};
+    TestSeries cpu;
+    cpu.name = "cpu";
+    cpu.options = "--cpu-max-prime=20000 --threads=2";
+    cpu.note = "2261 primes";
     cpu.native = samples({2400, 2410, 2390, 2405, 2395});
     cpu.guests.push_back({"global", samples({2395, 2412, 2393, 2400, 2401})});
-    TestSeries mutex{"mutex", "--mutex-num=4096", "counters", {}, {}};
+    cpu.reference_name = "sysbench 1.0.20";
+    cpu.reference = samples({2500, 2510, 2490, 2505, 2495}); // native 4% slower
+    TestSeries mutex;
+    mutex.name = "mutex";
+    mutex.options = "--mutex-num=4096";
+    mutex.note = "counters";
     mutex.native = samples({1000, 1010, 990, 1005, 995});
     mutex.guests.push_back({"global", samples({800, 808, 792, 804, 796})});
     mutex.guests.push_back({"rcu", samples({801, 807, 793, 803, 797})});
@@ -117,18 +125,41 @@ TEST_CASE("overhead: t quantiles and single rounds", "[unit][overhead]") {
     CHECK_THROWS(compare_rates({100, 100}, {100}));
 }
 
+TEST_CASE("overhead: native against the reference tool, inside and outside 10%",
+          "[unit][overhead]") {
+    TestSeries t;
+    t.name = "memory-read";
+    t.reference_name = "sysbench 1.0.20";
+    t.native = samples({700, 705, 695});
+    t.reference = samples({1000, 1000, 1000});
+    auto out = minivmm::bench::compare_reference(t);
+    CHECK_FALSE(out.within);
+    CHECK(out.o.median_ratio == Approx(0.3));
+    CHECK(out.text == "native 30.0% slower than sysbench 1.0.20 (median of rounds): OUTSIDE 10%");
+    t.native = samples({1050, 1040, 1060});
+    out = minivmm::bench::compare_reference(t);
+    CHECK(out.within);
+    CHECK(out.text.rfind("native 5.0% faster", 0) == 0);
+}
+
 TEST_CASE("overhead: table, JSON and HTML carry the verdicts", "[unit][overhead]") {
     auto r = fixed_report();
     auto table = render_table(r);
     CHECK(table.find("no measurable difference") != std::string::npos);
     CHECK(table.find("guest slower by 20.0%") != std::string::npos);
     auto j = report_json(r);
+    CHECK(table.find("reference: native 4.0% slower than sysbench 1.0.20 (median of rounds): "
+                     "within 10%") != std::string::npos);
     REQUIRE(j["tests"].size() == 2);
+    CHECK(j["tests"][0]["reference"]["name"] == "sysbench 1.0.20");
+    CHECK(j["tests"][0]["reference"]["native_vs_reference"]["within_bound"] == true);
+    CHECK_FALSE(j["tests"][1].contains("reference"));
     CHECK(j["tests"][1]["guests"].size() == 2);
     CHECK(j["tests"][1]["native"]["samples"].size() == 5);
     CHECK(j["tests"][1]["guests"][0]["overhead"]["verdict"] == "guest slower by 20.0%");
     auto html = render_html(r);
     CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("sysbench 1.0.20") != std::string::npos);
     CHECK(html.find("<script") == std::string::npos);
     CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg")); // no external links
     CHECK(html.find("https://") == std::string::npos);

@@ -151,6 +151,13 @@ TEST_CASE("native mutex and threads lose no updates on 2 threads", "[workloads]"
     CHECK(t.events == 200);
     CHECK(t.check == 200 * 50);
     check_line_round_trip(t);
+    auto s = run_native(Test::threads,
+                        "--thread-locks=2 --thread-yields=50 --thread-yield=sched --events=200 "
+                        "--time=0",
+                        2);
+    CHECK(s.check == 200 * 50);
+    CHECK_THROWS_AS(run_native(Test::threads, "--thread-yield=spin --events=1", 2),
+                    std::invalid_argument);
 }
 
 TEST_CASE("a time-limited native run stops by itself", "[workloads]") {
@@ -177,4 +184,30 @@ TEST_CASE("result lines parse from guest output and reject junk", "[workloads]")
         "sb-result test=cpu threads=x events=100 time_ns=5 lat_min_ns=1 lat_avg_ns=2 "
         "lat_max_ns=3 lat_p95_ns=3 check=2261 fairness_events_avg=50.000 "
         "fairness_events_stddev=1.500"));
+}
+
+TEST_CASE("sysbench 1.0 reports parse into results", "[workloads]") {
+    // The shape of `sysbench cpu --threads=2 --time=2 run` on Debian 12.
+    const char* text = "sysbench 1.0.20 (using system LuaJIT 2.1.0-beta3)\n\n"
+                       "CPU speed:\n    events per second:  2561.66\n\n"
+                       "General statistics:\n"
+                       "    total time:                          2.0008s\n"
+                       "    total number of events:              5129\n\n"
+                       "Latency (ms):\n"
+                       "         min:                                    0.76\n"
+                       "         avg:                                    0.78\n"
+                       "         max:                                    1.52\n"
+                       "         95th percentile:                        0.83\n"
+                       "         sum:                                 3999.47\n";
+    auto r = minivmm::workloads::parse_sysbench_report(text, "cpu", 2);
+    REQUIRE(r);
+    CHECK(r->test == "cpu");
+    CHECK(r->threads == 2);
+    CHECK(r->events == 5129);
+    CHECK(r->time_ns == 2000800000ull);
+    CHECK(r->lat_avg_ns == 780000ull);
+    CHECK(r->lat_p95_ns == 830000ull);
+    CHECK_FALSE(minivmm::workloads::parse_sysbench_report("FATAL: unknown option", "cpu", 2));
+    CHECK_FALSE(minivmm::workloads::parse_sysbench_report(
+        "total time: 0s\ntotal number of events: 5\navg: 1\n95th percentile: 1\n", "cpu", 2));
 }

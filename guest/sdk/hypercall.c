@@ -58,3 +58,10 @@ MVG_NORETURN void mvg_halt(void) {
     for (;;)
         mvg_pause();
 }
+
+void mvg_yield(void) {
+    /* The VMM only checks that the block is in RAM: one constant block for
+     * every vCPU, no bounce slot to take. */
+    static const struct mvg_hc_yield y = {0};
+    mvg_hypercall_raw(MVG_HC_YIELD, (uint32_t)(uintptr_t)&y);
+}

@@ -18,7 +18,7 @@ static uint64_t fio_prepared; /* vCPUs done with prepare */
 static uint64_t fio_done;     /* vCPUs done with run */
 
 static uint64_t fio_now(void* arg) {
-    return mvg_tsc_to_ns(mvg_rdtsc(), (const struct mvg_boot_info*)arg);
+    return sb_tsc_ns(((const struct mvg_boot_info*)arg)->tsc_khz);
 }
 
 static uint64_t fio_sector(uint64_t file, uint64_t off) {
@@ -38,10 +38,11 @@ static int fio_write(void* arg, uint32_t tid, uint64_t file, uint64_t off, const
     return (int)blk_write(fio_sector(file, off), buf, len);
 }
 
-static int fio_sync(void* arg, uint32_t tid) {
+static int fio_sync(void* arg, uint32_t tid, uint64_t file) {
     (void)arg;
     (void)tid;
-    return (int)blk_flush(); /* the whole disk: covers every file of the thread */
+    (void)file;
+    return (int)blk_flush(); /* a raw disk flushes whole, as a guest FS's fsync would */
 }
 
 static int setup(const struct mvg_boot_info* bi) {

@@ -3,16 +3,17 @@
  * syntax (`--cpu-max-prime=20000 --events=100 --time=0`, parsed by
  * workloads/sb_opts.h); threads = vCPUs. vCPU 0 sets up in the heap, starts
  * the clock and releases the others; every vCPU runs events from the shared
- * counter (workloads/sb_run.h), each timed with rdtsc and converted with
- * mvg_tsc_to_ns (raw cycles if the VMM reports no TSC frequency); vCPU 0
+ * counter (workloads/sb_run.h), each timed with sb_tsc_ns, the native
+ * runner's clock too (raw cycles if the VMM reports no TSC frequency); vCPU 0
  * waits for all, then prints one line (SB_RESULT_FMT):
  *   sb-result test=cpu threads=2 events=100 time_ns=... check=2261 ...
  * Exit codes: 0 ok, 2 bad command line (a usage line is printed), 3 not
  * enough heap for the run.
  *
- * The threads test's "yield": a ring-3 guest has no scheduler to yield to,
- * so it is a burst of --yield-pauses `pause` instructions (default 16)
- * while holding the lock; see workloads/sb_threads.h. */
+ * The threads test's "yield" (--thread-yield): pause = a burst of
+ * --yield-pauses `pause` instructions (default 16), sched = the yield
+ * hypercall (the VMM's vCPU thread calls sched_yield()); see
+ * workloads/sb_threads.h. */
 #ifndef MINIVMM_GUEST_TESTS_SB_GUEST_H
 #define MINIVMM_GUEST_TESTS_SB_GUEST_H
 
@@ -25,11 +26,16 @@ static uint64_t sb_guest_go;   /* 1: run, 2: vCPU 0 gave up */
 static uint64_t sb_guest_done; /* workers finished */
 
 static uint64_t sb_guest_now(void* arg) {
-    return mvg_tsc_to_ns(mvg_rdtsc(), (const struct mvg_boot_info*)arg);
+    return sb_tsc_ns(((const struct mvg_boot_info*)arg)->tsc_khz);
 }
 
 static void sb_guest_yield(void* arg) {
     sb_pause_burst((uint32_t)(uintptr_t)arg);
+}
+
+static void sb_guest_yield_host(void* arg) {
+    (void)arg;
+    mvg_yield();
 }
 
 /* vCPU 0's set-up; returns 0 or an exit code. */
@@ -52,7 +58,7 @@ static int sb_guest_setup(const struct mvg_boot_info* bi, int test) {
     r->threads = (uint32_t)bi->nr_vcpus;
     r->now_ns = sb_guest_now;
     r->now_arg = (void*)(uintptr_t)bi;
-    r->yield = sb_guest_yield;
+    r->yield = r->opt.thread_yield == SB_YIELD_SCHED ? sb_guest_yield_host : sb_guest_yield;
     r->yield_arg = (void*)(uintptr_t)r->opt.yield_pauses;
     need = sb_run_bytes(test, &r->opt, r->threads);
     if (need > bi->heap_end - bi->heap_start) {

@@ -17,13 +17,14 @@
  * fixed contiguous extent [i * file_size, (i + 1) * file_size) of the disk.
  *
  * Phases, as sysbench's: prepare (each thread writes each of its files fully
- * once, block by block, then syncs), run (timed events), cleanup (the
+ * once, block by block, and syncs it), run (timed events), cleanup (the
  * caller's: the guest has nothing to remove, natively the files are
  * unlinked).
  *
  * Events: handed out from a shared counter as in sb_run.h. One event is one
  * request: every --file-fsync-freq reads/writes a thread makes, its next
- * event is a sync of its files (as sysbench's fsync requests, it counts as an
+ * event is a sync of one file, its files taken in turn (sysbench's fsync
+ * request also syncs one file, the files in turn, and counts as an
  * event); otherwise a read or a write of one block at a uniformly random
  * block of one of the thread's files (sysbench's default distribution is
  * "special"; this one is uniform). rndrw picks reads and writes with
@@ -157,18 +158,21 @@ static inline int sb_fio_parse_options(const char* s, struct sb_fio_options* o, 
 
 /* The I/O a runner supplies. Offsets are bytes within a file; every call
  * returns 0 on success or a non-zero error code (the guest: the device
- * status). sync makes everything thread `tid` wrote to its files durable. */
+ * status). sync makes everything written to `file` durable (natively
+ * fdatasync of that file; a guest on a raw disk can only flush the whole
+ * disk, as a guest file system's fsync ends in a disk flush too). */
 struct sb_fio_ops {
     int (*read)(void* arg, uint32_t tid, uint64_t file, uint64_t off, void* buf, uint64_t len);
     int (*write)(void* arg, uint32_t tid, uint64_t file, uint64_t off, const void* buf,
                  uint64_t len);
-    int (*sync)(void* arg, uint32_t tid);
+    int (*sync)(void* arg, uint32_t tid, uint64_t file);
     void* arg;
 };
 
 /* Per-thread state, one cache line. */
 struct sb_fio_thread {
     uint64_t reads, writes, syncs, since_sync;
+    uint64_t next_sync; /* the thread's next file to sync: tid + next_sync * T */
     uint64_t verify_failures, io_errors;
     uint64_t first_error_file, first_error_status; /* first I/O error */
 } __attribute__((aligned(64)));
@@ -231,7 +235,7 @@ static inline int sb_fio_prepare(struct sb_fio_run* r) {
                                            (uint64_t)r->threads * sizeof(struct sb_thread_stats));
     for (i = 0; i < r->threads; i++) {
         struct sb_fio_thread* t = &r->th[i];
-        t->reads = t->writes = t->syncs = t->since_sync = 0;
+        t->reads = t->writes = t->syncs = t->since_sync = t->next_sync = 0;
         t->verify_failures = t->io_errors = t->first_error_file = t->first_error_status = 0;
     }
     r->gen = (uint32_t*)(void*)(r->mem + sb_fio_gen_offset(r->threads));
@@ -289,10 +293,17 @@ static inline void sb_fio_io_error(struct sb_fio_thread* t, uint64_t file, int s
     }
 }
 
-static inline void sb_fio_sync(struct sb_fio_run* r, uint32_t tid) {
-    int rc = r->ops.sync(r->ops.arg, tid);
+static inline void sb_fio_sync(struct sb_fio_run* r, uint32_t tid, uint64_t file) {
+    int rc = r->ops.sync(r->ops.arg, tid, file);
     r->th[tid].syncs++;
-    if (rc != 0) sb_fio_io_error(&r->th[tid], UINT64_MAX, rc);
+    if (rc != 0) sb_fio_io_error(&r->th[tid], file, rc);
+}
+
+/* Every file thread `tid` owns, one sync each (sysbench's end-of-run fsync). */
+static inline void sb_fio_sync_all(struct sb_fio_run* r, uint32_t tid) {
+    uint64_t f;
+    for (f = tid; f < r->opt.file_num; f += r->threads)
+        sb_fio_sync(r, tid, f);
 }
 
 static inline void sb_fio_write_block(struct sb_fio_run* r, uint32_t tid, uint64_t file,
@@ -310,13 +321,15 @@ static inline void sb_fio_write_block(struct sb_fio_run* r, uint32_t tid, uint64
     }
 }
 
-/* Prepare phase of thread `tid`: writes each of its files fully, then syncs. */
+/* Prepare phase of thread `tid`: writes each of its files fully and syncs it
+ * (as sysbench's prepare). */
 static inline void sb_fio_prepare_files(struct sb_fio_run* r, uint32_t tid) {
     uint64_t f, b;
-    for (f = tid; f < r->opt.file_num; f += r->threads)
+    for (f = tid; f < r->opt.file_num; f += r->threads) {
         for (b = 0; b < r->file_blocks; b++)
             sb_fio_write_block(r, tid, f, b);
-    sb_fio_sync(r, tid);
+        sb_fio_sync(r, tid, f);
+    }
 }
 
 static inline void sb_fio_event(struct sb_fio_run* r, uint32_t tid, uint64_t* rng,
@@ -327,7 +340,8 @@ static inline void sb_fio_event(struct sb_fio_run* r, uint32_t tid, uint64_t* rn
     int write;
     if (r->opt.fsync_freq && t->since_sync >= r->opt.fsync_freq) {
         t->since_sync = 0;
-        sb_fio_sync(r, tid);
+        sb_fio_sync(r, tid, tid + t->next_sync * r->threads);
+        t->next_sync = t->next_sync + 1 == owned ? 0 : t->next_sync + 1;
         return;
     }
     t->since_sync++;
@@ -380,7 +394,7 @@ static inline void sb_fio_worker(struct sb_fio_run* r, uint32_t tid) {
         lat = t1 - t0;
         sb_stats_record(s, lat);
     }
-    if (r->opt.fsync_end) sb_fio_sync(r, tid);
+    if (r->opt.fsync_end && r->opt.mode != SB_FIO_RNDRD) sb_fio_sync_all(r, tid);
     s->end_ns = b->now_ns(b->now_arg);
 }
 

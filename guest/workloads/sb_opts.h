@@ -19,6 +19,13 @@ enum sb_test_kind { SB_TEST_CPU = 0, SB_TEST_MEMORY = 1, SB_TEST_MUTEX = 2, SB_T
 
 enum sb_mem_oper { SB_MEM_OP_WRITE = 0, SB_MEM_OP_READ = 1, SB_MEM_OP_TOUCH = 2 };
 
+/* What "yield" is in the threads test (--thread-yield): a burst of
+ * --yield-pauses `pause` instructions (the same code natively and in a
+ * guest), or giving the CPU to the scheduler (sched_yield() natively, as
+ * sysbench; the yield hypercall in a guest, where the VMM's vCPU thread calls
+ * sched_yield()). */
+enum sb_yield_kind { SB_YIELD_PAUSE = 0, SB_YIELD_SCHED = 1 };
+
 static inline const char* sb_test_name(int kind) {
     switch (kind) {
     case SB_TEST_CPU:
@@ -50,7 +57,8 @@ struct sb_options {
     uint64_t mutex_loops;
     uint64_t thread_yields;
     uint64_t thread_locks;
-    uint64_t yield_pauses; /* --yield-pauses: guest "yield" = this many `pause` */
+    uint64_t thread_yield; /* --thread-yield: enum sb_yield_kind */
+    uint64_t yield_pauses; /* --yield-pauses: `pause` instructions of a pause yield */
 };
 
 static inline void sb_options_default(struct sb_options* o) {
@@ -67,6 +75,7 @@ static inline void sb_options_default(struct sb_options* o) {
     o->mutex_loops = SB_MUTEX_DEFAULT_LOOPS;
     o->thread_yields = SB_THREADS_DEFAULT_YIELDS;
     o->thread_locks = SB_THREADS_DEFAULT_LOCKS;
+    o->thread_yield = SB_YIELD_PAUSE;
     o->yield_pauses = 16;
 }
 
@@ -169,6 +178,11 @@ static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn
         return sb_parse_choice(v, vn, words, values, 2, &o->memory_scope_global);
     }
     if (sb_str_eq(k, kn, "memory-access-mode")) return sb_str_eq(v, vn, "seq"); /* only seq */
+    if (sb_str_eq(k, kn, "thread-yield")) {
+        static const char* const words[] = {"pause", "sched"};
+        static const uint64_t values[] = {SB_YIELD_PAUSE, SB_YIELD_SCHED};
+        return sb_parse_choice(v, vn, words, values, 2, &o->thread_yield);
+    }
     return 0;
 }
 

@@ -9,15 +9,15 @@
  * round also increments the lock's counter while holding it, so the sum over
  * locks is exactly events * thread_yields (tests check no lost updates).
  *
- * "yield" is supplied by the caller:
- *  - natively it is sched_yield(): the thread gives its CPU to the kernel
- *    scheduler while holding the lock, as in sysbench;
- *  - in the guest there is no scheduler (ring 3, no OS, one vCPU = one
- *    thread), so it is a short burst of `pause` instructions: the vCPU
- *    stays busy holding the lock for a moment, and the host kernel decides
- *    alone whether to preempt the vCPU thread. The cost of a guest "yield"
- *    is therefore not comparable with a native sched_yield(); only the
- *    locking and cache-line traffic are. */
+ * "yield" is supplied by the caller, chosen with --thread-yield (sb_opts.h):
+ *  - pause (default): a burst of --yield-pauses `pause` instructions
+ *    (sb_pause_burst), the same code natively and in a guest, so the two
+ *    sides compare like for like; the thread keeps its CPU while holding
+ *    the lock, and the host kernel alone decides on preemption;
+ *  - sched: the thread gives its CPU to the scheduler while holding the
+ *    lock: natively sched_yield(), as sysbench does; in a guest (ring 3, no
+ *    OS) the yield hypercall, on which the VMM's vCPU thread calls
+ *    sched_yield(), so the guest pays one exit to user space per yield. */
 #ifndef MINIVMM_WORKLOADS_SB_THREADS_H
 #define MINIVMM_WORKLOADS_SB_THREADS_H
 

@@ -27,6 +27,8 @@ enum class Hypercall : std::uint16_t {
     write = 0, // { u64 buf; u64 len; }
     exit = 1,  // { u64 code; }
     halt = 16, // implementation-defined: park this vCPU; all parked = exit(0)
+    // 17, 18: the block device (minivmm/block_abi.hpp)
+    yield = 19, // implementation-defined: { u64 reserved; } give the host CPU back (sched_yield)
 };
 
 } // namespace minivmm

@@ -3,6 +3,7 @@
 //
 //   minivmm-bench foundation [--repeat N] [--iterations N] [--hypercalls N]
 //     cpu loop:  the same register loop natively and in a guest (TSC cycles)
+//     clock read: back-to-back rdtsc natively and in a guest (cycles per read)
 //     exit path: N zero-length write hypercalls under minivmm-run and under
 //                minivmm-bare-run (the barest correct KVM_RUN loop)
 //     start-up:  minivmm-run hello.bin as a whole process: wall time, peak RSS
@@ -30,6 +31,7 @@
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
 #include "regloop.h"
+#include "tscloop.h"
 
 namespace fs = std::filesystem;
 using minivmm::bench::format_summary;
@@ -53,10 +55,13 @@ std::uint64_t native_regloop_cycles(std::uint64_t iterations) {
     return __rdtsc() - t0;
 }
 
+constexpr std::uint64_t kTscReads = 10'000'000;
+
 int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
                std::uint64_t hypercalls) {
     const char* cycles_fmt = "regloop: %*u iterations, %lf tsc cycles";
     const char* hc_fmt = "hcloop: %*u hypercalls, %lf cycles/hypercall";
+    std::vector<double> native_tsc, guest_tsc;
     std::vector<double> native_cyc, guest_cyc, bare_wall, run_wall, bare_hc, run_hc, hello_wall,
         hello_rss;
     const std::string hc = std::to_string(hypercalls), it = std::to_string(iterations);
@@ -73,6 +78,19 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
         auto native_side = [&] {
             native_cyc.push_back(static_cast<double>(native_regloop_cycles(iterations)));
         };
+        auto guest_clock = [&] {
+            auto r =
+                run_checked({p.run, p.guests + "/tscloop.bin", "--", std::to_string(kTscReads)});
+            guest_tsc.push_back(parse_number(r.out, "tscloop:", "tscloop: %*u reads, %lf") /
+                                static_cast<double>(kTscReads));
+        };
+        auto native_clock = [&] {
+            std::uint64_t sink = 0;
+            native_tsc.push_back(static_cast<double>(mv_tscloop(kTscReads, &sink)) /
+                                 static_cast<double>(kTscReads));
+            volatile std::uint64_t keep = sink;
+            (void)keep;
+        };
         auto run_side = [&] {
             auto r = run_checked({p.run, p.guests + "/hcloop.bin", "--", hc});
             run_wall.push_back(r.wall_seconds);
@@ -84,9 +102,9 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
             bare_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
         };
         if (native_first) {
-            native_side(), guest_side(), bare_side(), run_side();
+            native_side(), guest_side(), native_clock(), guest_clock(), bare_side(), run_side();
         } else {
-            guest_side(), native_side(), run_side(), bare_side();
+            guest_side(), native_side(), guest_clock(), native_clock(), run_side(), bare_side();
         }
         auto h = run_checked({p.run, p.guests + "/hello.bin"});
         hello_wall.push_back(h.wall_seconds);
@@ -103,6 +121,11 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
     fmt::print("  guest         {}\n", format_summary(gc, 1e-9, "Gcycles"));
     fmt::print("  guest/native  {:.4f}  ({:+.2f}%)\n\n", gc.median / nc.median,
                (gc.median / nc.median - 1) * 100);
+    auto nt = summarize(native_tsc), gt = summarize(guest_tsc);
+    fmt::print("clock read, {} back-to-back rdtsc (TSC cycles per read)\n", kTscReads);
+    fmt::print("  native        {}\n", format_summary(nt, 1, "cycles", 1));
+    fmt::print("  guest         {}\n", format_summary(gt, 1, "cycles", 1));
+    fmt::print("  guest/native  {:.2f}\n\n", gt.median / nt.median);
     fmt::print("exit path, {} zero-length write hypercalls (whole process)\n", hypercalls);
     fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest\n",
                format_summary(bw, 1, "s"), bh.median);
@@ -132,7 +155,8 @@ int main(int argc, char** argv) {
 
     unsigned repeat = 7;
     std::uint64_t iterations = 500'000'000, hypercalls = 20'000;
-    auto* f = app.add_subcommand("foundation", "cpu loop, exit path and start-up figures");
+    auto* f =
+        app.add_subcommand("foundation", "cpu loop, clock read, exit path and start-up figures");
     f->add_option("--repeat", repeat, "alternated runs per side (default 7)")
         ->check(CLI::Range(1u, 1000u));
     f->add_option("--iterations", iterations, "register-loop iterations (default 5e8)")
@@ -180,9 +204,9 @@ int main(int argc, char** argv) {
     minivmm::bench::OverheadOptions oo;
     auto* ov = app.add_subcommand("overhead", "sysbench-style workloads natively and in a guest: "
                                               "events/s, latency, overhead with a 95% CI");
-    ov->add_option("--tests", oo.tests, "tests (default cpu,memory,mutex,threads)")
+    ov->add_option("--tests", oo.tests, "tests (default cpu,memory,fileio,mutex,threads)")
         ->delimiter(',')
-        ->check(CLI::IsMember({"cpu", "memory", "mutex", "threads"}));
+        ->check(CLI::IsMember({"cpu", "memory", "fileio", "mutex", "threads"}));
     ov->add_option("--repeat", oo.repeat, "alternated native/guest rounds (default 5)")
         ->check(CLI::Range(1u, 1000u));
     ov->add_option("--time", oo.time_s, "seconds per run (default 2)")
@@ -193,6 +217,15 @@ int main(int argc, char** argv) {
     ov->add_option("--memory-region", oo.memory_region,
                    "bytes of the large-region (touch) test (default 1073741824 = 1G)")
         ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
+    ov->add_option("--file-total-size", oo.file_total_size,
+                   "bytes of the fileio test's files (default 1073741824 = 1G)")
+        ->check(CLI::Range(std::uint64_t{128} << 14, std::uint64_t{1} << 40));
+    ov->add_option("--file-dir", oo.file_dir,
+                   "fileio: where to create the working folder; not tmpfs (default .)")
+        ->check(CLI::ExistingDirectory);
+    ov->add_option("--sysbench", oo.sysbench,
+                   "reference binary run next to native for cpu and memory write/read, or "
+                   "'none' (default sysbench, from PATH)");
     ov->add_option("--json", oo.json_path, "write all samples and summaries to FILE as JSON");
     ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
     ov->add_flag("--full", oo.full, "sysbench's 10 s per run (overrides --time)");

@@ -1,11 +1,18 @@
 #include "bench/overhead_bench.hpp"
 
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -16,6 +23,8 @@
 
 #include "bench/overhead_report.hpp"
 #include "bench/process.hpp"
+#include "fileio_native.hpp"
+#include "minivmm/unique_fd.hpp"
 #include "native_workloads.hpp"
 
 namespace minivmm::bench {
@@ -23,7 +32,6 @@ namespace minivmm::bench {
 namespace {
 
 using workloads::Result;
-using workloads::Test;
 
 constexpr unsigned kThreads = 2;
 constexpr std::uint64_t kMutexLocks = 50000, kThreadYields = 100;
@@ -32,7 +40,7 @@ constexpr std::uint64_t kMutexLocks = 50000, kThreadYields = 100;
 // result's check= must be.
 struct Variant {
     std::string name;
-    Test test;
+    std::string test;      // sb-result test=, guest image sb_<test>
     std::string options;   // sysbench options shared by both sides, no --time
     unsigned time_s;       // 0: run to the event limit
     std::string guest_mem; // minivmm-run --mem, empty for the default
@@ -40,6 +48,10 @@ struct Variant {
     // Throws when `r` (a run of `side`) fails its check; `ref` is the first
     // native run of this variant.
     std::function<void(const Result& r, const Result& ref)> check;
+    bool sysbench = false; // also run the real sysbench with these options
+    // Rounds = --repeat x this: the memory write/read runs end after 2G, in
+    // ~0.2 s, and two threads sharing one block make them noisy.
+    unsigned round_factor = 1;
 };
 
 [[noreturn]] void check_failed(const std::string& what, const Result& r) {
@@ -52,17 +64,18 @@ std::vector<Variant> variants(const OverheadOptions& o) {
     std::vector<Variant> out;
     for (const auto& name : o.tests) {
         if (name == "cpu") {
-            out.push_back({"cpu", Test::cpu, "--cpu-max-prime=20000", t, "",
+            out.push_back({"cpu", "cpu", "--cpu-max-prime=20000", t, "",
                            "every event counts 2261 primes below 20000",
                            [](const Result& r, const Result&) {
                                if (r.check != 2261) check_failed("cpu prime count != 2261", r);
-                           }});
+                           },
+                           true});
         } else if (name == "memory") {
             const std::string base = "--memory-block-size=8K --memory-total-size=2G";
             for (const char* oper : {"write", "read"}) {
                 bool write = std::string(oper) == "write";
                 out.push_back(
-                    {fmt::format("memory-{}", oper), Test::memory,
+                    {fmt::format("memory-{}", oper), "memory",
                      fmt::format("{} --memory-oper={} --memory-scope=global", base, oper), t, "",
                      write ? "the written block's word sum matches native's"
                            : "per-block read checksum (check / events) matches native's",
@@ -80,11 +93,12 @@ std::vector<Variant> variants(const OverheadOptions& o) {
                                                       ref.check / ref.events),
                                           r);
                          }
-                     }});
+                     },
+                     true, 3});
             }
             const std::uint64_t region = o.memory_region, pages = (region + 4095) / 4096;
             out.push_back(
-                {"memory-touch", Test::memory,
+                {"memory-touch", "memory",
                  fmt::format("--memory-oper=touch --memory-block-size=8K --memory-total-size={}",
                              region),
                  0, fmt::format("{}M", (region >> 20) + 512),
@@ -97,21 +111,44 @@ std::vector<Variant> variants(const OverheadOptions& o) {
                  }});
         } else if (name == "mutex") {
             out.push_back(
-                {"mutex", Test::mutex,
+                {"mutex", "mutex",
                  fmt::format("--mutex-num=4096 --mutex-locks={} --mutex-loops=10000", kMutexLocks),
                  t, "", "lock counters sum to events * 50000", [](const Result& r, const Result&) {
                      if (r.check != r.events * kMutexLocks)
                          check_failed("mutex counters != events * mutex-locks", r);
                  }});
         } else if (name == "threads") {
+            auto check = [](const Result& r, const Result&) {
+                if (r.check != r.events * kThreadYields)
+                    check_failed("threads counters != events * thread-yields", r);
+            };
+            const std::string base =
+                fmt::format("--thread-yields={} --thread-locks=4", kThreadYields);
+            out.push_back({"threads", "threads", base + " --thread-yield=pause", t, "",
+                           "lock counters sum to events * 100; yield = 16 x pause on both sides "
+                           "(the same code)",
+                           check});
+            out.push_back({"threads-sched", "threads", base + " --thread-yield=sched", t, "",
+                           "lock counters sum to events * 100; yield = sched_yield() natively "
+                           "(as sysbench), the yield hypercall in the guest (the vCPU thread "
+                           "calls sched_yield(): one exit per yield)",
+                           check, true});
+        } else if (name == "fileio") {
+            const std::uint64_t size = o.full ? std::uint64_t{1} << 30 : o.file_total_size;
             out.push_back(
-                {"threads", Test::threads,
-                 fmt::format("--thread-yields={} --thread-locks=4", kThreadYields), t, "",
-                 "lock counters sum to events * 100 (native yield: sched_yield; guest yield: a "
-                 "burst of pause)",
+                {"fileio", "fileio",
+                 fmt::format("--file-num=128 --file-total-size={} --file-test-mode=rndrw "
+                             "--file-block-size=16K --file-rw-ratio=1.5 --file-fsync-freq=100 "
+                             "--file-fsync-end=on",
+                             size),
+                 t, "",
+                 fmt::format("128 files, {} MiB in all, prepared (written fully once) before the "
+                             "timed run and removed after it; natively files in {}, in the guest "
+                             "extents of a block device backed by a host file there; every read "
+                             "is verified against the last write, no I/O errors",
+                             size >> 20, o.file_dir),
                  [](const Result& r, const Result&) {
-                     if (r.check != r.events * kThreadYields)
-                         check_failed("threads counters != events * thread-yields", r);
+                     if (r.check == 0) check_failed("fileio: no verified reads", r);
                  }});
         } else {
             throw std::invalid_argument("overhead: unknown test " + name);
@@ -131,25 +168,99 @@ OverheadSample to_sample(const Result& r, bool first) {
     return s;
 }
 
-const char* test_name(Test t) {
-    switch (t) {
-    case Test::cpu:
-        return "cpu";
-    case Test::memory:
-        return "memory";
-    case Test::mutex:
-        return "mutex";
-    case Test::threads:
-        return "threads";
-    }
-    return "?";
-}
-
 // Every run, either side: the right test, 2 threads, some events.
 void basic_check(const Variant& v, const Result& r) {
-    if (r.test != test_name(v.test)) check_failed(v.name + ": wrong test", r);
+    if (r.test != v.test) check_failed(v.name + ": wrong test", r);
     if (r.threads != kThreads) check_failed(fmt::format("{}: threads != {}", v.name, kThreads), r);
     if (r.events == 0 || r.time_ns == 0) check_failed(v.name + ": no events", r);
+}
+
+// The fileio test's working directory: a fresh folder under --file-dir,
+// removed (with anything left in it) at the end. tmpfs or ramfs is refused:
+// the test is about fsync reaching a disk.
+class FileioDir {
+  public:
+    explicit FileioDir(const std::string& parent) {
+        struct statfs fs {};
+        if (::statfs(parent.c_str(), &fs) != 0)
+            throw std::runtime_error(
+                fmt::format("fileio: --file-dir {}: {}", parent, std::strerror(errno)));
+        if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)
+            throw std::runtime_error(fmt::format(
+                "fileio: --file-dir {} is on tmpfs/ramfs; choose a folder on a disk filesystem "
+                "(the test measures fsync)",
+                parent));
+        std::string tmpl = parent + "/minivmm-fileio.XXXXXX";
+        if (::mkdtemp(tmpl.data()) == nullptr)
+            throw std::runtime_error(fmt::format("fileio: cannot create a folder in {}: {}", parent,
+                                                 std::strerror(errno)));
+        path_ = tmpl;
+    }
+    FileioDir(const FileioDir&) = delete;
+    FileioDir& operator=(const FileioDir&) = delete;
+    ~FileioDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    const std::string& path() const { return path_; }
+    // A fresh, sparse disk image of `bytes` for one guest run (the guest's
+    // prepare phase writes it fully, as the native prepare writes its files).
+    std::string fresh_disk(std::uint64_t bytes) const {
+        std::string img = path_ + "/disk.img";
+        UniqueFd fd(::open(img.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0)
+            throw std::runtime_error(
+                fmt::format("fileio: cannot create {}: {}", img, std::strerror(errno)));
+        return img;
+    }
+    void remove_disk() const { ::unlink((path_ + "/disk.img").c_str()); }
+
+  private:
+    std::string path_;
+};
+
+// The "sb-fileio reads=.. writes=.. fsyncs=.. verify_failures=.. io_errors=.."
+// line of either side; throws unless it is there and reports no failure.
+void check_fileio_stats(const std::string& out) {
+    if (out.find("sb-fileio ") == std::string::npos)
+        throw std::runtime_error("fileio: no sb-fileio line in: " + out);
+    auto line = out.substr(out.find("sb-fileio "));
+    double failures = parse_number(line, "verify_failures=", "verify_failures=%lf");
+    double errors = parse_number(line, " io_errors=", " io_errors=%lf");
+    if (failures != 0 || errors != 0)
+        throw std::runtime_error(fmt::format("CHECK FAILED: fileio: {}", out));
+}
+
+// The sysbench binary to compare with: `name` itself when it has a slash,
+// else its first match on PATH; empty when there is none.
+std::string find_program(const std::string& name) {
+    if (name.find('/') != std::string::npos)
+        return ::access(name.c_str(), X_OK) == 0 ? name : std::string{};
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+        auto end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        std::string cand = dirs.substr(start, end - start) + "/" + name;
+        if (end > start && ::access(cand.c_str(), X_OK) == 0) return cand;
+        start = end + 1;
+    }
+    return {};
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+    std::vector<std::string> out;
+    std::string word;
+    for (char c : text + ' ') {
+        if (c != ' ') {
+            word += c;
+        } else if (!word.empty()) {
+            out.push_back(word);
+            word.clear();
+        }
+    }
+    return out;
 }
 
 std::string host_info() {
@@ -187,29 +298,40 @@ int run_overhead(const OverheadOptions& o) {
     report.full = o.full;
     report.threads = kThreads;
     report.host = host_info();
+    const auto all = variants(o);
+    std::string sysbench, sysbench_name;
+    if (o.sysbench != "none" &&
+        std::any_of(all.begin(), all.end(), [](const Variant& v) { return v.sysbench; })) {
+        sysbench = find_program(o.sysbench);
+        if (sysbench.empty()) {
+            report.reference_note =
+                fmt::format("'{}' not found: no sysbench column (Debian: apt-get install sysbench)",
+                            o.sysbench);
+        } else {
+            auto version = run_checked({sysbench, "--version"}).out;
+            sysbench_name = version.substr(0, version.find_first_of("\n("));
+            while (!sysbench_name.empty() && sysbench_name.back() == ' ')
+                sysbench_name.pop_back();
+        }
+    }
+    std::optional<FileioDir> fileio_dir;
+    if (std::any_of(all.begin(), all.end(), [](const Variant& v) { return v.test == "fileio"; }))
+        fileio_dir.emplace(o.file_dir);
     const bool tty = ::isatty(2) != 0;
     const std::string threads_opt = fmt::format("--threads={}", kThreads);
-    for (const auto& v : variants(o)) {
+    for (const auto& v : all) {
         TestSeries ts;
         ts.name = v.name;
         ts.options = fmt::format("{} {} --events=0 --time={}", v.options, threads_opt, v.time_s);
         ts.note = v.note;
         for (const auto& p : o.policies)
             ts.guests.push_back({p, {}});
-        std::vector<std::string> guest_args;
-        {
-            std::string word;
-            for (char c : ts.options + ' ') {
-                if (c != ' ') {
-                    word += c;
-                } else if (!word.empty()) {
-                    guest_args.push_back(word);
-                    word.clear();
-                }
-            }
-        }
+        const bool reference = v.sysbench && !sysbench.empty();
+        if (reference) ts.reference_name = sysbench_name;
+        const auto guest_args = split_words(ts.options);
         std::optional<Result> ref;
-        for (unsigned round = 0; round < o.repeat; ++round) {
+        const unsigned rounds = o.repeat * v.round_factor;
+        for (unsigned round = 0; round < rounds; ++round) {
             // Swap which side goes first every round, and rotate the policy
             // order, so drift on a shared machine favours no side.
             const bool native_first = round % 2 == 0;
@@ -217,19 +339,47 @@ int run_overhead(const OverheadOptions& o) {
             auto progress = [&](const std::string& side) {
                 if (tty) {
                     fmt::print(stderr, "\r\033[Koverhead: {} round {}/{}: {}", v.name, round + 1,
-                               o.repeat, side);
+                               rounds, side);
                 } else if (round == 0 && side == "native") {
-                    fmt::print(stderr, "overhead: {} ({} rounds)\n", v.name, o.repeat);
+                    fmt::print(stderr, "overhead: {} ({} rounds)\n", v.name, rounds);
                 }
                 std::fflush(stderr);
             };
             auto native_side = [&] {
                 progress("native");
-                auto r = workloads::run_native(v.test, ts.options, kThreads);
+                Result r;
+                if (v.test == "fileio") {
+                    auto run =
+                        workloads::run_fileio_native(fileio_dir->path(), ts.options, kThreads);
+                    auto parsed = workloads::parse_result_line(run.output);
+                    if (run.status != 0 || !parsed)
+                        throw std::runtime_error(fmt::format(
+                            "CHECK FAILED: fileio native status {}: {}", run.status, run.output));
+                    check_fileio_stats(run.output);
+                    r = *parsed;
+                } else {
+                    r = workloads::run_native(*workloads::parse_test(v.test), ts.options, kThreads);
+                }
                 basic_check(v, r);
                 if (!ref) ref = r;
                 v.check(r, *ref);
                 ts.native.push_back(to_sample(r, native_first));
+            };
+            // sysbench itself, right after the native run and with the same
+            // options (its own clock and event loop).
+            auto reference_side = [&] {
+                progress(sysbench_name);
+                std::vector<std::string> argv{sysbench, v.test};
+                for (const auto& a : guest_args) // ours, not sysbench's: it has one yield
+                    if (a.rfind("--thread-yield=", 0) != 0 && a.rfind("--yield-pauses=", 0) != 0)
+                        argv.push_back(a);
+                argv.push_back("run");
+                auto out = run_checked(argv).out;
+                auto r = workloads::parse_sysbench_report(out, v.test, kThreads);
+                if (!r)
+                    throw std::runtime_error(
+                        fmt::format("{}: cannot read sysbench's report:\n{}", v.name, out));
+                ts.reference.push_back(to_sample(*r, false));
             };
             auto guest_side = [&](std::size_t pi, bool first) {
                 const auto& policy = o.policies[pi];
@@ -237,10 +387,19 @@ int run_overhead(const OverheadOptions& o) {
                 std::vector<std::string> argv{o.run_path, "--vcpus", std::to_string(kThreads),
                                               "--lock=" + policy};
                 if (!v.guest_mem.empty()) argv.insert(argv.end(), {"--mem", v.guest_mem});
-                argv.push_back(fmt::format("{}/sb_{}.bin", o.guest_dir, test_name(v.test)));
+                if (v.test == "fileio") {
+                    argv.insert(argv.end(),
+                                {"--disk", fileio_dir->fresh_disk(o.full ? std::uint64_t{1} << 30
+                                                                         : o.file_total_size)});
+                }
+                argv.push_back(fmt::format("{}/sb_{}.bin", o.guest_dir, v.test));
                 argv.push_back("--");
                 argv.insert(argv.end(), guest_args.begin(), guest_args.end());
                 auto pr = run_checked(argv);
+                if (v.test == "fileio") {
+                    fileio_dir->remove_disk(); // cleanup, as natively
+                    check_fileio_stats(pr.out);
+                }
                 auto r = workloads::parse_result_line(pr.out);
                 if (!r)
                     throw std::runtime_error(
@@ -255,10 +414,12 @@ int run_overhead(const OverheadOptions& o) {
             };
             if (native_first) {
                 native_side();
+                if (reference) reference_side();
                 guests(false);
             } else {
                 guests(true);
                 native_side();
+                if (reference) reference_side();
             }
         }
         report.tests.push_back(std::move(ts));

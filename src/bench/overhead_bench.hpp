@@ -12,12 +12,15 @@
 namespace minivmm::bench {
 
 struct OverheadOptions {
-    std::vector<std::string> tests{"cpu", "memory", "mutex", "threads"};
+    std::vector<std::string> tests{"cpu", "memory", "fileio", "mutex", "threads"};
     std::vector<std::string> policies{"global"};
     unsigned repeat = 5;
-    unsigned time_s = 2;                                  // --time of each run
-    bool full = false;                                    // sysbench's 10 s
-    std::uint64_t memory_region = std::uint64_t{1} << 30; // bytes of the large-region test
+    unsigned time_s = 2;                                    // --time of each run
+    bool full = false;                                      // sysbench's 10 s
+    std::uint64_t memory_region = std::uint64_t{1} << 30;   // bytes of the large-region test
+    std::uint64_t file_total_size = std::uint64_t{1} << 30; // fileio (--full: 1G)
+    std::string file_dir = ".";                             // fileio: parent of the working folder
+    std::string sysbench = "sysbench"; // reference binary (PATH lookup), "none": skip
     std::string json_path, html_path;
     std::string run_path, guest_dir;
 };

@@ -110,6 +110,12 @@ std::string html_escape(const std::string& s) {
     return out;
 }
 
+// A latency cell; 0 only comes from sysbench, which prints milliseconds
+// with two decimals, so it means "below 10 us".
+std::string lat_text(double ns) {
+    return ns == 0 ? std::string("<10 us") : fmt_ns(ns);
+}
+
 const char* verdict_class(const OverheadStats& o) {
     if (o.verdict.rfind("guest slower", 0) == 0) return "slower";
     if (o.verdict.rfind("guest faster", 0) == 0) return "faster";
@@ -127,6 +133,8 @@ std::string svg_chart(const TestSeries& t) {
     std::vector<Bar> bars{{"native", summarize(rates(t.native)), "#4c72b0"}};
     for (const auto& g : t.guests)
         bars.push_back({"guest " + g.policy, summarize(rates(g.samples)), "#dd8452"});
+    if (!t.reference.empty())
+        bars.push_back({t.reference_name, summarize(rates(t.reference)), "#8c8c8c"});
     double top = 0;
     for (const auto& b : bars)
         top = std::max(top, b.s.max);
@@ -228,6 +236,18 @@ OverheadStats compare_rates(const std::vector<double>& native_rates,
     return o;
 }
 
+ReferenceStats compare_reference(const TestSeries& t, double bound) {
+    ReferenceStats r;
+    r.bound = bound;
+    r.o = compare_rates(rates(t.reference), rates(t.native));
+    r.within = std::abs(r.o.median_ratio) <= bound;
+    r.text =
+        fmt::format("native {:.1f}% {} than {} (median of rounds): {} {:.0f}%",
+                    std::abs(r.o.median_ratio) * 100, r.o.median_ratio >= 0 ? "slower" : "faster",
+                    t.reference_name, r.within ? "within" : "OUTSIDE", bound * 100);
+    return r;
+}
+
 std::string render_table(const OverheadReport& r) {
     std::string out = fmt::format(
         "minivmm-bench overhead: {} alternated rounds, {} s per run{}, {} threads natively and {} "
@@ -240,16 +260,19 @@ std::string render_table(const OverheadReport& r) {
     for (const auto& t : r.tests) {
         out += fmt::format("\n{}  ({})\n", t.name, t.options);
         if (!t.note.empty()) out += fmt::format("  check: {}\n", t.note);
+        if (t.native.size() != r.repeat)
+            out += fmt::format("  rounds: {} (short runs get more)\n", t.native.size());
         out += fmt::format("  {:<20} {:<34} {:>10} {:>10}\n", "side", "events/s", "lat avg",
                            "lat p95");
         auto row = [&](const std::string& label, const std::vector<OverheadSample>& s) {
             out += fmt::format(
                 "  {:<20} {:<34} {:>10} {:>10}\n", label, fmt_rate_summary(summarize(rates(s))),
-                fmt_ns(summarize(lat_avg(s)).median), fmt_ns(summarize(lat_p95(s)).median));
+                lat_text(summarize(lat_avg(s)).median), lat_text(summarize(lat_p95(s)).median));
         };
         row("native", t.native);
         for (const auto& g : t.guests)
             row("guest " + g.policy, g.samples);
+        if (!t.reference.empty()) row(t.reference_name, t.reference);
         for (const auto& g : t.guests) {
             auto o = compare_rates(rates(t.native), rates(g.samples));
             out += fmt::format(
@@ -257,7 +280,10 @@ std::string render_table(const OverheadReport& r) {
                 "{}\n",
                 g.policy, pct(o.median_ratio), pct(o.ratio_of_medians), ci_text(o), o.verdict);
         }
+        if (!t.reference.empty())
+            out += fmt::format("  reference: {}\n", compare_reference(t).text);
     }
+    if (!r.reference_note.empty()) out += fmt::format("\nreference: {}\n", r.reference_note);
     if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s\n", r.wall_seconds);
     return out;
 }
@@ -274,10 +300,12 @@ nlohmann::json report_json(const OverheadReport& r) {
                      {"overhead_definition", "(native - guest) / native events/s; > 0: guest "
                                              "slower"},
                      {"tests", nlohmann::json::array()}};
+    if (!r.reference_note.empty()) j["reference_note"] = r.reference_note;
     for (const auto& t : r.tests) {
         nlohmann::json jt{{"name", t.name},
                           {"options", t.options},
                           {"check", t.note},
+                          {"rounds", t.native.size()},
                           {"native", side_json(t.native)},
                           {"guests", nlohmann::json::array()}};
         for (const auto& g : t.guests) {
@@ -292,6 +320,22 @@ nlohmann::json report_json(const OverheadReport& r) {
                 {"ci95", o.ci_valid ? nlohmann::json::array({o.ci_lo, o.ci_hi}) : nlohmann::json()},
                 {"verdict", o.verdict}};
             jt["guests"].push_back(std::move(jg));
+        }
+        if (!t.reference.empty()) {
+            auto rs = compare_reference(t);
+            auto jr = side_json(t.reference);
+            jr["name"] = t.reference_name;
+            jr["native_vs_reference"] = {
+                {"definition", "(reference - native) / reference events/s "
+                               "per round; > 0: native slower"},
+                {"median_of_ratios", rs.o.median_ratio},
+                {"ratio_of_medians", rs.o.ratio_of_medians},
+                {"ci95", rs.o.ci_valid ? nlohmann::json::array({rs.o.ci_lo, rs.o.ci_hi})
+                                       : nlohmann::json()},
+                {"bound", rs.bound},
+                {"within_bound", rs.within},
+                {"text", rs.text}};
+            jt["reference"] = std::move(jr);
         }
         j["tests"].push_back(std::move(jt));
     }
@@ -346,6 +390,9 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
                          html_escape(t.options));
         if (!t.note.empty())
             h += fmt::format("<p class=\"meta\">Check: {}</p>\n", html_escape(t.note));
+        if (t.native.size() != r.repeat)
+            h += fmt::format("<p class=\"meta\">{} rounds (short runs get more).</p>\n",
+                             t.native.size());
         h += svg_chart(t);
         h += "<table><tr><th>side</th><th>events/s</th><th>latency avg</th><th>latency p95</th>"
              "<th>overhead</th><th>95% CI</th><th>verdict</th></tr>\n";
@@ -353,8 +400,8 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
                        const OverheadStats* o) {
             h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", html_escape(label),
                              fmt_rate_summary(summarize(rates(s))),
-                             fmt_ns(summarize(lat_avg(s)).median),
-                             fmt_ns(summarize(lat_p95(s)).median));
+                             lat_text(summarize(lat_avg(s)).median),
+                             lat_text(summarize(lat_p95(s)).median));
             if (o)
                 h += fmt::format("<td>{} (of medians {})</td><td>{}</td><td><span class=\"verdict "
                                  "{}\">{}</span></td></tr>\n",
@@ -368,8 +415,14 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
             auto o = compare_rates(rates(t.native), rates(g.samples));
             row("guest " + g.policy, g.samples, &o);
         }
+        if (!t.reference.empty()) row(t.reference_name, t.reference, nullptr);
         h += "</table>\n";
+        if (!t.reference.empty())
+            h += fmt::format("<p class=\"meta\">Reference: {}.</p>\n",
+                             html_escape(compare_reference(t).text));
     }
+    if (!r.reference_note.empty())
+        h += fmt::format("<p class=\"meta\">Reference: {}.</p>\n", html_escape(r.reference_note));
     if (r.wall_seconds > 0)
         h += fmt::format("<p class=\"meta\">Wall time of the benchmark: {:.1f} s.</p>\n",
                          r.wall_seconds);

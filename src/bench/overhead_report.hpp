@@ -37,6 +37,11 @@ struct TestSeries {
     std::string note;    // what the check verified, shown in the report
     std::vector<OverheadSample> native;
     std::vector<GuestSeries> guests;
+    // The real tool run with the same options in the same rounds ("sysbench
+    // 1.0.20"), to show the native runner is sysbench's workload; empty name
+    // and samples when not run for this test.
+    std::string reference_name;
+    std::vector<OverheadSample> reference;
 };
 
 // Overhead of the guest against native for a rate (higher is better):
@@ -63,12 +68,25 @@ OverheadStats compare_rates(const std::vector<double>& native_rates,
 // then interpolated in 1/df towards 1.96).
 double t_quantile_975(std::size_t df);
 
+// The native runner against the reference tool: compare_rates(reference,
+// native), so the overhead is (reference - native) / reference (> 0: ours
+// slower); `within` says whether the median of the per-round differences
+// is inside the +-bound (the issue's 10%).
+struct ReferenceStats {
+    OverheadStats o;
+    double bound = 0.10;
+    bool within = false;
+    std::string text; // "native 3.1% slower than sysbench 1.0.20: within 10%"
+};
+ReferenceStats compare_reference(const TestSeries& t, double bound = 0.10);
+
 struct OverheadReport {
     unsigned repeat = 0;
     double time_s = 0; // --time per run
     bool full = false; // --full (sysbench's 10 s)
     unsigned threads = 2;
-    std::string host; // free text: kernel, CPU
+    std::string host;           // free text: kernel, CPU
+    std::string reference_note; // why there is no reference column, if there is none
     double wall_seconds = 0;
     std::vector<TestSeries> tests;
 };

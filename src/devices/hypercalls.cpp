@@ -1,5 +1,7 @@
 #include "devices/hypercalls.hpp"
 
+#include <sched.h>
+
 #include <cstring>
 
 #include <fmt/format.h>
@@ -29,6 +31,8 @@ const char* hypercall_name(std::uint64_t nr) {
         return "exit";
     case Hypercall::halt:
         return "halt";
+    case Hypercall::yield:
+        return "yield";
     }
     return "unknown";
 }
@@ -76,6 +80,13 @@ ExitAction HypercallDevice::access(const IoAccess& access) {
         if (!mem_.contains(block, sizeof(std::uint64_t)))
             return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
         return ExitAction::park;
+    case Hypercall::yield:
+        // What a paravirtual guest kernel's "yield to the host" does: the
+        // vCPU thread gives its CPU back to the host scheduler, then resumes.
+        if (!mem_.contains(block, sizeof(std::uint64_t)))
+            return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
+        ::sched_yield();
+        return ExitAction::resume;
     }
     return fail(access, fmt::format("no such hypercall (port {:#x})", access.address));
 }

@@ -2,49 +2,59 @@
 #include "native_workloads.hpp"
 
 #include <sched.h>
-#include <sys/mman.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "minivmm/host_mapping.hpp"
 #include "sb_run.h"
 
 namespace minivmm::workloads {
 
 namespace {
 
-std::uint64_t steady_now_ns(void*) {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
+// Both sides time events with the same code (sb_tsc_ns in sb_run.h): the
+// guest has no vDSO clock, and clock_gettime costs ~20 ns here, a sixth of a
+// memory-read event, which would be charged to the native side only. The
+// rate is calibrated once against steady_clock.
+std::uint64_t tsc_khz() {
+    static const std::uint64_t khz = [] {
+        using clock = std::chrono::steady_clock;
+        auto t0 = clock::now();
+        std::uint64_t c0 = __builtin_ia32_rdtsc();
+        while (clock::now() - t0 < std::chrono::milliseconds(50)) {
+        }
+        std::uint64_t c1 = __builtin_ia32_rdtsc();
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count();
+        return ns > 0 ? (c1 - c0) * 1000000 / static_cast<std::uint64_t>(ns) : 1000000;
+    }();
+    return khz;
 }
 
-// Natively, "yield" is what sysbench does: give the CPU back to the kernel.
-void native_yield(void*) {
+} // namespace
+
+std::uint64_t tsc_now_ns(void*) {
+    return sb_tsc_ns(tsc_khz());
+}
+
+namespace {
+
+// --thread-yield=sched: what sysbench does, give the CPU back to the kernel.
+void native_sched_yield(void*) {
     ::sched_yield();
 }
 
-class Mapping {
-  public:
-    explicit Mapping(std::size_t bytes) : bytes_(bytes ? bytes : 4096) {
-        void* p =
-            ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::runtime_error("workloads: mmap failed");
-        addr_ = static_cast<unsigned char*>(p);
-    }
-    Mapping(const Mapping&) = delete;
-    Mapping& operator=(const Mapping&) = delete;
-    ~Mapping() { ::munmap(addr_, bytes_); }
-    unsigned char* data() const noexcept { return addr_; }
-
-  private:
-    std::size_t bytes_;
-    unsigned char* addr_ = nullptr;
-};
+// --thread-yield=pause: the guest's code, word for word.
+void native_pause_yield(void* arg) {
+    sb_pause_burst(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(arg)));
+}
 
 Result to_result(const sb_result& r) {
     Result out;
@@ -85,10 +95,17 @@ Result run_native(Test test, std::string_view options, unsigned threads) {
                                     "' in '" + cmdline + "'");
     if (threads == 0) threads = run.opt.threads ? static_cast<unsigned>(run.opt.threads) : 1;
     run.threads = threads;
-    run.now_ns = steady_now_ns;
-    run.yield = native_yield;
-    Mapping mem(sb_run_bytes(run.test, &run.opt, threads));
-    run.mem = mem.data();
+    run.now_ns = tsc_now_ns;
+    if (run.opt.thread_yield == SB_YIELD_SCHED) {
+        run.yield = native_sched_yield;
+    } else {
+        run.yield = native_pause_yield;
+        run.yield_arg = reinterpret_cast<void*>(static_cast<std::uintptr_t>(run.opt.yield_pauses));
+    }
+    // Fresh anonymous memory (HostMapping), so touch mode includes first-touch faults.
+    auto mem = HostMapping::anonymous(
+        std::max<std::size_t>(sb_run_bytes(run.test, &run.opt, threads), 4096));
+    run.mem = static_cast<unsigned char*>(mem.data());
     if (!sb_run_prepare(&run))
         throw std::invalid_argument("workloads: the run needs --events or --time");
 
@@ -182,6 +199,31 @@ std::optional<Result> parse_result_line(std::string_view text) {
     for (const auto& f : nums)
         if (!f.seen) return std::nullopt;
     if (!have_test || !have_avg || !have_stddev) return std::nullopt;
+    return r;
+}
+
+std::optional<Result> parse_sysbench_report(std::string_view text, std::string_view test,
+                                            std::uint64_t threads) {
+    const std::string out(text);
+    auto value = [&](const char* tag) -> std::optional<double> {
+        auto at = out.find(tag);
+        if (at == std::string::npos) return std::nullopt;
+        double v = 0;
+        if (std::sscanf(out.c_str() + at + std::strlen(tag), " %lf", &v) != 1) return std::nullopt;
+        return v;
+    };
+    auto events = value("total number of events:");
+    auto time_s = value("total time:");
+    auto avg = value("avg:");
+    auto p95 = value("95th percentile:");
+    if (!events || !time_s || !avg || !p95 || *events <= 0 || *time_s <= 0) return std::nullopt;
+    Result r;
+    r.test = std::string(test);
+    r.threads = threads;
+    r.events = static_cast<std::uint64_t>(*events);
+    r.time_ns = static_cast<std::uint64_t>(std::llround(*time_s * 1e9));
+    r.lat_avg_ns = static_cast<std::uint64_t>(std::llround(*avg * 1e6));
+    r.lat_p95_ns = static_cast<std::uint64_t>(std::llround(*p95 * 1e6));
     return r;
 }
 

@@ -25,15 +25,22 @@ struct Result {
     double fairness_events_stddev = 0;
 };
 
+// The workloads' clock on the native side: the TSC in nanoseconds, as the
+// guests read it (rdtsc scaled by the TSC rate, here calibrated once against
+// steady_clock), so both sides pay the same for every timestamp. The
+// argument is unused (the cores' sb_now_fn signature).
+std::uint64_t tsc_now_ns(void* unused = nullptr);
+
 // "cpu" -> Test::cpu, ...; nullopt for anything else.
 std::optional<Test> parse_test(std::string_view name);
 
 // Runs `test` with options in sysbench syntax ("--cpu-max-prime=20000
 // --events=100 --time=0") on `threads` threads (0: --threads from the
-// options, else 1). Time comes from steady_clock; "yield" in the threads
-// test is sched_yield(). Memory comes from a fresh anonymous mapping, so the
-// touch mode includes first-touch page faults. Throws std::invalid_argument
-// on bad options, std::runtime_error if memory cannot be mapped.
+// options, else 1). Time comes from tsc_now_ns; "yield" in the threads test
+// is --thread-yield's: the guest's pause burst, or sched_yield(). Memory
+// comes from a fresh anonymous mapping, so the touch mode includes
+// first-touch page faults. Throws std::invalid_argument on bad options,
+// minivmm::Error if memory cannot be mapped.
 Result run_native(Test test, std::string_view options, unsigned threads = 0);
 
 // The result line, exactly as a guest prints it (with the trailing '\n').
@@ -44,5 +51,12 @@ std::string format_result(const Result& r);
 // larger text is found by its "sb-result " prefix). nullopt if no such line
 // or a required field is missing or malformed.
 std::optional<Result> parse_result_line(std::string_view text);
+
+// sysbench 1.0's own report of a run ("total number of events:", "total
+// time:", and the "avg:" and "95th percentile:" latency lines in ms) as a
+// Result with the given test name and thread count; min/max latency, check
+// and fairness stay 0. nullopt when the text is not such a report.
+std::optional<Result> parse_sysbench_report(std::string_view text, std::string_view test,
+                                            std::uint64_t threads);
 
 } // namespace minivmm::workloads

@@ -6,9 +6,10 @@
 #include <mvg/defs.h>
 
 #define MVG_HC_PORT_BASE 0x500
-#define MVG_HC_WRITE 0 /* struct mvg_hc_write */
-#define MVG_HC_EXIT 1  /* struct mvg_hc_exit */
-#define MVG_HC_HALT 16 /* struct mvg_hc_halt; minivmm-defined */
+#define MVG_HC_WRITE 0  /* struct mvg_hc_write */
+#define MVG_HC_EXIT 1   /* struct mvg_hc_exit */
+#define MVG_HC_HALT 16  /* struct mvg_hc_halt; minivmm-defined */
+#define MVG_HC_YIELD 19 /* struct mvg_hc_yield; minivmm-defined */
 
 struct mvg_hc_write {
     uint64_t buf; /* GPA of the bytes; may be anywhere in RAM */
@@ -18,6 +19,9 @@ struct mvg_hc_exit {
     uint64_t code; /* minivmm-run exits with code & 0xff */
 };
 struct mvg_hc_halt {
+    uint64_t reserved; /* 0 */
+};
+struct mvg_hc_yield {
     uint64_t reserved; /* 0 */
 };
 
@@ -48,6 +52,9 @@ void mvg_write(const void* buf, size_t len);
 MVG_NORETURN void mvg_exit(uint64_t code);
 /* This vCPU is done; the VM ends (exit code 0) once every vCPU has halted. */
 MVG_NORETURN void mvg_halt(void);
+/* Give the host CPU back: the VMM's vCPU thread calls sched_yield() and the
+ * vCPU resumes (one exit to user space, ~60 us on a shadow-paging KVM). */
+void mvg_yield(void);
 MVG_EXTERN_C_END
 
 #endif

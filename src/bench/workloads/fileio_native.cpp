@@ -1,11 +1,9 @@
 #include "fileio_native.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -13,10 +11,12 @@
 
 #include <fmt/format.h>
 
+#include "minivmm/host_mapping.hpp"
 #include "minivmm/unique_fd.hpp"
+#include "native_workloads.hpp"
 #include "sb_fileio.h"
 
-namespace minivmm::test {
+namespace minivmm::workloads {
 
 namespace {
 
@@ -57,33 +57,12 @@ int native_write(void* arg, std::uint32_t, std::uint64_t file, std::uint64_t off
     return native_io(true, files->fds[file].get(), off, const_cast<void*>(buf), len);
 }
 
-// fdatasync of every file the thread owns (files tid, tid + T, ...).
-int native_sync(void* arg, std::uint32_t tid) {
+// fdatasync of one file, as sysbench's fsync request (fdatasync: the data
+// and what reading it back needs, the block device's flush guarantee).
+int native_sync(void* arg, std::uint32_t, std::uint64_t file) {
     auto* files = static_cast<NativeFiles*>(arg);
-    for (std::size_t f = tid; f < files->fds.size(); f += files->threads)
-        if (::fdatasync(files->fds[f].get()) != 0) return errno;
-    return 0;
+    return ::fdatasync(files->fds[file].get()) != 0 ? errno : 0;
 }
-
-std::uint64_t steady_ns(void*) {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
-}
-
-struct Mapping {
-    void* addr = MAP_FAILED;
-    std::size_t len = 0;
-    explicit Mapping(std::size_t n) : len(n) {
-        addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (addr == MAP_FAILED) throw std::runtime_error("fileio: cannot map memory");
-    }
-    ~Mapping() {
-        if (addr != MAP_FAILED) ::munmap(addr, len);
-    }
-    Mapping(const Mapping&) = delete;
-    Mapping& operator=(const Mapping&) = delete;
-};
 
 } // namespace
 
@@ -111,12 +90,12 @@ FileioNativeRun run_fileio_native(const std::string& dir, std::string_view optio
         files.fds.push_back(std::move(fd));
     }
 
-    Mapping mem(sb_fio_bytes(&run.opt, threads));
+    auto mem = HostMapping::anonymous(sb_fio_bytes(&run.opt, threads));
     run.threads = threads;
-    run.now_ns = steady_ns;
+    run.now_ns = tsc_now_ns; // the guest's clock, as in run_native
     run.now_arg = nullptr;
     run.ops = {native_read, native_write, native_sync, &files};
-    run.mem = static_cast<unsigned char*>(mem.addr);
+    run.mem = static_cast<unsigned char*>(mem.data());
     if (!sb_fio_prepare(&run)) throw std::invalid_argument("fileio: needs --events or --time");
 
     auto in_threads = [&](auto&& body) {
@@ -145,4 +124,4 @@ FileioNativeRun run_fileio_native(const std::string& dir, std::string_view optio
     return out; // cleanup: ~NativeFiles removes the files
 }
 
-} // namespace minivmm::test
+} // namespace minivmm::workloads

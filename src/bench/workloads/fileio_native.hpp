@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace minivmm::test {
+namespace minivmm::workloads {
 
 struct FileioNativeRun {
     int status = 0;     // 0 ok, 4 verification failure, 5 I/O error (as the guest)
@@ -24,4 +24,4 @@ struct FileioNativeRun {
 FileioNativeRun run_fileio_native(const std::string& dir, std::string_view options,
                                   unsigned threads = 0);
 
-} // namespace minivmm::test
+} // namespace minivmm::workloads
