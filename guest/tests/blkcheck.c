@@ -8,22 +8,60 @@
  *   readonly  a write must get status 5, a read must work; exit 0 / 1
  *   badblock  blk_io with its argument block outside RAM: the VMM must stop
  *             the guest (exit 3 if it did not)
- * Anything else: exit 2. */
+ *   batch     (needs rings) 8 writes submitted at once with one doorbell,
+ *             a flush, then 8 reads the same way; prints "blk-batch: ok";
+ *             exit 0, 1 mismatch, 5 bad status
+ *   badkick   rings the doorbell with an address that is no ring: the VMM
+ *             must stop the guest (exit 3 if it did not)
+ * pattern, bad and readonly go through a ring when the VMM serves rings
+ * (queue 0), else through blk_io. Anything else: exit 2. */
 #include <mvg/mvg.h>
 
 #include "blk.h"
 
 static unsigned char buf[16 * BLK_SECTOR_SIZE] __attribute__((aligned(4096)));
+static struct blk_ring ring0, ring1;
+static struct blk_ring* ring; /* &ring0 when the VMM serves rings */
+
+static uint64_t rq(uint64_t op, uint64_t sector, void* b, uint64_t len) {
+    return blk_q_request(ring, op, sector, b, len);
+}
+
+static int batch(void) {
+    uint64_t k[8], i, j, st;
+    if (!ring) return mvg_printf("blk-batch: no rings\n"), 2;
+    for (i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 13 + 5);
+    for (i = 0; i < 8; i++) /* sector 2i .. 2i+1 from buf + 1024 i */
+        k[i] = blk_ring_submit(ring, BLK_OP_WRITE, 2 * i, buf + 1024 * i, 1024, i);
+    blk_ring_notify(ring);
+    for (i = 0; i < 8; i++)
+        if ((st = blk_ring_wait(ring, k[i])) != BLK_OK) return mvg_printf("write %lu\n", st), 5;
+    if ((st = rq(BLK_OP_FLUSH, 0, 0, 0)) != BLK_OK) return mvg_printf("flush %lu\n", st), 5;
+    for (i = 0; i < sizeof buf; i++)
+        buf[i] = 0;
+    for (i = 0; i < 8; i++)
+        k[i] = blk_ring_submit(ring, BLK_OP_READ, 2 * i, buf + 1024 * i, 1024, i);
+    blk_ring_notify(ring);
+    for (j = 0; j < 8; j++)
+        if ((st = blk_ring_wait(ring, k[j])) != BLK_OK) return mvg_printf("read %lu\n", st), 5;
+    for (i = 0; i < 8 * 1024; i++)
+        if (buf[i] != (unsigned char)(i * 13 + 5)) return 1;
+    mvg_printf("blk-batch: ok\n");
+    return 0;
+}
 
 static int pattern(void) {
     uint64_t i, st;
     for (i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)((i / BLK_SECTOR_SIZE) * 7 + i);
-    if ((st = blk_write(0, buf, sizeof buf)) != BLK_OK) return mvg_printf("write %lu\n", st), 5;
-    if ((st = blk_flush()) != BLK_OK) return mvg_printf("flush %lu\n", st), 5;
+    if ((st = rq(BLK_OP_WRITE, 0, buf, sizeof buf)) != BLK_OK)
+        return mvg_printf("write %lu\n", st), 5;
+    if ((st = rq(BLK_OP_FLUSH, 0, 0, 0)) != BLK_OK) return mvg_printf("flush %lu\n", st), 5;
     for (i = 0; i < sizeof buf; i++)
         buf[i] = 0;
-    if ((st = blk_read(0, buf, sizeof buf)) != BLK_OK) return mvg_printf("read %lu\n", st), 5;
+    if ((st = rq(BLK_OP_READ, 0, buf, sizeof buf)) != BLK_OK)
+        return mvg_printf("read %lu\n", st), 5;
     for (i = 0; i < sizeof buf; i++)
         if (buf[i] != (unsigned char)((i / BLK_SECTOR_SIZE) * 7 + i)) return 1;
     mvg_printf("blk-pattern: ok\n");
@@ -57,16 +95,16 @@ static int bad(const struct mvg_boot_info* bi) {
     CASE("buf-wrap", BLK_OP_WRITE, 0, ~0ull - 255, 512, BLK_E_BUFFER);
     CASE("read-into-reserved", BLK_OP_READ, 0, 0x1000, 512, BLK_E_BUFFER);
     for (i = 0; i < n; i++) {
-        uint64_t st = blk_request(cases[i].op, cases[i].sector, (void*)(uintptr_t)cases[i].addr,
-                                  cases[i].len);
+        uint64_t st =
+            rq(cases[i].op, cases[i].sector, (void*)(uintptr_t)cases[i].addr, cases[i].len);
         if (st != cases[i].want) {
             mvg_printf("blk-bad: %s: status %lu, want %lu\n", cases[i].name, st, cases[i].want);
             return 1;
         }
     }
     /* The guest is still running and the device still works. */
-    if (blk_read(0, buf, 512) != BLK_OK || blk_flush() != BLK_OK) return 1;
-    mvg_printf("blk-bad: ok %lu\n", n);
+    if (rq(BLK_OP_READ, 0, buf, 512) != BLK_OK || rq(BLK_OP_FLUSH, 0, 0, 0) != BLK_OK) return 1;
+    mvg_printf("blk-bad: ok %lu%s\n", n, ring ? " (ring)" : "");
     return 0;
 }
 
@@ -74,15 +112,26 @@ static int readonly(void) {
     struct blk_info info;
     blk_get_info(&info);
     if (!(info.flags & BLK_FLAG_READONLY)) return 1;
-    if (blk_write(0, buf, 512) != BLK_E_READONLY) return 1;
-    if (blk_read(0, buf, 512) != BLK_OK) return 1;
+    if (rq(BLK_OP_WRITE, 0, buf, 512) != BLK_E_READONLY) return 1;
+    if (rq(BLK_OP_READ, 0, buf, 512) != BLK_OK) return 1;
     mvg_printf("blk-readonly: ok\n");
     return 0;
 }
 
 int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     const char* cmd = mvg_cmdline(bi);
+    struct blk_info info;
     if (vcpu != 0) return 0;
+    blk_get_info(&info);
+    if (info.flags & BLK_FLAG_RING) {
+        uint64_t st = blk_ring_init(&ring0, 0);
+        if (st != BLK_OK) return mvg_printf("blkcheck: ring set-up: status %lu\n", st), 4;
+        ring = &ring0;
+        /* A second ring for the same queue, or queue 99, must be refused. */
+        if (blk_ring_init(&ring1, 0) != BLK_E_BAD_QUEUE ||
+            blk_ring_init(&ring1, 99) != BLK_E_BAD_QUEUE)
+            return mvg_printf("blkcheck: re-setup\n"), 4;
+    }
     if (strcmp(cmd, "info") == 0) {
         struct blk_info info;
         blk_get_info(&info);
@@ -92,11 +141,17 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     if (strcmp(cmd, "pattern") == 0) return pattern();
     if (strcmp(cmd, "bad") == 0) return bad(bi);
     if (strcmp(cmd, "readonly") == 0) return readonly();
+    if (strcmp(cmd, "batch") == 0) return batch();
+    if (strcmp(cmd, "badkick") == 0) {
+        mvg_hypercall_raw(BLK_HC_KICK, 0x200000);
+        mvg_printf("blkcheck: VMM did not stop the guest\n");
+        return 3;
+    }
     if (strcmp(cmd, "badblock") == 0) {
         mvg_hypercall_raw(BLK_HC_IO, (uint32_t)(bi->mem_size - 8));
         mvg_printf("blkcheck: VMM did not stop the guest\n");
         return 3;
     }
-    mvg_printf("usage: blkcheck info|pattern|bad|readonly|badblock\n");
+    mvg_printf("usage: blkcheck info|pattern|bad|readonly|badblock|batch|badkick\n");
     return 2;
 }

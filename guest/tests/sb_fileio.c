@@ -5,17 +5,25 @@
  * its own files, then vCPU 0 starts the clock and all run events; vCPU 0
  * prints the sb-result line (check = verified reads) and an sb-fileio line
  * with the I/O counts. Cleanup has nothing to do on a raw disk.
- * Exit codes: 0 ok, 2 bad command line, 3 not enough heap or disk, 4 a read
- * did not return what was last written, 5 a request failed (I/O status). */
+ * When the VMM serves request rings (blk_info flag), every vCPU sets up its
+ * own ring (queue = vCPU index) and makes its requests through it;
+ * otherwise one blk_io hypercall per request.
+ * Exit codes: 0 ok, 2 bad command line, 3 not enough heap or disk, or a ring
+ * could not be set up, 4 a read did not return what was last written, 5 a
+ * request failed (I/O status). */
 #include <mvg/mvg.h>
 
 #include "blk.h"
 #include "sb_fileio.h"
 
+#define FIO_MAX_RINGS 64
+
 static struct sb_fio_run fio;
-static uint64_t fio_go;       /* 1: prepare, 2: vCPU 0 gave up, 3: run */
-static uint64_t fio_prepared; /* vCPUs done with prepare */
-static uint64_t fio_done;     /* vCPUs done with run */
+static struct blk_ring fio_rings[FIO_MAX_RINGS];
+static uint64_t fio_use_rings; /* set by vCPU 0 before releasing the others */
+static uint64_t fio_go;        /* 1: prepare, 2: vCPU 0 gave up, 3: run */
+static uint64_t fio_prepared;  /* vCPUs done with prepare */
+static uint64_t fio_done;      /* vCPUs done with run */
 
 static uint64_t fio_now(void* arg) {
     return sb_tsc_ns(((const struct mvg_boot_info*)arg)->tsc_khz);
@@ -25,24 +33,28 @@ static uint64_t fio_sector(uint64_t file, uint64_t off) {
     return (file * fio.file_size + off) / BLK_SECTOR_SIZE;
 }
 
+/* This vCPU's ring, or 0 for blk_io hypercalls. */
+static struct blk_ring* fio_ring(uint32_t tid) {
+    return fio_use_rings && tid < FIO_MAX_RINGS ? &fio_rings[tid] : 0;
+}
+
 static int fio_read(void* arg, uint32_t tid, uint64_t file, uint64_t off, void* buf, uint64_t len) {
     (void)arg;
-    (void)tid;
-    return (int)blk_read(fio_sector(file, off), buf, len);
+    return (int)blk_q_request(fio_ring(tid), BLK_OP_READ, fio_sector(file, off), buf, len);
 }
 
 static int fio_write(void* arg, uint32_t tid, uint64_t file, uint64_t off, const void* buf,
                      uint64_t len) {
     (void)arg;
-    (void)tid;
-    return (int)blk_write(fio_sector(file, off), buf, len);
+    return (int)blk_q_request(fio_ring(tid), BLK_OP_WRITE, fio_sector(file, off),
+                              (void*)(uintptr_t)buf, len);
 }
 
 static int fio_sync(void* arg, uint32_t tid, uint64_t file) {
     (void)arg;
-    (void)tid;
     (void)file;
-    return (int)blk_flush(); /* a raw disk flushes whole, as a guest FS's fsync would */
+    /* a raw disk flushes whole, as a guest file system's fsync would */
+    return (int)blk_q_request(fio_ring(tid), BLK_OP_FLUSH, 0, 0, 0);
 }
 
 static int setup(const struct mvg_boot_info* bi) {
@@ -78,6 +90,7 @@ static int setup(const struct mvg_boot_info* bi) {
         mvg_printf("sb_fileio: the disk is read-only\n");
         return 3;
     }
+    fio_use_rings = (info.flags & BLK_FLAG_RING) != 0;
     need = sb_fio_bytes(&r->opt, r->threads);
     if (need > bi->heap_end - bi->heap_start) {
         mvg_printf("sb_fileio: needs %lu bytes of heap, has %lu\n", need,
@@ -111,6 +124,13 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     } else {
         mvg_wait_ge(&fio_go, 1);
         if (mvg_atomic_load(&fio_go) == 2) return 0;
+    }
+    if (fio_ring(vcpu)) {
+        uint64_t st = blk_ring_init(fio_ring(vcpu), vcpu);
+        if (st != BLK_OK) {
+            mvg_printf("sb_fileio: vCPU %u: ring set-up failed, status %lu\n", vcpu, st);
+            mvg_exit(3); /* stops every vCPU: the others would wait for this one */
+        }
     }
     sb_fio_prepare_files(&fio, vcpu);
     mvg_atomic_add(&fio_prepared, 1);

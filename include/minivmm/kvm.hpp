@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,13 @@ class KvmVm {
     std::uint64_t reset_dirty_rings() const;
     // KVM_SET_USER_MEMORY_REGION; a size of 0 deletes the slot.
     void set_user_memory_region(const kvm_userspace_memory_region& region) const;
-    // KVM_IOEVENTFD for a port-I/O write of `len` bytes to `port` (any value).
-    void add_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd) const;
-    void remove_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd) const;
+    // KVM_IOEVENTFD for a port-I/O write of `len` bytes to `port`: any value,
+    // or with `datamatch` only that value (KVM_IOEVENTFD_FLAG_DATAMATCH), so
+    // several eventfds can share a port.
+    void add_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd,
+                         std::optional<std::uint64_t> datamatch = std::nullopt) const;
+    void remove_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd,
+                            std::optional<std::uint64_t> datamatch = std::nullopt) const;
     KvmVcpu create_vcpu(unsigned id) const;
     int fd() const noexcept { return fd_.get(); }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "minivmm/address_space.hpp"
+#include "minivmm/block_io_mode.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/guest_image.hpp"
@@ -46,6 +47,9 @@ struct VmConfig {
     // exist; empty = no disk. Opened read-only with disk_readonly.
     std::string disk_path;
     bool disk_readonly = false;
+    // How its requests reach the VMM (block_io_mode.hpp): hypercall per
+    // request, or rings with an exit, ioeventfd or polling doorbell.
+    BlockIoOptions disk_io;
 };
 
 // Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs.

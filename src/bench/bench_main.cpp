@@ -214,6 +214,9 @@ int main(int argc, char** argv) {
     ov->add_option("--lock", oo.policies, "guest lock policies (default global)")
         ->delimiter(',')
         ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    ov->add_option("--knob", oo.knobs,
+                   "extra guest column: minivmm-run flags, e.g. --knob=--blk-io=exit (repeatable; "
+                   "--blk-* knobs apply to fileio only)");
     ov->add_option("--memory-region", oo.memory_region,
                    "bytes of the large-region (touch) test (default 1073741824 = 1G)")
         ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));

@@ -324,8 +324,27 @@ int run_overhead(const OverheadOptions& o) {
         ts.name = v.name;
         ts.options = fmt::format("{} {} --events=0 --time={}", v.options, threads_opt, v.time_s);
         ts.note = v.note;
-        for (const auto& p : o.policies)
+        // Guest columns: one per lock policy, then one per knob (the first
+        // policy plus the knob's minivmm-run flags). A knob of --blk-* flags
+        // only applies where there is a disk.
+        struct GuestConfig {
+            std::vector<std::string> args;
+        };
+        std::vector<GuestConfig> configs;
+        for (const auto& p : o.policies) {
             ts.guests.push_back({p, {}});
+            configs.push_back({{"--lock=" + p}});
+        }
+        for (const auto& knob : o.knobs) {
+            auto flags = split_words(knob);
+            bool disk_only = std::any_of(flags.begin(), flags.end(), [](const std::string& f) {
+                return f.rfind("--blk-", 0) == 0;
+            });
+            if (disk_only && v.test != "fileio") continue;
+            ts.guests.push_back({o.policies.front() + " " + knob, {}});
+            flags.insert(flags.begin(), "--lock=" + o.policies.front());
+            configs.push_back({std::move(flags)});
+        }
         const bool reference = v.sysbench && !sysbench.empty();
         if (reference) ts.reference_name = sysbench_name;
         const auto guest_args = split_words(ts.options);
@@ -382,10 +401,9 @@ int run_overhead(const OverheadOptions& o) {
                 ts.reference.push_back(to_sample(*r, false));
             };
             auto guest_side = [&](std::size_t pi, bool first) {
-                const auto& policy = o.policies[pi];
-                progress("guest --lock=" + policy);
-                std::vector<std::string> argv{o.run_path, "--vcpus", std::to_string(kThreads),
-                                              "--lock=" + policy};
+                progress("guest " + ts.guests[pi].policy);
+                std::vector<std::string> argv{o.run_path, "--vcpus", std::to_string(kThreads)};
+                argv.insert(argv.end(), configs[pi].args.begin(), configs[pi].args.end());
                 if (!v.guest_mem.empty()) argv.insert(argv.end(), {"--mem", v.guest_mem});
                 if (v.test == "fileio") {
                     argv.insert(argv.end(),
@@ -409,8 +427,8 @@ int run_overhead(const OverheadOptions& o) {
                 ts.guests[pi].samples.push_back(to_sample(*r, first));
             };
             auto guests = [&](bool first) {
-                for (std::size_t k = 0; k < o.policies.size(); ++k)
-                    guest_side((k + round) % o.policies.size(), first && k == 0);
+                for (std::size_t k = 0; k < configs.size(); ++k)
+                    guest_side((k + round) % configs.size(), first && k == 0);
             };
             if (native_first) {
                 native_side();

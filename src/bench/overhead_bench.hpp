@@ -14,6 +14,10 @@ namespace minivmm::bench {
 struct OverheadOptions {
     std::vector<std::string> tests{"cpu", "memory", "fileio", "mutex", "threads"};
     std::vector<std::string> policies{"global"};
+    // Extra guest columns: each knob is minivmm-run flags ("--blk-io=exit",
+    // "--thp --prefault") run with the first policy; --blk-* knobs only for
+    // fileio.
+    std::vector<std::string> knobs;
     unsigned repeat = 5;
     unsigned time_s = 2;                                    // --time of each run
     bool full = false;                                      // sysbench's 10 s

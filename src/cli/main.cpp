@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
         config.lock_policy = opts.lock_policy;
         config.disk_path = opts.disk;
         config.disk_readonly = opts.disk_readonly;
+        config.disk_io = opts.disk_io;
         auto image = minivmm::load_image_for(opts.image, config);
         minivmm::Vm vm(kvm, config, image);
         logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,

@@ -83,6 +83,16 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option("--disk", opts.disk,
                    "block device backed by FILE (must exist; size = file size, 512-byte sectors)");
     app.add_flag("--disk-readonly", opts.disk_readonly, "make the --disk read-only");
+    std::string blk_io;
+    app.add_option("--blk-io", blk_io,
+                   "how --disk requests reach the VMM: hypercall, exit, ioeventfd, poll "
+                   "(default poll)")
+        ->check(CLI::IsMember({"hypercall", "exit", "ioeventfd", "poll"}));
+    std::optional<unsigned> poll_us;
+    app.add_option("--blk-poll-us", poll_us,
+                   "with --blk-io=poll: microseconds an I/O thread watches an idle ring "
+                   "(default 200)")
+        ->check(CLI::Range(1u, 1000000u));
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.footer("Arguments after -- are passed to the guest as its command line.\n"
@@ -101,6 +111,14 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     }
     if (opts.disk_readonly && opts.disk.empty())
         return EarlyExit{kExitUsage, "--disk-readonly: needs --disk FILE"};
+    if (!blk_io.empty() && opts.disk.empty())
+        return EarlyExit{kExitUsage, "--blk-io: needs --disk FILE"};
+    if (!blk_io.empty()) opts.disk_io.mode = *parse_block_io_mode(blk_io);
+    if (poll_us) {
+        if (opts.disk_io.mode != BlockIoMode::poll)
+            return EarlyExit{kExitUsage, "--blk-poll-us: only with --blk-io=poll"};
+        opts.disk_io.poll_time = std::chrono::microseconds(*poll_us);
+    }
     if (opts.vcpus == 0) return EarlyExit{kExitUsage, "--vcpus: must be at least 1"};
     auto size = parse_size(mem);
     if (!size || *size == 0)

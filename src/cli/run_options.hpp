@@ -10,6 +10,7 @@
 
 #include <spdlog/common.h>
 
+#include "minivmm/block_io_mode.hpp"
 #include "minivmm/kvm_memory.hpp"
 
 namespace minivmm::cli {
@@ -31,6 +32,7 @@ struct RunOptions {
     LockPolicy lock_policy = LockPolicy::global;
     std::string disk; // --disk FILE: the block device's backing file (must exist)
     bool disk_readonly = false;
+    BlockIoOptions disk_io; // --blk-io, --blk-poll-us
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or

@@ -1,11 +1,16 @@
 #include "devices/block_device.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -13,12 +18,65 @@
 #include "minivmm/block_abi.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
+#include "minivmm/kvm.hpp"
+#include "minivmm/log.hpp"
 
 namespace minivmm {
 
+std::optional<BlockIoMode> parse_block_io_mode(std::string_view name) noexcept {
+    for (auto m :
+         {BlockIoMode::hypercall, BlockIoMode::exit, BlockIoMode::ioeventfd, BlockIoMode::poll})
+        if (name == to_string(m)) return m;
+    return std::nullopt;
+}
+
+const char* to_string(BlockIoMode mode) noexcept {
+    switch (mode) {
+    case BlockIoMode::hypercall:
+        return "hypercall";
+    case BlockIoMode::exit:
+        return "exit";
+    case BlockIoMode::ioeventfd:
+        return "ioeventfd";
+    case BlockIoMode::poll:
+        return "poll";
+    }
+    return "?";
+}
+
+// One request ring. The header and entries are guest RAM, which the guest
+// writes concurrently: every field is read once, with an atomic load, into
+// a local copy before it is checked (no double fetch).
+struct BlockDevice::Queue {
+    std::uint64_t gpa = 0, entries = 0, index = 0;
+    std::uint64_t head = 0; // requests taken: the VMM's own copy of sq_head
+    std::uint64_t* sq_tail = nullptr;
+    std::uint64_t* sq_head = nullptr;
+    std::uint64_t* need_kick = nullptr;
+    std::byte* ring = nullptr; // the first entry
+    std::mutex drain_mutex;    // exit mode: two vCPUs may kick one queue
+    EventFd doorbell;          // the ioeventfd, or signalled by access()
+    EventFd stop;              // wakes the I/O thread to end it
+    bool bound = false;        // doorbell registered with KVM_IOEVENTFD
+    std::thread thread;
+    std::atomic<std::uint64_t> served{0}, user_kicks{0}, wakeups{0};
+};
+
+namespace {
+
+std::uint64_t load(const std::uint64_t* p) noexcept {
+    return std::atomic_ref<const std::uint64_t>(*p).load(std::memory_order_acquire);
+}
+void store(std::uint64_t* p, std::uint64_t v) noexcept {
+    std::atomic_ref<std::uint64_t>(*p).store(v, std::memory_order_release);
+}
+
+} // namespace
+
 BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::string& path,
-                         bool read_only)
-    : mem_(mem), control_(control), read_only_(read_only) {
+                         bool read_only, BlockIoOptions io, unsigned queues, const KvmVm* vm)
+    : mem_(mem), control_(control), read_only_(read_only), io_(io), vm_(vm) {
+    queues_.resize(io.mode == BlockIoMode::hypercall ? 0 : queues);
     // No O_CREAT: the disk must exist. O_CLOEXEC: not inherited by children.
     fd_.reset(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
     if (!fd_)
@@ -41,11 +99,173 @@ BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::
     sectors_ = bytes / blk::kSectorSize;
 }
 
+BlockDevice::~BlockDevice() {
+    stop();
+}
+
+void BlockDevice::stop() noexcept {
+    if (stopping_.exchange(true)) return;
+    std::lock_guard lock(setup_mutex_);
+    for (auto& q : queues_) {
+        if (!q) continue;
+        if (q->thread.joinable()) {
+            try {
+                q->stop.signal();
+            } catch (...) {
+            }
+            q->thread.join();
+        }
+        if (q->bound && vm_) {
+            try {
+                vm_->remove_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4,
+                                        q->doorbell.fd(), static_cast<std::uint32_t>(q->gpa));
+            } catch (const std::exception& e) {
+                logger().warn("block device: {}", e.what());
+            }
+        }
+    }
+}
+
+BlockDevice::Counters BlockDevice::counters() const noexcept {
+    Counters c;
+    for (const auto& q : queues_) {
+        if (!q) continue;
+        c.ring_requests += q->served.load(std::memory_order_relaxed);
+        c.user_kicks += q->user_kicks.load(std::memory_order_relaxed);
+        c.wakeups += q->wakeups.load(std::memory_order_relaxed);
+    }
+    return c;
+}
+
+std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
+                                      std::uint64_t queue) {
+    if (queue >= queues_.size()) return blk::kBadQueue;
+    if (entries == 0 || entries > blk::kMaxRingEntries || (entries & (entries - 1)) != 0 ||
+        ring % 64 != 0 || ring < layout::kReservedEnd || ring > 0xffffffffull)
+        return blk::kBadRing;
+    const std::uint64_t bytes = sizeof(blk::RingHeader) + entries * sizeof(blk::RingEntry);
+    // The VMM writes the header and the entries' status: the whole ring is
+    // writable guest RAM (and stays so: guest RAM is never unplugged under
+    // a running VM's rings). writable_range marks it dirty once here; every
+    // later write marks its own page.
+    auto span = mem_.writable_range(ring, bytes);
+    if (!span) return blk::kBadRing;
+    std::lock_guard lock(setup_mutex_);
+    if (queues_[queue]) return blk::kBadQueue;
+    for (const auto& q : queues_)
+        if (q && q->gpa == ring) return blk::kBadRing; // one ring, one queue
+    auto q = std::make_unique<Queue>();
+    q->gpa = ring;
+    q->entries = entries;
+    q->index = queue;
+    auto* hdr = span->data();
+    q->sq_tail = reinterpret_cast<std::uint64_t*>(hdr + offsetof(blk::RingHeader, sq_tail));
+    q->sq_head = reinterpret_cast<std::uint64_t*>(hdr + offsetof(blk::RingHeader, sq_head));
+    q->need_kick = reinterpret_cast<std::uint64_t*>(hdr + offsetof(blk::RingHeader, need_kick));
+    q->ring = hdr + sizeof(blk::RingHeader);
+    // Requests submitted before the set-up are not ours: start at the
+    // guest's current tail.
+    q->head = load(q->sq_tail);
+    store(q->sq_head, q->head);
+    store(q->need_kick, 1);
+    if (io_.mode == BlockIoMode::ioeventfd || io_.mode == BlockIoMode::poll) {
+        if (vm_) {
+            try {
+                // The doorbell's data is the ring's address: one ioeventfd
+                // per queue on the one kick port.
+                vm_->add_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4, q->doorbell.fd(),
+                                     static_cast<std::uint32_t>(ring));
+                q->bound = true;
+            } catch (const std::exception& e) {
+                // Still correct: the doorbell reaches access(), which wakes
+                // the thread; only slower.
+                logger().warn("block device: doorbell of queue {} stays a user-space exit: {}",
+                              queue, e.what());
+            }
+        }
+        Queue& ref = *q;
+        q->thread = std::thread([this, &ref] { io_thread(ref); });
+    }
+    queues_[queue] = std::move(q);
+    return blk::kOk;
+}
+
+std::uint64_t BlockDevice::drain(Queue& q) noexcept {
+    std::uint64_t n = 0;
+    for (;;) {
+        const std::uint64_t tail = load(q.sq_tail);
+        if (tail == q.head) break;
+        // A tail more than a ring ahead is the guest's bug: take one ring's
+        // worth (each slot once) and look again.
+        const std::uint64_t end = tail - q.head > q.entries ? q.head + q.entries : tail;
+        for (; q.head != end; ++q.head, ++n) {
+            const std::uint64_t slot_gpa = q.gpa + sizeof(blk::RingHeader) +
+                                           (q.head & (q.entries - 1)) * sizeof(blk::RingEntry);
+            auto* e = reinterpret_cast<std::uint64_t*>(q.ring + (q.head & (q.entries - 1)) *
+                                                                    sizeof(blk::RingEntry));
+            const std::uint64_t op = load(e + 0), sector = load(e + 1), buf = load(e + 2),
+                                len = load(e + 3);
+            std::uint64_t status = serve(op, sector, buf, len);
+            (void)mem_.writable_range(slot_gpa + offsetof(blk::RingEntry, status), 8); // dirty
+            store(e + offsetof(blk::RingEntry, status) / 8, status);
+        }
+        store(q.sq_head, q.head);
+    }
+    q.served.fetch_add(n, std::memory_order_relaxed);
+    return n;
+}
+
+void BlockDevice::io_thread(Queue& q) noexcept {
+    using clock = std::chrono::steady_clock;
+    const bool polling = io_.mode == BlockIoMode::poll;
+    if (std::getenv("MINIVMM_IO_FIFO")) {
+        sched_param sp{};
+        sp.sched_priority = 1;
+        int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+        if (rc != 0) logger().warn("block device: SCHED_FIFO: {}", std::strerror(rc));
+    }
+    pollfd fds[2] = {{q.doorbell.fd(), POLLIN, 0}, {q.stop.fd(), POLLIN, 0}};
+    for (;;) {
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        if (fds[1].revents != 0 || stopping_.load(std::memory_order_relaxed)) break;
+        q.doorbell.consume();
+        q.wakeups.fetch_add(1, std::memory_order_relaxed);
+        if (!polling) {
+            drain(q);
+            continue;
+        }
+        // Poll: tell the guest not to ring, serve, and keep watching the
+        // ring until it has been idle for poll_time; then ask for doorbells
+        // again, and look once more (a request may have been submitted
+        // between our last look and need_kick = 1: the guest's side of this
+        // handshake is store tail, full fence, load need_kick).
+        store(q.need_kick, 0);
+        auto idle_since = clock::now();
+        for (;;) {
+            if (drain(q) != 0) {
+                idle_since = clock::now();
+                continue;
+            }
+            if (stopping_.load(std::memory_order_relaxed)) break;
+            if (clock::now() - idle_since < io_.poll_time) {
+                __builtin_ia32_pause();
+                continue;
+            }
+            store(q.need_kick, 1);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (load(q.sq_tail) == q.head) break;
+            store(q.need_kick, 0);
+        }
+    }
+}
+
 ExitAction BlockDevice::fail(const IoAccess& access, const std::string& why) {
+    static constexpr const char* kNames[] = {"blk_info", "blk_io", "?", "blk_ring_setup",
+                                             "blk_kick"};
     control_.request_stop(
         {VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
          fmt::format("bad hypercall {} ({}) on vcpu {}: {}", blk::kInfoNr + access.offset,
-                     access.offset == 0 ? "blk_info" : "blk_io", access.vcpu_index, why)});
+                     access.offset < 5 ? kNames[access.offset] : "?", access.vcpu_index, why)});
     return ExitAction::stop;
 }
 
@@ -97,6 +317,24 @@ ExitAction BlockDevice::access(const IoAccess& access) {
         return fail(access, "a hypercall is a 32-bit OUT (outl) of the argument block's address");
     std::uint32_t block = 0;
     std::memcpy(&block, access.data.data(), sizeof block);
+    if (access.offset == blk::kKickNr - blk::kInfoNr) {
+        // The doorbell: its data is a ring's address (no argument block).
+        Queue* q = nullptr;
+        {
+            std::lock_guard lock(setup_mutex_);
+            for (auto& c : queues_)
+                if (c && c->gpa == block) q = c.get();
+        }
+        if (!q) return fail(access, fmt::format("no ring is set up at {:#x}", block));
+        q->user_kicks.fetch_add(1, std::memory_order_relaxed);
+        if (q->thread.joinable()) {
+            q->doorbell.signal(); // ioeventfd not bound: wake the I/O thread ourselves
+        } else {
+            std::lock_guard lock(q->drain_mutex);
+            drain(*q);
+        }
+        return ExitAction::resume;
+    }
     auto outside = [&](std::uint64_t len) {
         return fmt::format("argument block [{:#x}, +{:#x}) is outside guest RAM ({:#x} bytes)",
                            block, len, mem_.size());
@@ -109,10 +347,23 @@ ExitAction BlockDevice::access(const IoAccess& access) {
     if (access.offset == 0) {
         auto out = mem_.writable_range(block, sizeof(blk::Info));
         if (!out) return fail(access, outside(sizeof(blk::Info)));
-        blk::Info info{sectors_, read_only_ ? blk::kFlagReadOnly : 0};
+        blk::Info info{sectors_, (read_only_ ? blk::kFlagReadOnly : 0) |
+                                     (queues_.empty() ? 0 : blk::kFlagRing)};
         std::memcpy(out->data(), &info, sizeof info);
         return ExitAction::resume;
     }
+    if (access.offset == blk::kRingSetupNr - blk::kInfoNr) {
+        auto req = mem_.read<blk::RingSetup>(block);
+        auto status_field =
+            mem_.writable_range(block + offsetof(blk::RingSetup, status), sizeof(std::uint64_t));
+        if (!req || !status_field) return fail(access, outside(sizeof(blk::RingSetup)));
+        std::uint64_t status = queues_.empty() ? blk::kBadQueue // hypercall mode: no rings
+                                               : setup_ring(req->ring, req->entries, req->queue);
+        std::memcpy(status_field->data(), &status, sizeof status);
+        return ExitAction::resume;
+    }
+    if (access.offset != blk::kIoNr - blk::kInfoNr)
+        return fail(access, "not a block-device hypercall");
     auto req = mem_.read<blk::Io>(block);
     if (!req) return fail(access, outside(sizeof(blk::Io)));
     auto status_field =
@@ -124,7 +375,8 @@ ExitAction BlockDevice::access(const IoAccess& access) {
 }
 
 ExitAction BlockHypercallRouter::access(const IoAccess& access) {
-    if (access.offset != blk::kInfoNr && access.offset != blk::kIoNr)
+    if (access.offset != blk::kInfoNr && access.offset != blk::kIoNr &&
+        access.offset != blk::kRingSetupNr && access.offset != blk::kKickNr)
         return hypercalls_.access(access);
     IoAccess a = access;
     a.offset -= blk::kInfoNr;

@@ -147,24 +147,29 @@ void KvmVm::set_user_memory_region(const kvm_userspace_memory_region& region) co
 }
 
 namespace {
-kvm_ioeventfd pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd, bool remove) {
+kvm_ioeventfd pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd, bool remove,
+                          std::optional<std::uint64_t> datamatch) {
     kvm_ioeventfd ev{};
     ev.addr = port;
     ev.len = len;
     ev.fd = eventfd;
-    ev.flags = KVM_IOEVENTFD_FLAG_PIO | (remove ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0u);
+    ev.flags = KVM_IOEVENTFD_FLAG_PIO | (remove ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0u) |
+               (datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0u);
+    ev.datamatch = datamatch.value_or(0);
     return ev;
 }
 } // namespace
 
-void KvmVm::add_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd) const {
-    auto ev = pio_eventfd(port, len, eventfd, false);
+void KvmVm::add_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd,
+                            std::optional<std::uint64_t> datamatch) const {
+    auto ev = pio_eventfd(port, len, eventfd, false, datamatch);
     checked_ioctl(fd_.get(), KVM_IOEVENTFD, &ev, "KVM_IOEVENTFD",
                   "port already bound, or ioeventfd unsupported");
 }
 
-void KvmVm::remove_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd) const {
-    auto ev = pio_eventfd(port, len, eventfd, true);
+void KvmVm::remove_pio_eventfd(std::uint16_t port, std::uint32_t len, int eventfd,
+                               std::optional<std::uint64_t> datamatch) const {
+    auto ev = pio_eventfd(port, len, eventfd, true, datamatch);
     checked_ioctl(fd_.get(), KVM_IOEVENTFD, &ev, "KVM_IOEVENTFD (deassign)");
 }
 

@@ -162,7 +162,9 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, hypercalls);
     } else {
         // The disk serves hypercalls 17 and 18; the router sends it those.
-        disk = std::make_unique<BlockDevice>(memory, *this, config.disk_path, config.disk_readonly);
+        // One queue per vCPU; rings' doorbells become ioeventfds on this VM.
+        disk = std::make_unique<BlockDevice>(memory, *this, config.disk_path, config.disk_readonly,
+                                             config.disk_io, config.vcpus, &vm);
         disk_router = std::make_unique<BlockHypercallRouter>(hypercalls, *disk);
         port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, *disk_router);
     }

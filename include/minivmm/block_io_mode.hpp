@@ -1,0 +1,31 @@
+// How block requests reach the VMM (README "Block device", "Request
+// rings"): the knob behind `minivmm-run --blk-io=...` and
+// VmConfig::disk_io.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace minivmm {
+
+enum class BlockIoMode {
+    hypercall, // no rings: one blk_io hypercall, one exit to user space, per request
+    exit,      // rings; the doorbell exits to user space and the vCPU thread serves the queue
+    ioeventfd, // rings; the doorbell is an ioeventfd (the exit ends in the kernel) and a host
+               // I/O thread per queue serves it
+    poll,      // as ioeventfd, and the I/O thread keeps polling the ring for a while after
+               // each request, telling the guest (need_kick = 0) that it needs no doorbell
+};
+
+struct BlockIoOptions {
+    BlockIoMode mode = BlockIoMode::poll;
+    // poll: how long an I/O thread watches an idle ring before it sleeps.
+    std::chrono::microseconds poll_time{200};
+};
+
+// "hypercall", "exit", "ioeventfd", "poll"; nullopt for anything else.
+std::optional<BlockIoMode> parse_block_io_mode(std::string_view name) noexcept;
+const char* to_string(BlockIoMode mode) noexcept;
+
+} // namespace minivmm
