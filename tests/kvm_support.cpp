@@ -83,6 +83,8 @@ GuestRun run_guest(const GuestOptions& options) {
     config.cmdline = options.cmdline;
     config.timeout = options.timeout;
     config.handle_signals = false;
+    config.ram = options.ram;
+    config.vcpu_cpus = options.vcpu_cpus;
     auto console = std::make_shared<StringConsole>();
     config.console = console;
 
@@ -94,6 +96,8 @@ GuestRun run_guest(const GuestOptions& options) {
         result.exit = vm.run();
         result.counts = vm.exit_counts();
         result.mem_size = vm.memory().size();
+        result.backing = vm.memory().block()->backing();
+        result.ram_host = reinterpret_cast<std::uintptr_t>(vm.memory().block()->host());
     }
     result.console = console->text();
     return result;

@@ -69,12 +69,23 @@ struct GuestOptions {
         return *this;
     }
 
+    GuestOptions& with_ram(const RamBlockOptions& options) {
+        ram = options;
+        return *this;
+    }
+    GuestOptions& with_pin(std::vector<int> cpus) {
+        vcpu_cpus = std::move(cpus);
+        return *this;
+    }
+
     std::string image;   // file name in MINIVMM_GUEST_DIR
     std::string cmdline; // the guest's command line
     unsigned vcpus = 1;
     std::uint64_t mem_size = 64ull << 20;
     // Every run has a time limit, so no test can hang on a guest that spins.
     std::chrono::nanoseconds timeout = 20s;
+    RamBlockOptions ram;
+    std::vector<int> vcpu_cpus;
 };
 
 struct GuestRun {
@@ -82,6 +93,9 @@ struct GuestRun {
     std::string console;
     ExitCounts counts;
     std::uint64_t mem_size = 0;
+    // What backed guest RAM in the end (a hugetlbfs request may fall back).
+    RamBlockOptions::Backing backing = RamBlockOptions::Backing::anonymous;
+    std::uintptr_t ram_host = 0; // host address of guest RAM
 };
 
 // Loads the image and runs it to completion in this process.

@@ -1,6 +1,8 @@
 // minivmm-run's command-line parsing (parse_run_options, parse_size).
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "cli/run_options.hpp"
+#include "cli/stats.hpp"
 
 using Catch::Matchers::Contains;
 using minivmm::cli::EarlyExit;
@@ -173,4 +176,105 @@ TEST_CASE("parse_size rejects overflow", "[cli][size]") {
     CHECK_FALSE(parse_size("17179869184G").has_value());       // 2^34 GiB = 2^64
     CHECK_FALSE(parse_size("18014398509481984K").has_value()); // 2^54 KiB = 2^64
     CHECK(parse_size("18014398509481983K") == 18014398509481983ull * kKiB);
+}
+
+TEST_CASE("run options: guest RAM backing and its flags", "[cli][ram]") {
+    using Backing = minivmm::RamBlockOptions::Backing;
+    RunOptions d = options({"g.bin"});
+    CHECK(d.ram.backing == Backing::anonymous);
+    CHECK_FALSE(d.ram.transparent_huge_pages);
+    CHECK_FALSE(d.ram.prefault);
+    CHECK_FALSE(d.ram.lock);
+    CHECK(d.ram.hugetlb_fallback); // a warning, not a failure, without huge pages
+
+    CHECK(options({"--ram-backing=anonymous", "g.bin"}).ram.backing == Backing::anonymous);
+    CHECK(options({"--ram-backing", "memfd", "g.bin"}).ram.backing == Backing::memfd);
+    CHECK(options({"--ram-backing=hugetlbfs", "g.bin"}).ram.backing == Backing::hugetlbfs);
+
+    RunOptions all = options({"--thp", "--prefault", "--mlock", "--ram-backing=memfd", "g.bin"});
+    CHECK(all.ram.backing == Backing::memfd);
+    CHECK(all.ram.transparent_huge_pages);
+    CHECK(all.ram.prefault);
+    CHECK(all.ram.lock);
+    RunOptions huge = options({"--ram-backing=hugetlbfs", "--prefault", "--mlock", "g.bin"});
+    CHECK(huge.ram.prefault);
+    CHECK(huge.ram.lock);
+    CHECK_FALSE(huge.ram.transparent_huge_pages);
+
+    require_usage_error({"--ram-backing=shm", "g.bin"}, "shm");
+    require_usage_error({"--ram-backing", "g.bin"});
+    require_usage_error({"--ram-backing=hugetlbfs", "--thp", "g.bin"}, "--thp");
+}
+
+TEST_CASE("parse_cpu_list: lists and ranges in the order given", "[cli][pin]") {
+    using minivmm::cli::parse_cpu_list;
+    using V = std::vector<int>;
+    CHECK(parse_cpu_list("0") == V{0});
+    CHECK(parse_cpu_list("0,1") == V{0, 1});
+    CHECK(parse_cpu_list("1,0") == V{1, 0});
+    CHECK(parse_cpu_list("0-1") == V{0, 1});
+    CHECK(parse_cpu_list("3-5,0") == V{3, 4, 5, 0});
+    CHECK(parse_cpu_list("1,1") == V{1, 1});
+    CHECK(parse_cpu_list("2-2") == V{2});
+    CHECK(parse_cpu_list("1023") == V{1023});
+    for (const char* bad : {"", ",", "0,", ",0", "a", "1-", "-1", "1-0", "0--1", "0-1-2", " 0",
+                            "0 ", "1.5", "0x1", "1024", "99999999999", "0,,1", "+1"}) {
+        INFO("'" << bad << "'");
+        CHECK_FALSE(parse_cpu_list(bad).has_value());
+    }
+}
+
+TEST_CASE("run options: --pin", "[cli][pin]") {
+    CHECK(options({"g.bin"}).vcpu_cpus.empty());
+    CHECK(options({"--pin", "0", "g.bin"}).vcpu_cpus == std::vector<int>{0});
+    cpu_set_t allowed;
+    REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &allowed))
+        ++first;
+    const std::string arg = "--pin=" + std::to_string(first) + "," + std::to_string(first);
+    CHECK(options({arg.c_str(), "g.bin"}).vcpu_cpus == std::vector<int>{first, first});
+    require_usage_error({"--pin", "x", "g.bin"}, "--pin");
+    require_usage_error({"--pin", "1-0", "g.bin"}, "--pin");
+    require_usage_error({"--pin=", "g.bin"});                // CLI11 takes g.bin as the value
+    require_usage_error({"--pin", "1023", "g.bin"}, "1023"); // no such CPU here
+    require_usage_error({"--pin", "g.bin"});
+}
+
+TEST_CASE("run options: --stats and --stats-json", "[cli][stats]") {
+    RunOptions d = options({"g.bin"});
+    CHECK_FALSE(d.stats);
+    CHECK(d.stats_json.empty());
+    RunOptions o = options({"--stats", "--stats-json", "/tmp/s.json", "g.bin"});
+    CHECK(o.stats);
+    CHECK(o.stats_json == "/tmp/s.json");
+    CHECK_FALSE(options({"--stats-json=x.json", "g.bin"}).stats);
+    require_usage_error({"--stats-json=", "g.bin"});
+    require_usage_error({"g.bin", "--stats-json"});
+}
+
+TEST_CASE("stats line and JSON list the non-zero counts", "[cli][stats]") {
+    minivmm::ExitCounts c;
+    CHECK(minivmm::cli::stats_line(c) == "minivmm-stats: exits=0 io=0 mmio=0");
+    CHECK(minivmm::cli::stats_json(c) ==
+          R"({"exits":0,"io":0,"mmio":0,"reasons":{},"hypercalls":{},"io_other":0})");
+    c.by_reason[KVM_EXIT_IO] = 7;
+    c.by_reason[KVM_EXIT_MMIO] = 2;
+    c.by_reason[KVM_EXIT_HLT] = 1;
+    c.by_reason[KVM_EXIT_INTR] = 3;
+    c.by_reason[50] = 1;
+    c.hypercalls[0] = 5;
+    c.hypercalls[18] = 1;
+    c.other_io = 1;
+    CHECK(minivmm::cli::stats_line(c) ==
+          "minivmm-stats: exits=14 io=7 mmio=2 hlt=1 intr=3 reason50=1 hypercall[0]=5 "
+          "hypercall[18]=1 io_other=1");
+    CHECK(minivmm::cli::stats_json(c) ==
+          R"({"exits":14,"io":7,"mmio":2,"reasons":{"hlt":1,"intr":3,"reason50":1},)"
+          R"("hypercalls":{"0":5,"18":1},"io_other":1})");
+    minivmm::ExitCounts sum = c;
+    sum += c;
+    CHECK(sum.total() == 28);
+    CHECK(sum.hypercalls[18] == 2);
+    CHECK(sum.other_io == 2);
 }

@@ -24,6 +24,11 @@ class HostMapping {
     static HostMapping anonymous(std::size_t size);
     // A shared mapping of `size` bytes of `fd` at `offset`.
     static HostMapping of_fd(int fd, std::size_t size, int prot, long offset = 0);
+    // A read/write mmap(flags, fd) of `size` bytes at an address that is a
+    // multiple of `align` (a power of two): a huge page (THP or hugetlbfs)
+    // can only back a 2 MiB-aligned range, and KVM maps a guest 2 MiB page
+    // in one go only when host and guest addresses agree modulo 2 MiB.
+    static HostMapping aligned(std::size_t size, std::size_t align, int flags, int fd = -1);
 
     void* data() const noexcept { return addr_; }
     std::size_t size() const noexcept { return size_; }

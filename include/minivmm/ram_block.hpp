@@ -8,12 +8,57 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "minivmm/dirty_bitmap.hpp"
 #include "minivmm/host_mapping.hpp"
 #include "minivmm/unique_fd.hpp"
 
 namespace minivmm {
+
+// The kernel's pool of 2 MiB huge pages, read and resized through its sysfs
+// directory (nr_hugepages there is /proc/sys/vm/nr_hugepages when 2 MiB is
+// the default huge page size). Tests point it at a fake directory.
+class HugePagePool {
+  public:
+    static constexpr const char* kSysfsDir = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+    explicit HugePagePool(std::string dir = kSysfsDir) : dir_(std::move(dir)) {}
+
+    // Pages free and not yet promised to a mapping (free - resv). Throws KvmError.
+    std::uint64_t available() const;
+    // nr_hugepages: the pool's size. Throws KvmError.
+    std::uint64_t total() const;
+    // Asks the kernel for a pool of `pages` (it may allocate fewer; read
+    // total() back). Throws KvmError (needs root).
+    void set_total(std::uint64_t pages) const;
+    const std::string& dir() const noexcept { return dir_; }
+
+  private:
+    std::uint64_t read(const char* file) const;
+    std::string dir_;
+};
+
+// Huge pages a RamBlock added to the pool; given back when it goes away.
+class HugePageLoan {
+  public:
+    HugePageLoan() noexcept = default;
+    HugePageLoan(HugePagePool pool, std::uint64_t pages) noexcept
+        : pool_(std::move(pool)), pages_(pages) {}
+    HugePageLoan(HugePageLoan&& other) noexcept
+        : pool_(std::move(other.pool_)), pages_(std::exchange(other.pages_, 0)) {}
+    HugePageLoan& operator=(HugePageLoan&& other) noexcept;
+    HugePageLoan(const HugePageLoan&) = delete;
+    HugePageLoan& operator=(const HugePageLoan&) = delete;
+    ~HugePageLoan() { reset(); }
+
+    std::uint64_t pages() const noexcept { return pages_; }
+    // Shrinks the pool by the pages added (a failure is logged, not thrown).
+    void reset() noexcept;
+
+  private:
+    HugePagePool pool_;
+    std::uint64_t pages_ = 0;
+};
 
 struct RamBlockOptions {
     enum class Backing {
@@ -28,6 +73,11 @@ struct RamBlockOptions {
     // With hugetlbfs: fall back to anonymous memory (with a warning) when
     // huge pages cannot be had, instead of failing.
     bool hugetlb_fallback = true;
+    // With hugetlbfs, when the pool has too few free pages and we are root:
+    // raise nr_hugepages by what is missing (logged as a warning). The block
+    // gives the pages back when it is destroyed.
+    bool hugetlb_grow_pool = true;
+    std::string hugetlb_pool_dir = HugePagePool::kSysfsDir;
 };
 
 class RamBlock {
@@ -45,6 +95,8 @@ class RamBlock {
     std::uint64_t page_size() const noexcept { return page_size_; }
     // What the block ended up with (a hugetlbfs request may have fallen back).
     RamBlockOptions::Backing backing() const noexcept { return backing_; }
+    // Huge pages this block added to the kernel's pool (0 if none).
+    std::uint64_t huge_pages_added() const noexcept { return loan_.pages(); }
 
     // Pages written while dirty logging is on, by the guest (merged in by
     // the KVM dirty-log sync or ring reaper) or by the VMM itself.
@@ -54,6 +106,7 @@ class RamBlock {
   private:
     std::string name_;
     std::uint64_t size_;
+    HugePageLoan loan_; // destroyed after the mapping, which holds the pages
     UniqueFd fd_;
     HostMapping mapping_;
     std::uint64_t page_size_ = 4096;

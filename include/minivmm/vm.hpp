@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "minivmm/address_space.hpp"
 #include "minivmm/block_io_mode.hpp"
@@ -50,13 +51,29 @@ struct VmConfig {
     // How its requests reach the VMM (block_io_mode.hpp): hypercall per
     // request, or rings with an exit, ioeventfd or polling doorbell.
     BlockIoOptions disk_io;
+    // Host CPUs for the vCPU threads: vCPU i runs on vcpu_cpus[i % size()]
+    // (pthread_setaffinity_np). Empty = no pinning. Every CPU must be in the
+    // process's affinity mask (ConfigError otherwise).
+    std::vector<int> vcpu_cpus;
 };
 
-// Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs.
+// Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs, and the
+// port I/O exits broken down by hypercall number.
 struct ExitCounts {
     static constexpr std::size_t kReasons = 64;
+    static constexpr std::size_t kHypercalls = 256; // ports 0x500 + nr
     std::array<std::uint64_t, kReasons> by_reason{};
+    // KVM_EXIT_IO exits on hypercall port 0x500 + nr, by nr.
+    std::array<std::uint64_t, kHypercalls> hypercalls{};
+    // KVM_EXIT_IO exits on any other port (exception reports, devices).
+    std::uint64_t other_io = 0;
+
     std::uint64_t total() const noexcept;
+    std::uint64_t io() const noexcept { return by_reason[KVM_EXIT_IO]; }
+    std::uint64_t mmio() const noexcept { return by_reason[KVM_EXIT_MMIO]; }
+    ExitCounts& operator+=(const ExitCounts& other) noexcept;
+    // "hlt", "io", "mmio", ... for KVM_EXIT_* values; "reason<N>" for others.
+    static std::string reason_name(std::size_t reason);
 };
 
 class Vm {

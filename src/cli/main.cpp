@@ -1,10 +1,14 @@
 // minivmm-run: run one guest image and exit with its exit code.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <fstream>
 
 #include <fmt/core.h>
 
 #include "cli/run_options.hpp"
+#include "cli/stats.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/vm.hpp"
@@ -57,6 +61,16 @@ int main(int argc, char** argv) {
         config.disk_path = opts.disk;
         config.disk_readonly = opts.disk_readonly;
         config.disk_io = opts.disk_io;
+        config.ram = opts.ram;
+        config.vcpu_cpus = opts.vcpu_cpus;
+        // Opened before the run so a bad path fails fast, not after the guest's work.
+        std::ofstream stats_json;
+        if (!opts.stats_json.empty()) {
+            stats_json.open(opts.stats_json, std::ios::trunc);
+            if (!stats_json)
+                throw minivmm::ConfigError(fmt::format("cannot open --stats-json file '{}': {}",
+                                                       opts.stats_json, std::strerror(errno)));
+        }
         auto image = minivmm::load_image_for(opts.image, config);
         minivmm::Vm vm(kvm, config, image);
         logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,
@@ -66,6 +80,14 @@ int main(int argc, char** argv) {
         if (!exit.message.empty()) fmt::print(stderr, "minivmm-run: {}\n", exit.message);
         logger.info("{}: {} (status {}), {} exits", opts.image, minivmm::to_string(exit.kind),
                     status_of(exit), vm.exit_counts().total());
+        if (opts.stats) fmt::print(stderr, "{}\n", minivmm::cli::stats_line(vm.exit_counts()));
+        if (stats_json.is_open()) {
+            stats_json << minivmm::cli::stats_json(vm.exit_counts()) << '\n';
+            stats_json.close();
+            if (!stats_json)
+                throw minivmm::ConfigError(
+                    fmt::format("cannot write --stats-json file '{}'", opts.stats_json));
+        }
         return status_of(exit);
     } catch (const minivmm::Error& e) {
         fmt::print(stderr, "minivmm-run: error: {}\n", e.what());

@@ -1,5 +1,7 @@
 #include "cli/run_options.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -44,6 +46,31 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     }
     if (shift != 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
     return value << shift;
+}
+
+std::optional<std::vector<int>> parse_cpu_list(std::string_view text) {
+    std::vector<int> cpus;
+    auto number = [](std::string_view t) -> std::optional<int> {
+        int v = 0;
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc() || end != t.data() + t.size() || t.empty() || v < 0 ||
+            v >= CPU_SETSIZE)
+            return std::nullopt;
+        return v;
+    };
+    while (true) {
+        auto comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        auto dash = item.find('-');
+        auto first = number(item.substr(0, dash));
+        auto last = dash == std::string_view::npos ? first : number(item.substr(dash + 1));
+        if (!first || !last || *last < *first) return std::nullopt;
+        for (int cpu = *first; cpu <= *last; ++cpu)
+            cpus.push_back(cpu);
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    return cpus;
 }
 
 std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* const* argv) {
@@ -93,6 +120,20 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "with --blk-io=poll: microseconds an I/O thread watches an idle ring "
                    "(default 200)")
         ->check(CLI::Range(1u, 1000000u));
+    std::string backing = "anonymous";
+    app.add_option("--ram-backing", backing,
+                   "guest RAM: anonymous (default), memfd, hugetlbfs (2 MiB pages; grows the "
+                   "pool as root, else falls back to anonymous)")
+        ->check(CLI::IsMember({"anonymous", "memfd", "hugetlbfs"}));
+    app.add_flag("--thp", opts.ram.transparent_huge_pages,
+                 "transparent huge pages for guest RAM (madvise MADV_HUGEPAGE)");
+    app.add_flag("--prefault", opts.ram.prefault, "fault in all guest RAM before the guest starts");
+    app.add_flag("--mlock", opts.ram.lock, "lock guest RAM in host memory (mlock)");
+    std::string pin;
+    app.add_option("--pin", pin,
+                   "run vCPU i on host CPU i of CPULIST (e.g. 0,1 or 0-1; round robin)");
+    app.add_flag("--stats", opts.stats, "print a minivmm-stats line of VM exits to stderr");
+    app.add_option("--stats-json", opts.stats_json, "write the VM exit statistics to FILE as JSON");
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.footer("Arguments after -- are passed to the guest as its command line.\n"
@@ -131,6 +172,29 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                              "--timeout: give a number of seconds above 0 and up to 1e9"};
         opts.timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(*timeout * 1e9));
     }
+    if (backing == "memfd")
+        opts.ram.backing = RamBlockOptions::Backing::memfd;
+    else if (backing == "hugetlbfs")
+        opts.ram.backing = RamBlockOptions::Backing::hugetlbfs;
+    if (opts.ram.transparent_huge_pages && opts.ram.backing == RamBlockOptions::Backing::hugetlbfs)
+        return EarlyExit{kExitUsage, "--thp: guest RAM on hugetlbfs has huge pages already"};
+    if (!pin.empty() || app.count("--pin") != 0) {
+        auto cpus = parse_cpu_list(pin);
+        if (!cpus)
+            return EarlyExit{kExitUsage,
+                             fmt::format("--pin: '{}' is not a CPU list such as 0,1 or 0-3", pin)};
+        cpu_set_t allowed;
+        CPU_ZERO(&allowed);
+        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+            for (int cpu : *cpus)
+                if (!CPU_ISSET(cpu, &allowed))
+                    return EarlyExit{
+                        kExitUsage,
+                        fmt::format("--pin: host CPU {} is not available to this process", cpu)};
+        opts.vcpu_cpus = std::move(*cpus);
+    }
+    if (app.count("--stats-json") != 0 && opts.stats_json.empty())
+        return EarlyExit{kExitUsage, "--stats-json: needs a FILE name"};
     opts.log_level = spdlog::level::from_str(level);
     opts.lock_policy = *parse_lock_policy(lock);
     return opts;

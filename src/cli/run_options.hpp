@@ -7,11 +7,13 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <spdlog/common.h>
 
 #include "minivmm/block_io_mode.hpp"
 #include "minivmm/kvm_memory.hpp"
+#include "minivmm/ram_block.hpp"
 
 namespace minivmm::cli {
 
@@ -32,7 +34,11 @@ struct RunOptions {
     LockPolicy lock_policy = LockPolicy::global;
     std::string disk; // --disk FILE: the block device's backing file (must exist)
     bool disk_readonly = false;
-    BlockIoOptions disk_io; // --blk-io, --blk-poll-us
+    BlockIoOptions disk_io;     // --blk-io, --blk-poll-us
+    RamBlockOptions ram;        // --ram-backing, --thp, --prefault, --mlock
+    std::vector<int> vcpu_cpus; // --pin CPULIST
+    bool stats = false;         // --stats: one minivmm-stats line on stderr
+    std::string stats_json;     // --stats-json FILE
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or
@@ -47,5 +53,10 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
 // "256M", "1G", "4096", "512k": bytes, with binary K/M/G/T suffixes and an
 // optional trailing "B" or "iB". Returns nullopt for anything else or overflow.
 std::optional<std::uint64_t> parse_size(std::string_view text);
+
+// "0,1", "0-3", "2,0-1": host CPU numbers in the order given (duplicates
+// kept). Returns nullopt for an empty or malformed list, a reversed range,
+// or a CPU number at or above CPU_SETSIZE.
+std::optional<std::vector<int>> parse_cpu_list(std::string_view text);
 
 } // namespace minivmm::cli

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "minivmm/error.hpp"
 #include "minivmm/event_fd.hpp"
@@ -42,6 +43,24 @@ HostMapping HostMapping::of_fd(int fd, std::size_t size, int prot, long offset) 
     void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, offset);
     if (p == MAP_FAILED) throw KvmError("mmap", errno);
     return HostMapping(p, size);
+}
+
+HostMapping HostMapping::aligned(std::size_t size, std::size_t align, int flags, int fd) {
+    // Reserve size + align of address space, trim it to an aligned window,
+    // then map the real thing over the window.
+    const std::size_t span = size + align;
+    void* raw =
+        ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough address space?");
+    const auto base = reinterpret_cast<std::uintptr_t>(raw);
+    const std::uintptr_t start = (base + align - 1) & ~(std::uintptr_t{align} - 1);
+    if (start > base) ::munmap(raw, start - base);
+    if (base + span > start + size)
+        ::munmap(reinterpret_cast<void*>(start + size), base + span - (start + size));
+    HostMapping window(reinterpret_cast<void*>(start), size); // unmapped again if we throw
+    void* p = ::mmap(window.data(), size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough host memory?");
+    return window;
 }
 
 EventFd::EventFd() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {

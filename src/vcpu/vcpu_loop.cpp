@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "minivmm/boot_layout.hpp"
+
 namespace minivmm {
 
 int vcpu_kick_signal() {
@@ -27,7 +29,8 @@ void VcpuLoop::run() noexcept {
         kvm_run& run = vcpu_.run_state();
         while (!control_.stopping()) {
             if (vcpu_.run() < 0) continue; // kicked or interrupted: re-check the stop flag
-            ++counts_[run.exit_reason < counts_.size() ? run.exit_reason : counts_.size() - 1];
+            ++counts_.by_reason[run.exit_reason < ExitCounts::kReasons ? run.exit_reason
+                                                                       : ExitCounts::kReasons - 1];
             ExitAction action = dispatch(run);
             if (action == ExitAction::stop) return;
             if (action == ExitAction::park) {
@@ -51,6 +54,12 @@ ExitAction VcpuLoop::port_io(kvm_run& run) {
     // String I/O (rep outs/ins) carries `count` items of `size` bytes each.
     auto* data = reinterpret_cast<std::byte*>(&run) + run.io.data_offset;
     const bool is_write = run.io.direction == KVM_EXIT_IO_OUT;
+    // Unsigned wrap-around puts ports below the base out of range too.
+    const unsigned hypercall = run.io.port - unsigned{layout::kHypercallPortBase};
+    if (hypercall < ExitCounts::kHypercalls)
+        ++counts_.hypercalls[hypercall];
+    else
+        ++counts_.other_io;
     for (std::uint32_t i = 0; i < run.io.count; ++i) {
         auto hit = pio_.find(run.io.port, run.io.size);
         if (hit.device == nullptr)

@@ -24,9 +24,8 @@ class VcpuLoop {
 
     // Runs until the VM stops; never throws (errors become a VM stop).
     void run() noexcept;
-    const std::array<std::uint64_t, ExitCounts::kReasons>& exit_counts() const noexcept {
-        return counts_;
-    }
+    // Plain counters, written only by this vCPU's thread: read them after it ended.
+    const ExitCounts& exit_counts() const noexcept { return counts_; }
 
   private:
     ExitAction dispatch(kvm_run& run);
@@ -38,7 +37,7 @@ class VcpuLoop {
     IoBus& pio_;
     const AddressSpace& memory_;
     VmControl& control_;
-    std::array<std::uint64_t, ExitCounts::kReasons> counts_{};
+    ExitCounts counts_;
 };
 
 // Installs the no-op handler for the signal that kicks vCPUs out of KVM_RUN

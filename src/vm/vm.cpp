@@ -1,9 +1,12 @@
 #include "minivmm/vm.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -46,6 +49,8 @@ const char* to_string(VmExit::Kind kind) noexcept {
     return "?";
 }
 
+static_assert(ExitCounts::kHypercalls == layout::kHypercallPortCount);
+
 std::uint64_t ExitCounts::total() const noexcept {
     std::uint64_t n = 0;
     for (auto c : by_reason)
@@ -53,9 +58,78 @@ std::uint64_t ExitCounts::total() const noexcept {
     return n;
 }
 
+ExitCounts& ExitCounts::operator+=(const ExitCounts& other) noexcept {
+    for (std::size_t i = 0; i < by_reason.size(); ++i)
+        by_reason[i] += other.by_reason[i];
+    for (std::size_t i = 0; i < hypercalls.size(); ++i)
+        hypercalls[i] += other.hypercalls[i];
+    other_io += other.other_io;
+    return *this;
+}
+
+std::string ExitCounts::reason_name(std::size_t reason) {
+    // KVM_EXIT_* names in lower case, for the reasons an x86 VMM can see.
+    static constexpr std::array<const char*, 38> kNames = {"unknown",
+                                                           "exception",
+                                                           "io",
+                                                           "hypercall",
+                                                           "debug",
+                                                           "hlt",
+                                                           "mmio",
+                                                           "irq_window",
+                                                           "shutdown",
+                                                           "fail_entry",
+                                                           "intr",
+                                                           "set_tpr",
+                                                           "tpr_access",
+                                                           nullptr,
+                                                           nullptr,
+                                                           nullptr,
+                                                           "nmi",
+                                                           "internal_error",
+                                                           nullptr,
+                                                           nullptr,
+                                                           nullptr,
+                                                           nullptr,
+                                                           nullptr,
+                                                           nullptr,
+                                                           "system_event",
+                                                           nullptr,
+                                                           "ioapic_eoi",
+                                                           "hyperv",
+                                                           nullptr,
+                                                           "x86_rdmsr",
+                                                           "x86_wrmsr",
+                                                           "dirty_ring_full",
+                                                           "ap_reset_hold",
+                                                           "x86_bus_lock",
+                                                           "xen",
+                                                           nullptr,
+                                                           nullptr,
+                                                           "notify"};
+    if (reason < kNames.size() && kNames[reason] != nullptr) return kNames[reason];
+    return fmt::format("reason{}", reason);
+}
+
 GuestImage load_image_for(const std::string& path, const VmConfig& config) {
     return GuestImage::load_file(path, BootPlan::max_image_size(config.mem_size, config.vcpus));
 }
+
+namespace {
+
+// Pinning to a CPU outside our mask would fail in the thread; say so up front.
+void check_vcpu_cpus(const std::vector<int>& cpus) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        throw KvmError("sched_getaffinity", errno);
+    for (int cpu : cpus)
+        if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
+            throw ConfigError(fmt::format(
+                "cannot pin a vCPU to host CPU {}: not in this process's CPU affinity mask", cpu));
+}
+
+} // namespace
 
 struct Vm::Impl final : VmControl {
     Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image);
@@ -122,6 +196,7 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         logger().warn("{} vCPUs on a host where KVM recommends at most {}", config.vcpus,
                       kvm.recommended_vcpus());
 
+    if (!config.vcpu_cpus.empty()) check_vcpu_cpus(config.vcpu_cpus);
     if (config.dirty_ring_entries != 0) enable_dirty_ring(kvm);
 
     // Guest RAM is a region of the system address space; the KVM listener
@@ -287,10 +362,24 @@ VmExit Vm::Impl::run() {
         // Thread creation and kicks share the stop mutex, so a stop that
         // races with start-up still reaches every thread.
         std::lock_guard lock(stop_mutex_);
-        for (auto& loop : loops) {
+        for (std::size_t i = 0; i < loops.size(); ++i) {
             if (stopping_.load()) break;
             try {
-                threads.emplace_back([&loop] {
+                threads.emplace_back([this, i, &loop = loops[i]] {
+                    // "vcpuN" in top -H, perf and /proc/PID/task/*/comm.
+                    pthread_setname_np(pthread_self(), fmt::format("vcpu{}", i).c_str());
+                    if (!config.vcpu_cpus.empty()) {
+                        int cpu = config.vcpu_cpus[i % config.vcpu_cpus.size()];
+                        cpu_set_t set;
+                        CPU_ZERO(&set);
+                        CPU_SET(cpu, &set);
+                        if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set)) {
+                            request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(i),
+                                          fmt::format("cannot pin vcpu {} to host CPU {}: {}", i,
+                                                      cpu, std::strerror(rc))});
+                            return;
+                        }
+                    }
                     // Termination signals are the event loop's business, the kick is ours.
                     sigset_t set;
                     sigemptyset(&set);
@@ -383,8 +472,7 @@ std::uint32_t Vm::tsc_khz() const noexcept {
 ExitCounts Vm::exit_counts() const noexcept {
     ExitCounts c;
     for (const auto& loop : impl_->loops)
-        for (std::size_t i = 0; i < c.by_reason.size(); ++i)
-            c.by_reason[i] += loop.exit_counts()[i];
+        c += loop.exit_counts();
     return c;
 }
 
