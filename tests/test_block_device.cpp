@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -70,8 +73,11 @@ std::vector<std::byte> read_file(const std::string& path) {
 }
 
 struct Rig {
-    explicit Rig(bool read_only = false)
-        : file(disk_contents()), device(mem, control, file.path(), read_only) {}
+    explicit Rig(bool read_only = false,
+                 minivmm::BlockIoMode mode = minivmm::BlockIoMode::hypercall, unsigned queues = 1,
+                 std::chrono::microseconds poll = std::chrono::microseconds(200))
+        : file(disk_contents()), device(mem, control, file.path(), read_only,
+                                        minivmm::BlockIoOptions{mode, poll}, queues) {}
 
     minivmm::test::TempFile file;
     minivmm::GuestMemory mem{kMemSize};
@@ -79,7 +85,8 @@ struct Rig {
     BlockDevice device;
     minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
 
-    // outl of `block` to the device's port `offset` (0 blk_info, 1 blk_io).
+    // outl of `block` to the device's port `offset` (0 blk_info, 1 blk_io,
+    // 3 blk_ring_setup, 4 blk_kick).
     ExitAction out(std::uint64_t offset, std::uint32_t block, std::size_t width = 4,
                    bool is_write = true) {
         std::array<std::byte, 4> data{};
@@ -245,7 +252,155 @@ TEST_CASE("block device: a missing file or a directory is a configuration error"
     CHECK_THROWS_AS(BlockDevice(mem, control, "/tmp", true), minivmm::ConfigError);
 }
 
-TEST_CASE("block device: the router sends 17 and 18 to the disk, the rest to the hypercalls",
+namespace {
+
+constexpr std::uint64_t kRing = 0x280000; // 64-byte aligned, in RAM, past the reserved MiB
+
+std::uint64_t setup(Rig& rig, std::uint64_t ring, std::uint64_t entries, std::uint64_t queue) {
+    rig.mem.write(kBlock, blk::RingSetup{ring, entries, queue, 0xdead});
+    REQUIRE(rig.out(3, kBlock) == ExitAction::resume);
+    REQUIRE_FALSE(rig.control.stop);
+    return rig.mem.read<blk::RingSetup>(kBlock)->status;
+}
+
+std::uint64_t entry_gpa(std::uint64_t k, std::uint64_t entries) {
+    return kRing + sizeof(blk::RingHeader) + (k % entries) * sizeof(blk::RingEntry);
+}
+
+// Writes request k into the ring (status pending) and publishes tail k + 1.
+void submit(Rig& rig, std::uint64_t k, std::uint64_t entries, std::uint64_t op,
+            std::uint64_t sector, std::uint64_t buf, std::uint64_t len) {
+    rig.mem.write(entry_gpa(k, entries),
+                  blk::RingEntry{op, sector, buf, len, blk::kPending, k, {}});
+    rig.mem.write<std::uint64_t>(kRing + offsetof(blk::RingHeader, sq_tail), k + 1);
+}
+
+std::uint64_t status_of(Rig& rig, std::uint64_t k, std::uint64_t entries) {
+    auto span = rig.mem.range(entry_gpa(k, entries) + offsetof(blk::RingEntry, status), 8);
+    REQUIRE(span);
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(span->data()))
+        .load(std::memory_order_acquire);
+}
+
+std::uint64_t header(Rig& rig, std::size_t field) {
+    auto span = rig.mem.range(kRing + field, 8);
+    REQUIRE(span);
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(span->data()))
+        .load(std::memory_order_acquire);
+}
+
+// Waits up to 5 s for request k to complete (an I/O thread serves it).
+std::uint64_t wait_status(Rig& rig, std::uint64_t k, std::uint64_t entries) {
+    for (int i = 0; i < 5000; ++i) {
+        auto st = status_of(rig, k, entries);
+        if (st != blk::kPending) return st;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return blk::kPending;
+}
+
+} // namespace
+
+TEST_CASE("block ring: set-up checks address, size, alignment and queue", "[block]") {
+    Rig rig(false, minivmm::BlockIoMode::exit, 2);
+    REQUIRE(rig.out(0, kBlock) == ExitAction::resume);
+    CHECK(rig.mem.read<blk::Info>(kBlock)->flags == blk::kFlagRing);
+    CHECK(setup(rig, kRing + 8, 4, 0) == blk::kBadRing);      // not 64-byte aligned
+    CHECK(setup(rig, 0x10000, 4, 0) == blk::kBadRing);        // reserved first MiB
+    CHECK(setup(rig, kRing, 3, 0) == blk::kBadRing);          // not a power of two
+    CHECK(setup(rig, kRing, 0, 0) == blk::kBadRing);          // empty
+    CHECK(setup(rig, kRing, 2048, 0) == blk::kBadRing);       // above kMaxRingEntries
+    CHECK(setup(rig, kMemSize - 128, 4, 0) == blk::kBadRing); // runs past RAM
+    CHECK(setup(rig, kRing, 4, 2) == blk::kBadQueue);         // 2 queues: 0 and 1
+    CHECK(setup(rig, kRing, 4, 0) == blk::kOk);
+    CHECK(header(rig, offsetof(blk::RingHeader, need_kick)) == 1);
+    CHECK(setup(rig, kRing + 4096, 4, 0) == blk::kBadQueue); // queue 0 again
+    CHECK(setup(rig, kRing, 4, 1) == blk::kBadRing);         // the same ring twice
+    // In hypercall mode there are no rings at all.
+    Rig plain;
+    REQUIRE(plain.out(0, kBlock) == ExitAction::resume);
+    CHECK(plain.mem.read<blk::Info>(kBlock)->flags == 0);
+    CHECK(setup(plain, kRing, 4, 0) == blk::kBadQueue);
+}
+
+TEST_CASE("block ring: exit mode serves a batch, each malformed entry fails alone", "[block]") {
+    Rig rig(false, minivmm::BlockIoMode::exit, 1);
+    constexpr std::uint64_t n = 8;
+    REQUIRE(setup(rig, kRing, n, 0) == blk::kOk);
+    rig.mem.fill(kBuf, 1024, std::byte{0x5a});
+    submit(rig, 0, n, blk::kWrite, 10, kBuf, 1024);
+    submit(rig, 1, n, 9, 0, kBuf, 512);                    // bad op
+    submit(rig, 2, n, blk::kRead, 200, kBuf, 512);         // past the end
+    submit(rig, 3, n, blk::kRead, 0, kMemSize - 256, 512); // buffer leaves RAM
+    submit(rig, 4, n, blk::kRead, 0, 0x1000, 512);         // into the reserved MiB
+    submit(rig, 5, n, blk::kWrite, 0, kBuf, 100);          // partial sector
+    submit(rig, 6, n, blk::kFlush, 0, 0, 0);
+    submit(rig, 7, n, blk::kRead, 10, kBuf + 4096, 1024); // reads back request 0
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume); // one doorbell
+    REQUIRE_FALSE(rig.control.stop);
+    const std::uint64_t want[n] = {blk::kOk,        blk::kBadOp,     blk::kOutOfRange,
+                                   blk::kBadBuffer, blk::kBadBuffer, blk::kBadLength,
+                                   blk::kOk,        blk::kOk};
+    for (std::uint64_t k = 0; k < n; ++k) {
+        CAPTURE(k);
+        CHECK(status_of(rig, k, n) == want[k]);
+    }
+    CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == n);
+    auto back = rig.mem.range(kBuf + 4096, 1024);
+    REQUIRE(back);
+    for (auto b : *back)
+        REQUIRE(b == std::byte{0x5a});
+    auto file = read_file(rig.file.path());
+    CHECK(file[10 * 512] == std::byte{0x5a});
+    CHECK(rig.device.counters().ring_requests == n);
+    CHECK(rig.device.counters().user_kicks == 1);
+    // The ring wraps: 8 more in the same slots.
+    for (std::uint64_t k = n; k < 2 * n; ++k)
+        submit(rig, k, n, blk::kRead, k, kBuf, 512);
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    for (std::uint64_t k = n; k < 2 * n; ++k)
+        CHECK(status_of(rig, k, n) == blk::kOk);
+    // A tail more than a ring ahead is served one ring at a time, not trusted.
+    rig.mem.write<std::uint64_t>(kRing + offsetof(blk::RingHeader, sq_tail), 1000);
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    REQUIRE_FALSE(rig.control.stop);
+    CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == 1000);
+    // A doorbell for an address that is no ring stops the guest.
+    CHECK(rig.out(4, 0x300000) == ExitAction::stop);
+    REQUIRE(rig.control.stop);
+    CHECK_THAT(rig.control.stop->message, Contains("no ring is set up at 0x300000"));
+}
+
+TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[block]") {
+    for (auto mode : {minivmm::BlockIoMode::ioeventfd, minivmm::BlockIoMode::poll}) {
+        CAPTURE(minivmm::to_string(mode));
+        Rig rig(false, mode, 1, std::chrono::microseconds(300000));
+        constexpr std::uint64_t n = 4;
+        REQUIRE(setup(rig, kRing, n, 0) == blk::kOk);
+        submit(rig, 0, n, blk::kRead, 1, kBuf, 512);
+        submit(rig, 1, n, 3, 0, kBuf, 512); // bad op
+        // No KvmVm here: the doorbell reaches access(), which wakes the thread.
+        CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+        CHECK(wait_status(rig, 0, n) == blk::kOk);
+        CHECK(wait_status(rig, 1, n) == blk::kBadOp);
+        if (mode == minivmm::BlockIoMode::poll) {
+            // While it polls (300 ms here) it asks for no doorbell, and a
+            // request without one is still served.
+            CHECK(header(rig, offsetof(blk::RingHeader, need_kick)) == 0);
+            submit(rig, 2, n, blk::kFlush, 0, 0, 0);
+            CHECK(wait_status(rig, 2, n) == blk::kOk);
+            // Idle for its poll time, it asks for doorbells again.
+            for (int i = 0; i < 3000 && header(rig, offsetof(blk::RingHeader, need_kick)) == 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            CHECK(header(rig, offsetof(blk::RingHeader, need_kick)) == 1);
+        }
+        CHECK(rig.device.counters().wakeups >= 1);
+        REQUIRE_FALSE(rig.control.stop);
+        rig.device.stop(); // joins the thread; the destructor does it again, harmlessly
+    }
+}
+
+TEST_CASE("block device: the router sends 17, 18, 20, 21 to the disk, the rest to the hypercalls",
           "[block]") {
     Rig rig;
     minivmm::StringConsole console;
@@ -268,7 +423,10 @@ TEST_CASE("block device: the router sends 17 and 18 to the disk, the rest to the
     CHECK(call(0, kBlock) == ExitAction::resume); // write
     CHECK(console.text() == "hi");
     CHECK(call(19, kBlock) == ExitAction::resume); // yield
-    CHECK(call(20, kBlock) == ExitAction::stop);
+    rig.mem.write(kBlock, blk::RingSetup{0x280000, 4, 0, 0xdead});
+    CHECK(call(20, kBlock) == ExitAction::resume); // ring set-up reaches the disk
+    CHECK(rig.mem.read<blk::RingSetup>(kBlock)->status == blk::kBadQueue); // hypercall mode
+    CHECK(call(22, kBlock) == ExitAction::stop);
     REQUIRE(rig.control.stop);
     CHECK_THAT(rig.control.stop->message, Contains("no such hypercall"));
 }

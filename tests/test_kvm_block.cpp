@@ -48,14 +48,16 @@ class TempDisk {
 
 } // namespace
 
-TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs", "[kvm][block]") {
+TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs, in every I/O mode",
+          "[kvm][block]") {
     unsigned vcpus = GENERATE(1u, 2u);
+    std::string mode = GENERATE("hypercall", "exit", "ioeventfd", "poll");
     TempDisk disk(64ull << 20);
     auto r = run_minivmm({"--vcpus", std::to_string(vcpus), "--mem", "64M", "--disk", disk.path(),
-                          guest_path("sb_fileio.elf"), "--", "--file-num=8",
-                          "--file-total-size=64M", "--events=1500", "--time=0"},
+                          "--blk-io=" + mode, "--stats", guest_path("sb_fileio.elf"), "--",
+                          "--file-num=8", "--file-total-size=64M", "--events=1500", "--time=0"},
                          std::chrono::seconds(60));
-    INFO(describe(r));
+    INFO(mode << ": " << describe(r));
     REQUIRE(r.status == 0);
     auto res = minivmm::workloads::parse_result_line(r.out);
     REQUIRE(res);
@@ -64,6 +66,18 @@ TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs", "[kvm][block]"
     CHECK(res->events == 1500);
     CHECK(res->check > 500);
     CHECK_THAT(r.out, Contains("verify_failures=0 io_errors=0"));
+    // Through a ring, requests do not exit to user space one by one: the
+    // ioeventfd and poll doorbells end in the kernel (prepare and run
+    // make > 2000 requests here).
+    CHECK_THAT(r.err, Contains("minivmm-stats: "));
+    if (mode == "hypercall") {
+        CHECK_THAT(r.err, Contains("hypercall[18]="));
+        CHECK_THAT(r.err, !Contains("hypercall[20]="));
+    } else {
+        CHECK_THAT(r.err, Contains("hypercall[20]=" + std::to_string(vcpus)));
+        CHECK_THAT(r.err, !Contains("hypercall[18]="));
+        if (mode != "exit") CHECK_THAT(r.err, !Contains("hypercall[21]="));
+    }
 }
 
 TEST_CASE("sb_fileio guest: a disk smaller than --file-total-size is refused", "[kvm][block]") {
@@ -76,10 +90,11 @@ TEST_CASE("sb_fileio guest: a disk smaller than --file-total-size is refused", "
 }
 
 TEST_CASE("block device: flushed data is in the host file after the VM exits", "[kvm][block]") {
+    std::string mode = GENERATE("hypercall", "exit", "ioeventfd", "poll");
     TempDisk disk(1ull << 20);
-    auto r = run_minivmm(
-        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "pattern"});
-    INFO(describe(r));
+    auto r = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--blk-io=" + mode,
+                          guest_path("blkcheck.elf"), "--", "pattern"});
+    INFO(mode << ": " << describe(r));
     REQUIRE(r.status == 0);
     CHECK_THAT(r.out, Contains("blk-pattern: ok"));
     std::vector<unsigned char> bytes(16 * 512);
@@ -93,13 +108,34 @@ TEST_CASE("block device: flushed data is in the host file after the VM exits", "
 
 TEST_CASE("block device: malformed requests get error statuses, the guest goes on",
           "[kvm][block]") {
+    std::string mode = GENERATE("hypercall", "exit", "ioeventfd", "poll");
     TempDisk disk(1ull << 20);
-    auto r = run_minivmm(
-        {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "bad"});
-    INFO(describe(r));
+    auto r = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--blk-io=" + mode,
+                          guest_path("blkcheck.elf"), "--", "bad"});
+    INFO(mode << ": " << describe(r));
     CHECK(r.status == 0);
-    CHECK_THAT(r.out, Contains("blk-bad: ok 8"));
+    CHECK_THAT(r.out, Contains(mode == "hypercall" ? "blk-bad: ok 8\n" : "blk-bad: ok 8 (ring)"));
     CHECK(r.err.empty());
+}
+
+TEST_CASE("block rings: a batch with one doorbell; a doorbell for no ring stops the guest",
+          "[kvm][block]") {
+    std::string mode = GENERATE("exit", "ioeventfd", "poll");
+    TempDisk disk(1ull << 20);
+    auto r = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--blk-io=" + mode, "--stats",
+                          guest_path("blkcheck.elf"), "--", "batch"});
+    INFO(mode << ": " << describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("blk-batch: ok"));
+    // exit mode: 16 requests + a flush in 3 doorbells.
+    if (mode == "exit") CHECK_THAT(r.err, Contains("hypercall[21]=3\n"));
+    auto bad = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--blk-io=" + mode,
+                            guest_path("blkcheck.elf"), "--", "badkick"});
+    INFO(describe(bad));
+    CHECK(bad.status == minivmm::cli::kExitGuestFault);
+    CHECK(line_count(bad.err) == 1);
+    CHECK_THAT(bad.err, Contains("bad hypercall 21 (blk_kick)"));
+    CHECK_THAT(bad.err, Contains("no ring is set up"));
 }
 
 TEST_CASE("block device: --disk-readonly", "[kvm][block]") {
@@ -117,7 +153,10 @@ TEST_CASE("block device: info, and an argument block outside RAM stops the guest
         {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "info"});
     INFO(describe(info));
     CHECK(info.status == 0);
-    CHECK_THAT(info.out, Contains("blk: sectors=2048 flags=0"));
+    CHECK_THAT(info.out, Contains("blk: sectors=2048 flags=2")); // rings by default
+    auto plain = run_minivmm({"--mem", "64M", "--disk", disk.path(), "--blk-io=hypercall",
+                              guest_path("blkcheck.elf"), "--", "info"});
+    CHECK_THAT(plain.out, Contains("blk: sectors=2048 flags=0"));
     auto bad = run_minivmm(
         {"--mem", "64M", "--disk", disk.path(), guest_path("blkcheck.elf"), "--", "badblock"});
     INFO(describe(bad));

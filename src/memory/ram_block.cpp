@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -159,6 +160,17 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, const RamBlockOptions& 
         ::madvise(mapping_.data(), size, MADV_HUGEPAGE) != 0)
         logger().warn("RAM block '{}': madvise(MADV_HUGEPAGE) failed: {}", name_,
                       std::strerror(errno));
+    // memfd memory is shmem: THP for it follows shmem_enabled, not the
+    // madvise above; say so rather than silently get 4 KiB pages.
+    if (options.transparent_huge_pages && backing_ == RamBlockOptions::Backing::memfd) {
+        std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+        std::string modes;
+        std::getline(f, modes);
+        if (modes.find("[never]") != std::string::npos || modes.find("[deny]") != std::string::npos)
+            logger().warn("RAM block '{}': THP requested for memfd memory, but shmem_enabled is "
+                          "'never' here: 4 KiB pages",
+                          name_);
+    }
     if (options.prefault && ::madvise(mapping_.data(), size, MADV_POPULATE_WRITE) != 0)
         throw KvmError("madvise(MADV_POPULATE_WRITE)", errno, "not enough memory to prefault?");
     if (options.lock && ::mlock(mapping_.data(), size) != 0)
