@@ -447,3 +447,52 @@ TEST_CASE("minivmm-run options: --disk and --disk-readonly", "[block]") {
     REQUIRE(std::holds_alternative<minivmm::cli::EarlyExit>(bad));
     CHECK(std::get<minivmm::cli::EarlyExit>(bad).status == minivmm::cli::kExitUsage);
 }
+
+TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us", "[block]") {
+    using minivmm::BlockIoMode;
+    using minivmm::cli::EarlyExit;
+    using minivmm::cli::RunOptions;
+    auto parse = [](std::vector<const char*> args) {
+        args.insert(args.begin(), "minivmm-run");
+        return minivmm::cli::parse_run_options(static_cast<int>(args.size()), args.data());
+    };
+    auto def = parse({"--disk", "d.img", "img"});
+    REQUIRE(std::holds_alternative<RunOptions>(def));
+    CHECK(std::get<RunOptions>(def).disk_io.mode == minivmm::BlockIoOptions{}.mode);
+    for (auto [name, mode] :
+         {std::pair{"hypercall", BlockIoMode::hypercall}, std::pair{"exit", BlockIoMode::exit},
+          std::pair{"ioeventfd", BlockIoMode::ioeventfd}, std::pair{"poll", BlockIoMode::poll}}) {
+        std::string flag = std::string("--blk-io=") + name;
+        auto r = parse({"--disk", "d.img", flag.c_str(), "img"});
+        REQUIRE(std::holds_alternative<RunOptions>(r));
+        CHECK(std::get<RunOptions>(r).disk_io.mode == mode);
+        CHECK(minivmm::parse_block_io_mode(name) == mode);
+    }
+    auto rt = parse(
+        {"--disk", "d.img", "--blk-io=poll", "--blk-priority=fifo", "--blk-poll-us=50", "img"});
+    REQUIRE(std::holds_alternative<RunOptions>(rt));
+    CHECK(std::get<RunOptions>(rt).disk_io.priority == minivmm::BlockIoOptions::Priority::fifo);
+    CHECK(std::get<RunOptions>(rt).disk_io.poll_time == std::chrono::microseconds(50));
+    auto normal = parse({"--disk", "d.img", "--blk-io=ioeventfd", "--blk-priority=normal", "img"});
+    REQUIRE(std::holds_alternative<RunOptions>(normal));
+    CHECK(std::get<RunOptions>(normal).disk_io.priority ==
+          minivmm::BlockIoOptions::Priority::normal);
+    CHECK(std::get<RunOptions>(def).disk_io.priority ==
+          minivmm::BlockIoOptions::Priority::automatic);
+    // Each is a usage error where it would be ignored, or with a bad value.
+    for (std::vector<const char*> bad : {
+             std::vector<const char*>{"--blk-io=poll", "img"},
+             {"--blk-priority=fifo", "img"},
+             {"--blk-poll-us=10", "img"},
+             {"--disk", "d.img", "--blk-io=fast", "img"},
+             {"--disk", "d.img", "--blk-io=exit", "--blk-priority=fifo", "img"},
+             {"--disk", "d.img", "--blk-io=ioeventfd", "--blk-poll-us=10", "img"},
+             {"--disk", "d.img", "--blk-poll-us=0", "img"},
+             {"--disk", "d.img", "--blk-priority=high", "img"},
+         }) {
+        auto r = parse(bad);
+        REQUIRE(std::holds_alternative<EarlyExit>(r));
+        CHECK(std::get<EarlyExit>(r).status == minivmm::cli::kExitUsage);
+    }
+    CHECK_FALSE(minivmm::parse_block_io_mode("Poll"));
+}

@@ -22,6 +22,12 @@ struct BlockIoOptions {
     BlockIoMode mode = BlockIoMode::poll;
     // poll: how long an I/O thread watches an idle ring before it sleeps.
     std::chrono::microseconds poll_time{200};
+    // ioeventfd/poll: run the I/O threads SCHED_FIFO (priority 1), so that a
+    // doorbell preempts a vCPU thread spinning on its completion at once
+    // instead of after the scheduler's slice. Needs CAP_SYS_NICE: `fifo`
+    // warns when it cannot have it, `automatic` quietly stays SCHED_OTHER.
+    enum class Priority { automatic, fifo, normal };
+    Priority priority = Priority::automatic;
 };
 
 // "hypercall", "exit", "ioeventfd", "poll"; nullopt for anything else.

@@ -67,6 +67,11 @@ struct ExitCounts {
     std::array<std::uint64_t, kHypercalls> hypercalls{};
     // KVM_EXIT_IO exits on any other port (exception reports, devices).
     std::uint64_t other_io = 0;
+    // Not exits to user space, but what replaced them on the block
+    // device's ring path: doorbells that ended in the kernel (ioeventfd
+    // signals, as the I/O threads read them) and requests served from rings.
+    std::uint64_t ioeventfd_signals = 0;
+    std::uint64_t ring_requests = 0;
 
     std::uint64_t total() const noexcept;
     std::uint64_t io() const noexcept { return by_reason[KVM_EXIT_IO]; }

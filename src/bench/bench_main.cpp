@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
                                               "events/s, latency, overhead with a 95% CI");
     ov->add_option("--tests", oo.tests, "tests (default cpu,memory,fileio,mutex,threads)")
         ->delimiter(',')
-        ->check(CLI::IsMember({"cpu", "memory", "fileio", "mutex", "threads"}));
+        ->check(CLI::IsMember({"cpu", "memory", "memory-write", "memory-read", "memory-touch",
+                               "fileio", "mutex", "threads"}));
     ov->add_option("--repeat", oo.repeat, "alternated native/guest rounds (default 5)")
         ->check(CLI::Range(1u, 1000u));
     ov->add_option("--time", oo.time_s, "seconds per run (default 2)")

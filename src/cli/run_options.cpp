@@ -115,6 +115,12 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "how --disk requests reach the VMM: hypercall, exit, ioeventfd, poll "
                    "(default poll)")
         ->check(CLI::IsMember({"hypercall", "exit", "ioeventfd", "poll"}));
+    std::string blk_priority;
+    app.add_option("--blk-priority", blk_priority,
+                   "I/O threads of --blk-io=ioeventfd|poll: fifo (SCHED_FIFO, needs "
+                   "CAP_SYS_NICE; warns without), normal, or auto (default: fifo when "
+                   "permitted, quietly normal otherwise)")
+        ->check(CLI::IsMember({"auto", "fifo", "normal"}));
     std::optional<unsigned> poll_us;
     app.add_option("--blk-poll-us", poll_us,
                    "with --blk-io=poll: microseconds an I/O thread watches an idle ring "
@@ -152,9 +158,21 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     }
     if (opts.disk_readonly && opts.disk.empty())
         return EarlyExit{kExitUsage, "--disk-readonly: needs --disk FILE"};
-    if (!blk_io.empty() && opts.disk.empty())
-        return EarlyExit{kExitUsage, "--blk-io: needs --disk FILE"};
+    if (opts.disk.empty()) {
+        if (!blk_io.empty()) return EarlyExit{kExitUsage, "--blk-io: needs --disk FILE"};
+        if (!blk_priority.empty())
+            return EarlyExit{kExitUsage, "--blk-priority: needs --disk FILE"};
+        if (poll_us) return EarlyExit{kExitUsage, "--blk-poll-us: needs --disk FILE"};
+    }
     if (!blk_io.empty()) opts.disk_io.mode = *parse_block_io_mode(blk_io);
+    if (!blk_priority.empty()) {
+        if (opts.disk_io.mode != BlockIoMode::ioeventfd && opts.disk_io.mode != BlockIoMode::poll)
+            return EarlyExit{kExitUsage,
+                             "--blk-priority: only with --blk-io=ioeventfd or poll (I/O threads)"};
+        opts.disk_io.priority = blk_priority == "fifo"     ? BlockIoOptions::Priority::fifo
+                                : blk_priority == "normal" ? BlockIoOptions::Priority::normal
+                                                           : BlockIoOptions::Priority::automatic;
+    }
     if (poll_us) {
         if (opts.disk_io.mode != BlockIoMode::poll)
             return EarlyExit{kExitUsage, "--blk-poll-us: only with --blk-io=poll"};

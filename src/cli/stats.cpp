@@ -23,6 +23,8 @@ std::string stats_line(const ExitCounts& c) {
     for (std::size_t nr = 0; nr < c.hypercalls.size(); ++nr)
         if (c.hypercalls[nr] != 0) line += fmt::format(" hypercall[{}]={}", nr, c.hypercalls[nr]);
     if (c.other_io != 0) line += fmt::format(" io_other={}", c.other_io);
+    if (c.ioeventfd_signals != 0) line += fmt::format(" ioeventfd={}", c.ioeventfd_signals);
+    if (c.ring_requests != 0) line += fmt::format(" ring_requests={}", c.ring_requests);
     return line;
 }
 
@@ -39,6 +41,8 @@ std::string stats_json(const ExitCounts& c) {
     for (std::size_t nr = 0; nr < c.hypercalls.size(); ++nr)
         if (c.hypercalls[nr] != 0) j["hypercalls"][std::to_string(nr)] = c.hypercalls[nr];
     j["io_other"] = c.other_io;
+    j["ioeventfd"] = c.ioeventfd_signals;
+    j["ring_requests"] = c.ring_requests;
     return j.dump();
 }
 

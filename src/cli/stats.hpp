@@ -9,8 +9,8 @@
 namespace minivmm::cli {
 
 // "minivmm-stats: exits=N io=N mmio=N [REASON=N ...] [hypercall[NR]=N ...]
-// [io_other=N]", without a newline; zero counts other than exits, io and
-// mmio are left out.
+// [io_other=N] [ioeventfd=N] [ring_requests=N]", without a newline; zero
+// counts other than exits, io and mmio are left out.
 std::string stats_line(const ExitCounts& counts);
 
 // The same counts as a JSON object (no trailing newline).

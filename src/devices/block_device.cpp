@@ -59,7 +59,8 @@ struct BlockDevice::Queue {
     EventFd stop;              // wakes the I/O thread to end it
     bool bound = false;        // doorbell registered with KVM_IOEVENTFD
     std::thread thread;
-    std::atomic<std::uint64_t> served{0}, user_kicks{0}, wakeups{0};
+    std::atomic<std::uint64_t> served{0}, user_kicks{0}, signals{0}, wakeups{0};
+    std::atomic<std::uint64_t> own_signals{0}; // raised by access(), not by KVM
 };
 
 namespace {
@@ -133,6 +134,8 @@ BlockDevice::Counters BlockDevice::counters() const noexcept {
         c.ring_requests += q->served.load(std::memory_order_relaxed);
         c.user_kicks += q->user_kicks.load(std::memory_order_relaxed);
         c.wakeups += q->wakeups.load(std::memory_order_relaxed);
+        c.doorbell_signals += q->signals.load(std::memory_order_relaxed) -
+                              q->own_signals.load(std::memory_order_relaxed);
     }
     return c;
 }
@@ -218,17 +221,21 @@ std::uint64_t BlockDevice::drain(Queue& q) noexcept {
 void BlockDevice::io_thread(Queue& q) noexcept {
     using clock = std::chrono::steady_clock;
     const bool polling = io_.mode == BlockIoMode::poll;
-    if (std::getenv("MINIVMM_IO_FIFO")) {
+    if (io_.priority != BlockIoOptions::Priority::normal) {
         sched_param sp{};
         sp.sched_priority = 1;
         int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
-        if (rc != 0) logger().warn("block device: SCHED_FIFO: {}", std::strerror(rc));
+        if (rc != 0 && q.index == 0)
+            logger().log(io_.priority == BlockIoOptions::Priority::fifo ? spdlog::level::warn
+                                                                        : spdlog::level::info,
+                         "block device: I/O threads stay SCHED_OTHER: SCHED_FIFO: {}",
+                         std::strerror(rc));
     }
     pollfd fds[2] = {{q.doorbell.fd(), POLLIN, 0}, {q.stop.fd(), POLLIN, 0}};
     for (;;) {
         if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
         if (fds[1].revents != 0 || stopping_.load(std::memory_order_relaxed)) break;
-        q.doorbell.consume();
+        q.signals.fetch_add(q.doorbell.consume(), std::memory_order_relaxed);
         q.wakeups.fetch_add(1, std::memory_order_relaxed);
         if (!polling) {
             drain(q);
@@ -328,6 +335,7 @@ ExitAction BlockDevice::access(const IoAccess& access) {
         if (!q) return fail(access, fmt::format("no ring is set up at {:#x}", block));
         q->user_kicks.fetch_add(1, std::memory_order_relaxed);
         if (q->thread.joinable()) {
+            q->own_signals.fetch_add(1, std::memory_order_relaxed);
             q->doorbell.signal(); // ioeventfd not bound: wake the I/O thread ourselves
         } else {
             std::lock_guard lock(q->drain_mutex);

@@ -61,9 +61,10 @@ class BlockDevice final : public IoDevice {
     const BlockIoOptions& io_options() const noexcept { return io_; }
 
     // Requests served through rings, doorbells that reached user space
-    // (an exit), and I/O-thread wake-ups, summed over queues.
+    // (an exit), doorbells signalled on the eventfds (ioeventfd: ended in
+    // the kernel), and I/O-thread wake-ups, summed over queues.
     struct Counters {
-        std::uint64_t ring_requests = 0, user_kicks = 0, wakeups = 0;
+        std::uint64_t ring_requests = 0, user_kicks = 0, doorbell_signals = 0, wakeups = 0;
     };
     Counters counters() const noexcept;
 

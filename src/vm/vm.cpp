@@ -64,6 +64,8 @@ ExitCounts& ExitCounts::operator+=(const ExitCounts& other) noexcept {
     for (std::size_t i = 0; i < hypercalls.size(); ++i)
         hypercalls[i] += other.hypercalls[i];
     other_io += other.other_io;
+    ioeventfd_signals += other.ioeventfd_signals;
+    ring_requests += other.ring_requests;
     return *this;
 }
 
@@ -473,6 +475,11 @@ ExitCounts Vm::exit_counts() const noexcept {
     ExitCounts c;
     for (const auto& loop : impl_->loops)
         c += loop.exit_counts();
+    if (impl_->disk) {
+        auto d = impl_->disk->counters();
+        c.ioeventfd_signals = d.doorbell_signals;
+        c.ring_requests = d.ring_requests;
+    }
     return c;
 }
 
