@@ -80,6 +80,13 @@ struct RamBlockOptions {
     std::string hugetlb_pool_dir = HugePagePool::kSysfsDir;
 };
 
+// Guest RAM as VmConfig and minivmm-run use it by default: anonymous, THP.
+inline RamBlockOptions guest_ram_defaults() {
+    RamBlockOptions o;
+    o.transparent_huge_pages = true;
+    return o;
+}
+
 class RamBlock {
   public:
     // Throws KvmError (mmap/memfd failures) or ConfigError (bad size).

@@ -131,8 +131,12 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "guest RAM: anonymous (default), memfd, hugetlbfs (2 MiB pages; grows the "
                    "pool as root, else falls back to anonymous)")
         ->check(CLI::IsMember({"anonymous", "memfd", "hugetlbfs"}));
-    app.add_flag("--thp", opts.ram.transparent_huge_pages,
-                 "transparent huge pages for guest RAM (madvise MADV_HUGEPAGE)");
+    bool thp_on = false, thp_off = false;
+    auto* thp_flag = app.add_flag("--thp", thp_on,
+                                  "transparent huge pages for anonymous/memfd guest RAM (madvise "
+                                  "MADV_HUGEPAGE; the default except on hugetlbfs)");
+    app.add_flag("--no-thp", thp_off, "4 KiB pages for anonymous/memfd guest RAM")
+        ->excludes(thp_flag);
     app.add_flag("--prefault", opts.ram.prefault, "fault in all guest RAM before the guest starts");
     app.add_flag("--mlock", opts.ram.lock, "lock guest RAM in host memory (mlock)");
     std::string pin;
@@ -194,8 +198,11 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         opts.ram.backing = RamBlockOptions::Backing::memfd;
     else if (backing == "hugetlbfs")
         opts.ram.backing = RamBlockOptions::Backing::hugetlbfs;
-    if (opts.ram.transparent_huge_pages && opts.ram.backing == RamBlockOptions::Backing::hugetlbfs)
+    if (thp_on && opts.ram.backing == RamBlockOptions::Backing::hugetlbfs)
         return EarlyExit{kExitUsage, "--thp: guest RAM on hugetlbfs has huge pages already"};
+    // THP by default, except on hugetlbfs (its pages are huge already).
+    opts.ram.transparent_huge_pages =
+        thp_on || (!thp_off && opts.ram.backing != RamBlockOptions::Backing::hugetlbfs);
     if (!pin.empty() || app.count("--pin") != 0) {
         auto cpus = parse_cpu_list(pin);
         if (!cpus)

@@ -34,11 +34,11 @@ struct RunOptions {
     LockPolicy lock_policy = LockPolicy::global;
     std::string disk; // --disk FILE: the block device's backing file (must exist)
     bool disk_readonly = false;
-    BlockIoOptions disk_io;     // --blk-io, --blk-poll-us
-    RamBlockOptions ram;        // --ram-backing, --thp, --prefault, --mlock
-    std::vector<int> vcpu_cpus; // --pin CPULIST
-    bool stats = false;         // --stats: one minivmm-stats line on stderr
-    std::string stats_json;     // --stats-json FILE
+    BlockIoOptions disk_io;                     // --blk-io, --blk-poll-us
+    RamBlockOptions ram = guest_ram_defaults(); // --ram-backing, --[no-]thp, --prefault, --mlock
+    std::vector<int> vcpu_cpus;                 // --pin CPULIST
+    bool stats = false;                         // --stats: one minivmm-stats line on stderr
+    std::string stats_json;                     // --stats-json FILE
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or
