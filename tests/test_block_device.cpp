@@ -400,6 +400,66 @@ TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[blo
     }
 }
 
+TEST_CASE("block ring: one shared I/O thread or one per queue, two queues either way", "[block]") {
+    for (bool shared : {true, false}) {
+        CAPTURE(shared);
+        minivmm::test::TempFile file(disk_contents());
+        minivmm::GuestMemory mem{kMemSize};
+        FakeControl control;
+        minivmm::BlockIoOptions io;
+        io.mode = minivmm::BlockIoMode::poll;
+        io.poll_time = std::chrono::microseconds(50);
+        io.shared_thread = shared;
+        BlockDevice dev(mem, control, file.path(), false, io, 2);
+        minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
+        auto out = [&](std::uint64_t offset, std::uint32_t v) {
+            std::array<std::byte, 4> data{};
+            std::memcpy(data.data(), &v, sizeof v);
+            minivmm::IoAccess a{0, vcpu, 0x511 + offset, offset, true, std::span(data.data(), 4)};
+            return dev.access(a);
+        };
+        constexpr std::uint64_t rings[2] = {0x280000, 0x290000}, n = 4;
+        for (std::uint64_t qi = 0; qi < 2; ++qi) {
+            mem.write(kBlock, blk::RingSetup{rings[qi], n, qi, 0xdead});
+            REQUIRE(out(3, kBlock) == ExitAction::resume);
+            REQUIRE(mem.read<blk::RingSetup>(kBlock)->status == blk::kOk);
+        }
+        auto status = [&](std::uint64_t ring, std::uint64_t k) {
+            auto span = mem.range(ring + sizeof(blk::RingHeader) + k * sizeof(blk::RingEntry) +
+                                      offsetof(blk::RingEntry, status),
+                                  8);
+            return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(span->data()))
+                .load(std::memory_order_acquire);
+        };
+        for (std::uint64_t k = 0; k < 3; ++k) {
+            for (std::uint64_t qi = 0; qi < 2; ++qi) {
+                mem.write(rings[qi] + sizeof(blk::RingHeader) + k * sizeof(blk::RingEntry),
+                          blk::RingEntry{k == 1 ? std::uint64_t{7} : std::uint64_t{blk::kRead},
+                                         qi * 8 + k,
+                                         kBuf + 4096 * qi,
+                                         512,
+                                         blk::kPending,
+                                         0,
+                                         {}});
+                mem.write<std::uint64_t>(rings[qi] + offsetof(blk::RingHeader, sq_tail), k + 1);
+                REQUIRE(out(4, static_cast<std::uint32_t>(rings[qi])) == ExitAction::resume);
+            }
+        }
+        for (std::uint64_t qi = 0; qi < 2; ++qi)
+            for (std::uint64_t k = 0; k < 3; ++k) {
+                std::uint64_t st = blk::kPending;
+                for (int i = 0; i < 5000 && st == blk::kPending; ++i) {
+                    st = status(rings[qi], k);
+                    if (st == blk::kPending)
+                        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+                CHECK(st == (k == 1 ? blk::kBadOp : blk::kOk));
+            }
+        CHECK(dev.counters().ring_requests == 6);
+        CHECK_FALSE(control.stop);
+    }
+}
+
 TEST_CASE("block device: the router sends 17, 18, 20, 21 to the disk, the rest to the hypercalls",
           "[block]") {
     Rig rig;

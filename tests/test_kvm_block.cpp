@@ -51,12 +51,17 @@ class TempDisk {
 TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs, in every I/O mode",
           "[kvm][block]") {
     unsigned vcpus = GENERATE(1u, 2u);
-    std::string mode = GENERATE("hypercall", "exit", "ioeventfd", "poll");
+    std::string mode = GENERATE("hypercall", "exit", "ioeventfd", "poll", "poll-per-queue");
     TempDisk disk(64ull << 20);
-    auto r = run_minivmm({"--vcpus", std::to_string(vcpus), "--mem", "64M", "--disk", disk.path(),
-                          "--blk-io=" + mode, "--stats", guest_path("sb_fileio.elf"), "--",
-                          "--file-num=8", "--file-total-size=64M", "--events=1500", "--time=0"},
-                         std::chrono::seconds(60));
+    std::vector<std::string> args{"--vcpus", std::to_string(vcpus), "--mem",  "64M",
+                                  "--disk",  disk.path(),           "--stats"};
+    if (mode == "poll-per-queue")
+        args.insert(args.end(), {"--blk-io=poll", "--blk-threads=per-queue"});
+    else
+        args.push_back("--blk-io=" + mode);
+    args.insert(args.end(), {guest_path("sb_fileio.elf"), "--", "--file-num=8",
+                             "--file-total-size=64M", "--events=1500", "--time=0"});
+    auto r = run_minivmm(args, std::chrono::seconds(60));
     INFO(mode << ": " << describe(r));
     REQUIRE(r.status == 0);
     auto res = minivmm::workloads::parse_result_line(r.out);
@@ -77,6 +82,7 @@ TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs, in every I/O mo
         CHECK_THAT(r.err, Contains("hypercall[20]=" + std::to_string(vcpus)));
         CHECK_THAT(r.err, !Contains("hypercall[18]="));
         if (mode != "exit") CHECK_THAT(r.err, !Contains("hypercall[21]="));
+        CHECK_THAT(r.err, Contains(" ring_requests="));
     }
 }
 

@@ -121,6 +121,11 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "CAP_SYS_NICE; warns without), normal, or auto (default: fifo when "
                    "permitted, quietly normal otherwise)")
         ->check(CLI::IsMember({"auto", "fifo", "normal"}));
+    std::string blk_threads;
+    app.add_option("--blk-threads", blk_threads,
+                   "I/O threads of --blk-io=ioeventfd|poll: shared (one for all queues, the "
+                   "default) or per-queue (one per vCPU)")
+        ->check(CLI::IsMember({"per-queue", "shared"}));
     std::optional<unsigned> poll_us;
     app.add_option("--blk-poll-us", poll_us,
                    "with --blk-io=poll: microseconds an I/O thread watches an idle ring "
@@ -167,6 +172,7 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         if (!blk_priority.empty())
             return EarlyExit{kExitUsage, "--blk-priority: needs --disk FILE"};
         if (poll_us) return EarlyExit{kExitUsage, "--blk-poll-us: needs --disk FILE"};
+        if (!blk_threads.empty()) return EarlyExit{kExitUsage, "--blk-threads: needs --disk FILE"};
     }
     if (!blk_io.empty()) opts.disk_io.mode = *parse_block_io_mode(blk_io);
     if (!blk_priority.empty()) {
@@ -176,6 +182,12 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         opts.disk_io.priority = blk_priority == "fifo"     ? BlockIoOptions::Priority::fifo
                                 : blk_priority == "normal" ? BlockIoOptions::Priority::normal
                                                            : BlockIoOptions::Priority::automatic;
+    }
+    if (!blk_threads.empty()) {
+        if (opts.disk_io.mode != BlockIoMode::ioeventfd && opts.disk_io.mode != BlockIoMode::poll)
+            return EarlyExit{kExitUsage,
+                             "--blk-threads: only with --blk-io=ioeventfd or poll (I/O threads)"};
+        opts.disk_io.shared_thread = blk_threads == "shared";
     }
     if (poll_us) {
         if (opts.disk_io.mode != BlockIoMode::poll)

@@ -55,12 +55,21 @@ struct BlockDevice::Queue {
     std::uint64_t* need_kick = nullptr;
     std::byte* ring = nullptr; // the first entry
     std::mutex drain_mutex;    // exit mode: two vCPUs may kick one queue
-    EventFd doorbell;          // the ioeventfd, or signalled by access()
-    EventFd stop;              // wakes the I/O thread to end it
+    Worker* worker = nullptr;  // ioeventfd/poll: the I/O thread serving it
     bool bound = false;        // doorbell registered with KVM_IOEVENTFD
+    std::atomic<std::uint64_t> served{0}, user_kicks{0};
+};
+
+// An I/O thread and its doorbell eventfd (the ioeventfd of every queue it
+// serves). Queues join while it runs: `queues` is fixed-size, its slots
+// published with release order once a queue is fully set up.
+struct BlockDevice::Worker {
+    explicit Worker(std::size_t slots) : queues(slots) {}
+    EventFd doorbell;
+    EventFd stop; // wakes the thread to end it
     std::thread thread;
-    std::atomic<std::uint64_t> served{0}, user_kicks{0}, signals{0}, wakeups{0};
-    std::atomic<std::uint64_t> own_signals{0}; // raised by access(), not by KVM
+    std::vector<std::atomic<Queue*>> queues;
+    std::atomic<std::uint64_t> signals{0}, own_signals{0}, wakeups{0};
 };
 
 namespace {
@@ -107,24 +116,34 @@ BlockDevice::~BlockDevice() {
 void BlockDevice::stop() noexcept {
     if (stopping_.exchange(true)) return;
     std::lock_guard lock(setup_mutex_);
-    for (auto& q : queues_) {
-        if (!q) continue;
-        if (q->thread.joinable()) {
-            try {
-                q->stop.signal();
-            } catch (...) {
-            }
-            q->thread.join();
+    for (auto& w : workers_) {
+        if (!w || !w->thread.joinable()) continue;
+        try {
+            w->stop.signal();
+        } catch (...) {
         }
-        if (q->bound && vm_) {
-            try {
-                vm_->remove_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4,
-                                        q->doorbell.fd(), static_cast<std::uint32_t>(q->gpa));
-            } catch (const std::exception& e) {
-                logger().warn("block device: {}", e.what());
-            }
+        w->thread.join();
+    }
+    for (auto& q : queues_) {
+        if (!q || !q->bound || !vm_) continue;
+        try {
+            vm_->remove_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4,
+                                    q->worker->doorbell.fd(), static_cast<std::uint32_t>(q->gpa));
+        } catch (const std::exception& e) {
+            logger().warn("block device: {}", e.what());
         }
     }
+}
+
+BlockDevice::Worker& BlockDevice::worker_for(std::uint64_t index) {
+    const std::size_t slot = io_.shared_thread ? 0 : index;
+    if (workers_.empty()) workers_.resize(io_.shared_thread ? 1 : queues_.size());
+    if (!workers_[slot]) {
+        workers_[slot] = std::make_unique<Worker>(queues_.size());
+        Worker& w = *workers_[slot];
+        w.thread = std::thread([this, &w] { io_thread(w); });
+    }
+    return *workers_[slot];
 }
 
 BlockDevice::Counters BlockDevice::counters() const noexcept {
@@ -133,9 +152,12 @@ BlockDevice::Counters BlockDevice::counters() const noexcept {
         if (!q) continue;
         c.ring_requests += q->served.load(std::memory_order_relaxed);
         c.user_kicks += q->user_kicks.load(std::memory_order_relaxed);
-        c.wakeups += q->wakeups.load(std::memory_order_relaxed);
-        c.doorbell_signals += q->signals.load(std::memory_order_relaxed) -
-                              q->own_signals.load(std::memory_order_relaxed);
+    }
+    for (const auto& w : workers_) {
+        if (!w) continue;
+        c.wakeups += w->wakeups.load(std::memory_order_relaxed);
+        c.doorbell_signals += w->signals.load(std::memory_order_relaxed) -
+                              w->own_signals.load(std::memory_order_relaxed);
     }
     return c;
 }
@@ -172,12 +194,14 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
     store(q->sq_head, q->head);
     store(q->need_kick, 1);
     if (io_.mode == BlockIoMode::ioeventfd || io_.mode == BlockIoMode::poll) {
+        q->worker = &worker_for(queue);
         if (vm_) {
             try {
                 // The doorbell's data is the ring's address: one ioeventfd
-                // per queue on the one kick port.
-                vm_->add_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4, q->doorbell.fd(),
-                                     static_cast<std::uint32_t>(ring));
+                // per queue on the one kick port (a shared worker's eventfd
+                // under several addresses).
+                vm_->add_pio_eventfd(layout::kHypercallPortBase + blk::kKickNr, 4,
+                                     q->worker->doorbell.fd(), static_cast<std::uint32_t>(ring));
                 q->bound = true;
             } catch (const std::exception& e) {
                 // Still correct: the doorbell reaches access(), which wakes
@@ -186,8 +210,7 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
                               queue, e.what());
             }
         }
-        Queue& ref = *q;
-        q->thread = std::thread([this, &ref] { io_thread(ref); });
+        q->worker->queues[queue].store(q.get(), std::memory_order_release);
     }
     queues_[queue] = std::move(q);
     return blk::kOk;
@@ -218,38 +241,48 @@ std::uint64_t BlockDevice::drain(Queue& q) noexcept {
     return n;
 }
 
-void BlockDevice::io_thread(Queue& q) noexcept {
+void BlockDevice::io_thread(Worker& w) noexcept {
     using clock = std::chrono::steady_clock;
     const bool polling = io_.mode == BlockIoMode::poll;
     if (io_.priority != BlockIoOptions::Priority::normal) {
         sched_param sp{};
         sp.sched_priority = 1;
         int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
-        if (rc != 0 && q.index == 0)
+        if (rc != 0)
             logger().log(io_.priority == BlockIoOptions::Priority::fifo ? spdlog::level::warn
                                                                         : spdlog::level::info,
-                         "block device: I/O threads stay SCHED_OTHER: SCHED_FIFO: {}",
+                         "block device: I/O thread stays SCHED_OTHER: SCHED_FIFO: {}",
                          std::strerror(rc));
     }
-    pollfd fds[2] = {{q.doorbell.fd(), POLLIN, 0}, {q.stop.fd(), POLLIN, 0}};
+    // Every queue this worker serves, as published so far.
+    auto each = [&w](auto&& fn) {
+        for (auto& slot : w.queues)
+            if (Queue* q = slot.load(std::memory_order_acquire)) fn(*q);
+    };
+    auto drain_all = [&] {
+        std::uint64_t n = 0;
+        each([&](Queue& q) { n += drain(q); });
+        return n;
+    };
+    pollfd fds[2] = {{w.doorbell.fd(), POLLIN, 0}, {w.stop.fd(), POLLIN, 0}};
     for (;;) {
         if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
         if (fds[1].revents != 0 || stopping_.load(std::memory_order_relaxed)) break;
-        q.signals.fetch_add(q.doorbell.consume(), std::memory_order_relaxed);
-        q.wakeups.fetch_add(1, std::memory_order_relaxed);
+        w.signals.fetch_add(w.doorbell.consume(), std::memory_order_relaxed);
+        w.wakeups.fetch_add(1, std::memory_order_relaxed);
         if (!polling) {
-            drain(q);
+            drain_all();
             continue;
         }
         // Poll: tell the guest not to ring, serve, and keep watching the
-        // ring until it has been idle for poll_time; then ask for doorbells
-        // again, and look once more (a request may have been submitted
-        // between our last look and need_kick = 1: the guest's side of this
-        // handshake is store tail, full fence, load need_kick).
-        store(q.need_kick, 0);
+        // rings until they have been idle for poll_time; then ask for
+        // doorbells again, and look once more (a request may have been
+        // submitted between our last look and need_kick = 1: the guest's
+        // side of this handshake is store tail, full fence, load need_kick).
+        each([](Queue& q) { store(q.need_kick, 0); });
         auto idle_since = clock::now();
         for (;;) {
-            if (drain(q) != 0) {
+            if (drain_all() != 0) {
                 idle_since = clock::now();
                 continue;
             }
@@ -258,10 +291,12 @@ void BlockDevice::io_thread(Queue& q) noexcept {
                 __builtin_ia32_pause();
                 continue;
             }
-            store(q.need_kick, 1);
+            each([](Queue& q) { store(q.need_kick, 1); });
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (load(q.sq_tail) == q.head) break;
-            store(q.need_kick, 0);
+            bool pending = false;
+            each([&](Queue& q) { pending = pending || load(q.sq_tail) != q.head; });
+            if (!pending) break;
+            each([](Queue& q) { store(q.need_kick, 0); });
         }
     }
 }
@@ -334,9 +369,9 @@ ExitAction BlockDevice::access(const IoAccess& access) {
         }
         if (!q) return fail(access, fmt::format("no ring is set up at {:#x}", block));
         q->user_kicks.fetch_add(1, std::memory_order_relaxed);
-        if (q->thread.joinable()) {
-            q->own_signals.fetch_add(1, std::memory_order_relaxed);
-            q->doorbell.signal(); // ioeventfd not bound: wake the I/O thread ourselves
+        if (q->worker) {
+            q->worker->own_signals.fetch_add(1, std::memory_order_relaxed);
+            q->worker->doorbell.signal(); // ioeventfd not bound: wake the I/O thread ourselves
         } else {
             std::lock_guard lock(q->drain_mutex);
             drain(*q);

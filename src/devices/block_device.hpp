@@ -73,13 +73,16 @@ class BlockDevice final : public IoDevice {
 
   private:
     struct Queue;
+    struct Worker;
     ExitAction fail(const IoAccess& access, const std::string& why);
     std::uint64_t serve(std::uint64_t op, std::uint64_t sector, std::uint64_t buf,
                         std::uint64_t len) noexcept;
     std::uint64_t setup_ring(std::uint64_t ring, std::uint64_t entries, std::uint64_t queue);
     // Serves every request submitted to `q` so far; returns how many.
     std::uint64_t drain(Queue& q) noexcept;
-    void io_thread(Queue& q) noexcept;
+    void io_thread(Worker& w) noexcept;
+    // The worker that serves queue `index`, started on first use.
+    Worker& worker_for(std::uint64_t index);
 
     const GuestMemory& mem_;
     VmControl& control_;
@@ -90,6 +93,7 @@ class BlockDevice final : public IoDevice {
     const KvmVm* vm_;
     std::mutex setup_mutex_; // ring set-up vs kicks from other vCPUs
     std::vector<std::unique_ptr<Queue>> queues_;
+    std::vector<std::unique_ptr<Worker>> workers_; // one per queue, or one shared
     std::atomic<bool> stopping_{false};
 };
 
