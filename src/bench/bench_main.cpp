@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
                    "'none' (default sysbench, from PATH)");
     ov->add_option("--json", oo.json_path, "write all samples and summaries to FILE as JSON");
     ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
-    ov->add_flag("--full", oo.full, "sysbench's 10 s per run (overrides --time)");
+    ov->add_flag("--full", oo.full, "sysbench's 10 s per run (instead of --time)")
+        ->excludes("--time");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

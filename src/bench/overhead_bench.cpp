@@ -139,7 +139,7 @@ std::vector<Variant> variants(const OverheadOptions& o) {
                            "calls sched_yield(): one exit per yield)",
                            check, true});
         } else if (name == "fileio") {
-            const std::uint64_t size = o.full ? std::uint64_t{1} << 30 : o.file_total_size;
+            const std::uint64_t size = o.file_total_size;
             out.push_back(
                 {"fileio", "fileio",
                  fmt::format("--file-num=128 --file-total-size={} --file-test-mode=rndrw "
@@ -411,9 +411,7 @@ int run_overhead(const OverheadOptions& o) {
                 argv.insert(argv.end(), configs[pi].args.begin(), configs[pi].args.end());
                 if (!v.guest_mem.empty()) argv.insert(argv.end(), {"--mem", v.guest_mem});
                 if (v.test == "fileio") {
-                    argv.insert(argv.end(),
-                                {"--disk", fileio_dir->fresh_disk(o.full ? std::uint64_t{1} << 30
-                                                                         : o.file_total_size)});
+                    argv.insert(argv.end(), {"--disk", fileio_dir->fresh_disk(o.file_total_size)});
                 }
                 argv.push_back(fmt::format("{}/sb_{}.bin", o.guest_dir, v.test));
                 argv.push_back("--");

@@ -22,7 +22,7 @@ struct OverheadOptions {
     unsigned time_s = 2;                                    // --time of each run
     bool full = false;                                      // sysbench's 10 s
     std::uint64_t memory_region = std::uint64_t{1} << 30;   // bytes of the large-region test
-    std::uint64_t file_total_size = std::uint64_t{1} << 30; // fileio (--full: 1G)
+    std::uint64_t file_total_size = std::uint64_t{1} << 30; // fileio: sysbench's 1G
     std::string file_dir = ".";                             // fileio: parent of the working folder
     std::string sysbench = "sysbench"; // reference binary (PATH lookup), "none": skip
     std::string json_path, html_path;
