@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 2; // usage errors: status 2, as minivmm-run
     }
     try {
         if (*f) return foundation(paths, repeat, iterations, hypercalls);
