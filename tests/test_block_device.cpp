@@ -267,12 +267,21 @@ std::uint64_t entry_gpa(std::uint64_t k, std::uint64_t entries) {
     return kRing + sizeof(blk::RingHeader) + (k % entries) * sizeof(blk::RingEntry);
 }
 
+// The guest's side of publishing requests: a release store of sq_tail (the
+// VMM's I/O thread reads it concurrently).
+void publish_tail(minivmm::GuestMemory& mem, std::uint64_t ring, std::uint64_t tail) {
+    auto span = mem.range(ring + offsetof(blk::RingHeader, sq_tail), 8);
+    REQUIRE(span);
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(span->data()))
+        .store(tail, std::memory_order_release);
+}
+
 // Writes request k into the ring (status pending) and publishes tail k + 1.
 void submit(Rig& rig, std::uint64_t k, std::uint64_t entries, std::uint64_t op,
             std::uint64_t sector, std::uint64_t buf, std::uint64_t len) {
     rig.mem.write(entry_gpa(k, entries),
                   blk::RingEntry{op, sector, buf, len, blk::kPending, k, {}});
-    rig.mem.write<std::uint64_t>(kRing + offsetof(blk::RingHeader, sq_tail), k + 1);
+    publish_tail(rig.mem, kRing, k + 1);
 }
 
 std::uint64_t status_of(Rig& rig, std::uint64_t k, std::uint64_t entries) {
@@ -361,7 +370,7 @@ TEST_CASE("block ring: exit mode serves a batch, each malformed entry fails alon
     for (std::uint64_t k = n; k < 2 * n; ++k)
         CHECK(status_of(rig, k, n) == blk::kOk);
     // A tail more than a ring ahead is served one ring at a time, not trusted.
-    rig.mem.write<std::uint64_t>(kRing + offsetof(blk::RingHeader, sq_tail), 1000);
+    publish_tail(rig.mem, kRing, 1000);
     CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
     REQUIRE_FALSE(rig.control.stop);
     CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == 1000);
@@ -441,7 +450,7 @@ TEST_CASE("block ring: one shared I/O thread or one per queue, two queues either
                                          blk::kPending,
                                          0,
                                          {}});
-                mem.write<std::uint64_t>(rings[qi] + offsetof(blk::RingHeader, sq_tail), k + 1);
+                publish_tail(mem, rings[qi], k + 1);
                 REQUIRE(out(4, static_cast<std::uint32_t>(rings[qi])) == ExitAction::resume);
             }
         }
