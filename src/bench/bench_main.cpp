@@ -218,18 +218,21 @@ int main(int argc, char** argv) {
     ov->add_option("--knob", oo.knobs,
                    "extra guest column: minivmm-run flags, e.g. --knob=--blk-io=exit (repeatable; "
                    "--blk-* knobs apply to fileio only)");
-    ov->add_option("--memory-region", oo.memory_region,
-                   "bytes of the large-region (touch) test (default 1073741824 = 1G)")
-        ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
-    ov->add_option("--file-total-size", oo.file_total_size,
-                   "bytes of the fileio test's files (default 1073741824 = 1G)")
-        ->check(CLI::Range(std::uint64_t{128} << 14, std::uint64_t{1} << 40));
-    ov->add_option("--file-dir", oo.file_dir,
-                   "fileio: where to create the working folder; not tmpfs (default .)")
-        ->check(CLI::ExistingDirectory);
-    ov->add_option("--sysbench", oo.sysbench,
-                   "reference binary run next to native for cpu and memory write/read, or "
-                   "'none' (default sysbench, from PATH)");
+    auto* region_opt =
+        ov->add_option("--memory-region", oo.memory_region,
+                       "bytes of the large-region (touch) test (default 1073741824 = 1G)")
+            ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
+    auto* fsize_opt = ov->add_option("--file-total-size", oo.file_total_size,
+                                     "bytes of the fileio test's files (default 1073741824 = 1G)")
+                          ->check(CLI::Range(std::uint64_t{128} << 14, std::uint64_t{1} << 40));
+    auto* fdir_opt =
+        ov->add_option("--file-dir", oo.file_dir,
+                       "fileio: where to create the working folder; not tmpfs (default .)")
+            ->check(CLI::ExistingDirectory);
+    auto* sysbench_opt = ov->add_option(
+        "--sysbench", oo.sysbench,
+        "reference binary run next to native for cpu, memory write/read and threads-sched, or "
+        "'none' (default sysbench, from PATH)");
     ov->add_option("--json", oo.json_path, "write all samples and summaries to FILE as JSON");
     ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
     ov->add_flag("--full", oo.full, "sysbench's 10 s per run (instead of --time)")
@@ -242,6 +245,24 @@ int main(int argc, char** argv) {
     try {
         if (*f) return foundation(paths, repeat, iterations, hypercalls);
         if (*ov) {
+            // An option for a test that is not run would be silently ignored.
+            auto runs = [&](std::initializer_list<const char*> names) {
+                for (const auto& t : oo.tests)
+                    for (const char* n : names)
+                        if (t == n) return true;
+                return false;
+            };
+            auto refuse = [&](const char* opt, const char* needs) {
+                fmt::print(stderr, "minivmm-bench overhead: {} needs {} in --tests\n", opt, needs);
+                return 2;
+            };
+            if (region_opt->count() && !runs({"memory", "memory-touch"}))
+                return refuse("--memory-region", "memory or memory-touch");
+            if ((fsize_opt->count() || fdir_opt->count()) && !runs({"fileio"}))
+                return refuse(fsize_opt->count() ? "--file-total-size" : "--file-dir", "fileio");
+            if (sysbench_opt->count() &&
+                !runs({"cpu", "memory", "memory-write", "memory-read", "threads"}))
+                return refuse("--sysbench", "cpu, memory or threads");
             oo.run_path = paths.run;
             oo.guest_dir = paths.guests;
             return minivmm::bench::run_overhead(oo);
