@@ -20,6 +20,7 @@
 #include "minivmm/console.hpp"
 #include "minivmm/error.hpp"
 #include "native_workloads.hpp"
+#include "test_util.hpp"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -79,6 +80,7 @@ std::map<std::string, std::string> vcpu_thread_affinity() {
 } // namespace
 
 TEST_CASE("sb_memory touch sees every page under each RAM backing", "[kvm][ram]") {
+    minivmm::test::HugePagePoolLock pool_lock;
     const BackingCase c = GENERATE(values<BackingCase>({
         {"anonymous", Backing::anonymous, false, false, false},
         {"anonymous --thp", Backing::anonymous, true, false, false},
@@ -233,6 +235,7 @@ TEST_CASE("minivmm-run --stats prints one minivmm-stats line after the guest",
 }
 
 TEST_CASE("minivmm-run: the RAM and pinning options through the binary", "[kvm][cli][ram]") {
+    minivmm::test::HugePagePoolLock pool_lock;
     const std::string hello = minivmm::test::guest_path("hello.bin");
     for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
              {"--ram-backing=memfd", "--thp", "--prefault", "--mlock"},

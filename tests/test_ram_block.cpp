@@ -12,6 +12,7 @@
 
 #include "minivmm/error.hpp"
 #include "minivmm/ram_block.hpp"
+#include "test_util.hpp"
 
 using minivmm::DirtyBitmap;
 using minivmm::RamBlock;
@@ -131,6 +132,7 @@ TEST_CASE("RamBlock: prefault, THP and mlock options", "[memory][ram]") {
 }
 
 TEST_CASE("RamBlock: every backing is 2 MiB aligned, sized and zeroed", "[memory][ram]") {
+    minivmm::test::HugePagePoolLock pool_lock;
     for (Backing backing : {Backing::anonymous, Backing::memfd, Backing::hugetlbfs}) {
         RamBlockOptions o;
         o.backing = backing;
@@ -209,6 +211,7 @@ TEST_CASE("RamBlock: hugetlbfs falls back when the pool cannot grow", "[memory][
 }
 
 TEST_CASE("RamBlock: as root, hugetlbfs grows the pool and gives the pages back", "[memory][ram]") {
+    minivmm::test::HugePagePoolLock pool_lock;
     minivmm::HugePagePool pool;
     if (::geteuid() != 0) {
         WARN("not root; not checked");
@@ -239,6 +242,7 @@ TEST_CASE("RamBlock: as root, hugetlbfs grows the pool and gives the pages back"
 }
 
 TEST_CASE("RamBlock: hugetlbfs uses 2 MiB pages or falls back as asked", "[memory][ram]") {
+    minivmm::test::HugePagePoolLock pool_lock;
     RamBlockOptions o;
     o.backing = Backing::hugetlbfs;
     o.hugetlb_grow_pool = false;

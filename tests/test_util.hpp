@@ -3,6 +3,8 @@
 #pragma once
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -20,6 +22,25 @@ namespace minivmm::test {
 inline std::string guest_path(std::string_view file) {
     return std::string(MINIVMM_GUEST_DIR) + "/" + std::string(file);
 }
+
+// Held by every test that may grow or use the host's 2 MiB huge page pool:
+// the unit and KVM test binaries run in parallel under ctest -j2, and a pool
+// grown by one would change what the other sees. An flock on a shared file.
+class HugePagePoolLock {
+  public:
+    HugePagePoolLock()
+        : fd_(::open("/tmp/minivmm-hugepage-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
+        if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+    }
+    ~HugePagePoolLock() {
+        if (fd_ >= 0) ::close(fd_); // releases the lock
+    }
+    HugePagePoolLock(const HugePagePoolLock&) = delete;
+    HugePagePoolLock& operator=(const HugePagePoolLock&) = delete;
+
+  private:
+    int fd_;
+};
 
 inline std::vector<std::byte> to_bytes(std::string_view s) {
     std::vector<std::byte> out(s.size());
