@@ -99,12 +99,7 @@ static inline int sb_fio_parse_milli(const char* s, size_t n, uint64_t* out) {
 
 static inline int sb_fio_apply_option(struct sb_fio_options* o, const char* k, size_t kn,
                                       const char* v, size_t vn) {
-    struct num_opt {
-        const char* name;
-        uint64_t* field;
-        int size;
-    };
-    const struct num_opt nums[] = {
+    const struct sb_num_opt nums[] = {
         {"threads", &o->threads, 0},
         {"events", &o->events, 0},
         {"time", &o->time_s, 0},
@@ -113,10 +108,8 @@ static inline int sb_fio_apply_option(struct sb_fio_options* o, const char* k, s
         {"file-block-size", &o->file_block_size, 1},
         {"file-fsync-freq", &o->fsync_freq, 0},
     };
-    size_t i;
-    for (i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        if (sb_str_eq(k, kn, nums[i].name))
-            return sb_parse_number(v, vn, nums[i].size, nums[i].field);
+    int r = sb_apply_numeric(nums, sizeof nums / sizeof nums[0], k, kn, v, vn);
+    if (r >= 0) return r;
     if (sb_str_eq(k, kn, "file-rw-ratio")) return sb_fio_parse_milli(v, vn, &o->rw_ratio_milli);
     if (sb_str_eq(k, kn, "file-test-mode")) {
         static const char* const words[] = {"rndrw", "rndrd", "rndwr"};

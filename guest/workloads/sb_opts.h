@@ -141,15 +141,29 @@ static inline int sb_parse_number(const char* s, size_t n, int size, uint64_t* o
     return 1;
 }
 
+/* A numeric option: its name, where its value goes, whether it takes a
+ * size suffix (sb_parse_number). */
+struct sb_num_opt {
+    const char* name;
+    uint64_t* field;
+    int size;
+};
+
+/* Applies `key=value` if the key is one of opts[0..n): 1 applied, 0 a bad
+ * value, -1 not one of these keys. */
+static inline int sb_apply_numeric(const struct sb_num_opt* opts, size_t n, const char* k,
+                                   size_t kn, const char* v, size_t vn) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (sb_str_eq(k, kn, opts[i].name))
+            return sb_parse_number(v, vn, opts[i].size, opts[i].field);
+    return -1;
+}
+
 /* Applies one `key=value` (without the leading "--"). 1 ok, 0 bad. */
 static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn, const char* v,
                                   size_t vn) {
-    struct num_opt {
-        const char* name;
-        uint64_t* field;
-        int size;
-    };
-    const struct num_opt nums[] = {
+    const struct sb_num_opt nums[] = {
         {"threads", &o->threads, 0},
         {"events", &o->events, 0},
         {"time", &o->time_s, 0},
@@ -163,10 +177,8 @@ static inline int sb_apply_option(struct sb_options* o, const char* k, size_t kn
         {"thread-locks", &o->thread_locks, 0},
         {"yield-pauses", &o->yield_pauses, 0},
     };
-    size_t i;
-    for (i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        if (sb_str_eq(k, kn, nums[i].name))
-            return sb_parse_number(v, vn, nums[i].size, nums[i].field);
+    int r = sb_apply_numeric(nums, sizeof nums / sizeof nums[0], k, kn, v, vn);
+    if (r >= 0) return r;
     if (sb_str_eq(k, kn, "memory-oper")) {
         static const char* const words[] = {"write", "read", "touch"};
         static const uint64_t values[] = {SB_MEM_OP_WRITE, SB_MEM_OP_READ, SB_MEM_OP_TOUCH};
