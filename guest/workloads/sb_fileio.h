@@ -371,24 +371,17 @@ static inline void sb_fio_start(struct sb_fio_run* r) {
     sb_run_start(&r->base);
 }
 
+static inline void sb_fio_event_cb(void* ctx, uint32_t tid, uint64_t idx, uint64_t* rng,
+                                   struct sb_thread_stats* s) {
+    (void)idx;
+    sb_fio_event((struct sb_fio_run*)ctx, tid, rng, s);
+}
+
 /* The run phase of worker `tid` (then the final sync with --file-fsync-end). */
 static inline void sb_fio_worker(struct sb_fio_run* r, uint32_t tid) {
-    struct sb_run* b = &r->base;
-    struct sb_thread_stats* s = &b->stats[tid];
-    uint64_t rng = sb_rng_seed(tid + 0x5eed);
-    for (;;) {
-        uint64_t idx = __atomic_fetch_add(&b->next_event, 1, __ATOMIC_RELAXED);
-        uint64_t t0, t1, lat;
-        if (b->max_events && idx >= b->max_events) break;
-        t0 = b->now_ns(b->now_arg);
-        if (b->deadline_ns && t0 >= b->deadline_ns) break;
-        sb_fio_event(r, tid, &rng, s);
-        t1 = b->now_ns(b->now_arg);
-        lat = t1 - t0;
-        sb_stats_record(s, lat);
-    }
+    sb_run_events(&r->base, tid, sb_rng_seed(tid + 0x5eed), sb_fio_event_cb, r);
     if (r->opt.fsync_end && r->opt.mode != SB_FIO_RNDRD) sb_fio_sync_all(r, tid);
-    s->end_ns = b->now_ns(b->now_arg);
+    r->base.stats[tid].end_ns = r->base.now_ns(r->base.now_arg);
 }
 
 /* Aggregates once every worker has returned: check = verified reads.

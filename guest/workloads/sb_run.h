@@ -261,22 +261,40 @@ static inline void sb_run_one_event(struct sb_run* r, uint32_t tid, uint64_t idx
     }
 }
 
-/* The body of worker thread `tid` (0 .. threads-1). */
-static inline void sb_run_worker(struct sb_run* r, uint32_t tid) {
+/* The work of event `idx` on worker `tid`, recorded in s (its check). */
+typedef void (*sb_event_fn)(void* ctx, uint32_t tid, uint64_t idx, uint64_t* rng,
+                            struct sb_thread_stats* s);
+
+/* The event loop of every worker (this core's and sb_fileio.h's): takes
+ * event numbers from the shared counter until the event limit or the
+ * deadline and times each event alone. The caller sets end_ns. `event` is
+ * a constant at each (inlined) call site, so the compiler calls it
+ * directly. */
+static inline void sb_run_events(struct sb_run* r, uint32_t tid, uint64_t rng, sb_event_fn event,
+                                 void* ctx) {
     struct sb_thread_stats* s = &r->stats[tid];
-    uint64_t rng = sb_rng_seed(tid);
     for (;;) {
         uint64_t idx = __atomic_fetch_add(&r->next_event, 1, __ATOMIC_RELAXED);
         uint64_t t0, t1, lat;
         if (r->max_events && idx >= r->max_events) break;
         t0 = r->now_ns(r->now_arg);
         if (r->deadline_ns && t0 >= r->deadline_ns) break;
-        sb_run_one_event(r, tid, idx, &rng, s);
+        event(ctx, tid, idx, &rng, s);
         t1 = r->now_ns(r->now_arg);
         lat = t1 - t0;
         sb_stats_record(s, lat);
     }
-    s->end_ns = r->now_ns(r->now_arg);
+}
+
+static inline void sb_run_one_event_cb(void* ctx, uint32_t tid, uint64_t idx, uint64_t* rng,
+                                       struct sb_thread_stats* s) {
+    sb_run_one_event((struct sb_run*)ctx, tid, idx, rng, s);
+}
+
+/* The body of worker thread `tid` (0 .. threads-1). */
+static inline void sb_run_worker(struct sb_run* r, uint32_t tid) {
+    sb_run_events(r, tid, sb_rng_seed(tid), sb_run_one_event_cb, r);
+    r->stats[tid].end_ns = r->now_ns(r->now_arg);
 }
 
 /* Aggregates once every worker has returned. check is:
