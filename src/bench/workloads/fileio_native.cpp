@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -109,18 +110,12 @@ FileioNativeRun run_fileio_native(const std::string& dir, std::string_view optio
     sb_result res{};
     FileioNativeRun out;
     out.status = sb_fio_finish(&run, &res);
-    out.output = fmt::format(
-        "sb-result test=fileio threads={} events={} time_ns={} lat_min_ns={} lat_avg_ns={} "
-        "lat_max_ns={} lat_p95_ns={} check={} fairness_events_avg={}.{:03} "
-        "fairness_events_stddev={}.{:03}\n",
-        res.threads, res.events, res.time_ns, res.lat_min_ns, res.lat_avg_ns, res.lat_max_ns,
-        res.lat_p95_ns, res.check, res.fairness_events_avg_milli / 1000,
-        res.fairness_events_avg_milli % 1000, res.fairness_events_stddev_milli / 1000,
-        res.fairness_events_stddev_milli % 1000);
-    out.output +=
-        fmt::format("sb-fileio reads={} writes={} fsyncs={} verify_failures={} io_errors={}\n",
-                    sb_fio_total(&run, 0), sb_fio_total(&run, 1), sb_fio_total(&run, 2),
-                    sb_fio_total(&run, 3), sb_fio_total(&run, 4));
+    // The guest's two lines, from the same format macros (sb_run.h, sb_fileio.h).
+    char line[512];
+    int n = std::snprintf(line, sizeof line, SB_RESULT_FMT, SB_FIO_RESULT_ARGS(res));
+    out.output.assign(line, n > 0 ? static_cast<std::size_t>(n) : 0);
+    n = std::snprintf(line, sizeof line, SB_FIO_STATS_FMT, SB_FIO_STATS_ARGS(&run));
+    out.output.append(line, n > 0 ? static_cast<std::size_t>(n) : 0);
     return out; // cleanup: ~NativeFiles removes the files
 }
 
