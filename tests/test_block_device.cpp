@@ -383,7 +383,9 @@ TEST_CASE("block ring: exit mode serves a batch, each malformed entry fails alon
 TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[block]") {
     for (auto mode : {minivmm::BlockIoMode::ioeventfd, minivmm::BlockIoMode::poll}) {
         CAPTURE(minivmm::to_string(mode));
-        Rig rig(false, mode, 1, std::chrono::microseconds(300000));
+        // A poll time long enough that a test thread delayed by a loaded CI
+        // machine (sanitizer builds in parallel) still finds the thread polling.
+        Rig rig(false, mode, 1, std::chrono::seconds(3));
         constexpr std::uint64_t n = 4;
         REQUIRE(setup(rig, kRing, n, 0) == blk::kOk);
         submit(rig, 0, n, blk::kRead, 1, kBuf, 512);
@@ -393,13 +395,14 @@ TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[blo
         CHECK(wait_status(rig, 0, n) == blk::kOk);
         CHECK(wait_status(rig, 1, n) == blk::kBadOp);
         if (mode == minivmm::BlockIoMode::poll) {
-            // While it polls (300 ms here) it asks for no doorbell, and a
+            // While it polls (3 s here) it asks for no doorbell, and a
             // request without one is still served.
             CHECK(header(rig, offsetof(blk::RingHeader, need_kick)) == 0);
             submit(rig, 2, n, blk::kFlush, 0, 0, 0);
             CHECK(wait_status(rig, 2, n) == blk::kOk);
             // Idle for its poll time, it asks for doorbells again.
-            for (int i = 0; i < 3000 && header(rig, offsetof(blk::RingHeader, need_kick)) == 0; ++i)
+            for (int i = 0; i < 10000 && header(rig, offsetof(blk::RingHeader, need_kick)) == 0;
+                 ++i)
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
             CHECK(header(rig, offsetof(blk::RingHeader, need_kick)) == 1);
         }
