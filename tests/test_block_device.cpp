@@ -76,8 +76,9 @@ struct Rig {
     explicit Rig(bool read_only = false,
                  minivmm::BlockIoMode mode = minivmm::BlockIoMode::hypercall, unsigned queues = 1,
                  std::chrono::microseconds poll = std::chrono::microseconds(200))
-        : file(disk_contents()), device(mem, control, file.path(), read_only,
-                                        minivmm::BlockIoOptions{mode, poll}, queues) {}
+        : Rig(read_only, minivmm::BlockIoOptions{mode, poll}, queues) {}
+    Rig(bool read_only, minivmm::BlockIoOptions io, unsigned queues)
+        : file(disk_contents()), device(mem, control, file.path(), read_only, io, queues) {}
 
     minivmm::test::TempFile file;
     minivmm::GuestMemory mem{kMemSize};
@@ -145,6 +146,27 @@ TEST_CASE("block device: reads and writes go straight between file and guest RAM
         REQUIRE(file[i] == std::byte{0xab});
     // The partial sector after it is untouched.
     CHECK(std::memcmp(file.data() + 128 * 512, want.data() + 128 * 512, 100) == 0);
+}
+
+TEST_CASE("block device: eager write-back starts each write, lazy leaves it to the kernel",
+          "[block]") {
+    for (bool eager : {true, false}) {
+        CAPTURE(eager);
+        minivmm::BlockIoOptions io;
+        io.mode = minivmm::BlockIoMode::hypercall;
+        io.eager_writeback = eager;
+        Rig rig(false, io, 1);
+        rig.mem.fill(kBuf, 1024, std::byte{0x3c});
+        CHECK(rig.io(blk::kWrite, 4, kBuf, 1024) == blk::kOk);
+        CHECK(rig.io(blk::kWrite, 100, kBuf, 512) == blk::kOk);
+        CHECK(rig.io(blk::kRead, 4, kBuf + 4096, 1024) == blk::kOk);    // no write-back
+        CHECK(rig.io(blk::kWrite, 128, kBuf, 512) == blk::kOutOfRange); // failed: none
+        CHECK(rig.device.counters().eager_writebacks == (eager ? 2u : 0u));
+        CHECK(rig.io(blk::kFlush, 0, 0, 0) == blk::kOk);
+        auto file = read_file(rig.file.path());
+        CHECK(file[4 * 512] == std::byte{0x3c});
+        CHECK(file[100 * 512 + 511] == std::byte{0x3c});
+    }
 }
 
 TEST_CASE("block device: every malformed request fails with its status", "[block]") {
@@ -520,7 +542,8 @@ TEST_CASE("minivmm-run options: --disk and --disk-readonly", "[block]") {
     CHECK(std::get<minivmm::cli::EarlyExit>(bad).status == minivmm::cli::kExitUsage);
 }
 
-TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us", "[block]") {
+TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us, --blk-writeback",
+          "[block]") {
     using minivmm::BlockIoMode;
     using minivmm::cli::EarlyExit;
     using minivmm::cli::RunOptions;
@@ -551,6 +574,13 @@ TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us", "[bloc
           minivmm::BlockIoOptions::Priority::normal);
     CHECK(std::get<RunOptions>(def).disk_io.priority ==
           minivmm::BlockIoOptions::Priority::automatic);
+    CHECK_FALSE(std::get<RunOptions>(def).disk_io.eager_writeback);
+    auto lazy = parse({"--disk", "d.img", "--blk-io=hypercall", "--blk-writeback=lazy", "img"});
+    REQUIRE(std::holds_alternative<RunOptions>(lazy));
+    CHECK_FALSE(std::get<RunOptions>(lazy).disk_io.eager_writeback);
+    auto eager = parse({"--disk", "d.img", "--blk-writeback=eager", "img"});
+    REQUIRE(std::holds_alternative<RunOptions>(eager));
+    CHECK(std::get<RunOptions>(eager).disk_io.eager_writeback);
     // Each is a usage error where it would be ignored, or with a bad value.
     for (std::vector<const char*> bad : {
              std::vector<const char*>{"--blk-io=poll", "img"},
@@ -561,6 +591,9 @@ TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us", "[bloc
              {"--disk", "d.img", "--blk-io=ioeventfd", "--blk-poll-us=10", "img"},
              {"--disk", "d.img", "--blk-poll-us=0", "img"},
              {"--disk", "d.img", "--blk-priority=high", "img"},
+             {"--blk-writeback=lazy", "img"},
+             {"--disk", "d.img", "--disk-readonly", "--blk-writeback=eager", "img"},
+             {"--disk", "d.img", "--blk-writeback=never", "img"},
          }) {
         auto r = parse(bad);
         REQUIRE(std::holds_alternative<EarlyExit>(r));

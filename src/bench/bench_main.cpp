@@ -215,6 +215,9 @@ int main(int argc, char** argv) {
     ov->add_option("--lock", oo.policies, "guest lock policies (default global)")
         ->delimiter(',')
         ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    ov->add_option("--threads", oo.threads,
+                   "threads natively and vCPUs in the guest, every test (default 2)")
+        ->check(CLI::Range(1u, 16u));
     ov->add_option("--knob", oo.knobs,
                    "extra guest column: minivmm-run flags, e.g. --knob=--blk-io=exit (repeatable; "
                    "--blk-* knobs apply to fileio only)");

@@ -33,7 +33,6 @@ namespace {
 
 using workloads::Result;
 
-constexpr unsigned kThreads = 2;
 constexpr std::uint64_t kMutexLocks = 50000, kThreadYields = 100;
 
 // One row of the benchmark: a workload with its options and what its
@@ -173,10 +172,10 @@ OverheadSample to_sample(const Result& r, bool first) {
     return s;
 }
 
-// Every run, either side: the right test, 2 threads, some events.
-void basic_check(const Variant& v, const Result& r) {
+// Every run, either side: the right test, --threads threads, some events.
+void basic_check(const Variant& v, const Result& r, unsigned threads) {
     if (r.test != v.test) check_failed(v.name + ": wrong test", r);
-    if (r.threads != kThreads) check_failed(fmt::format("{}: threads != {}", v.name, kThreads), r);
+    if (r.threads != threads) check_failed(fmt::format("{}: threads != {}", v.name, threads), r);
     if (r.events == 0 || r.time_ns == 0) check_failed(v.name + ": no events", r);
 }
 
@@ -301,7 +300,7 @@ int run_overhead(const OverheadOptions& o) {
     report.repeat = o.repeat;
     report.time_s = o.full ? 10 : o.time_s;
     report.full = o.full;
-    report.threads = kThreads;
+    report.threads = o.threads;
     report.host = host_info();
     const auto all = variants(o);
     std::string sysbench, sysbench_name;
@@ -323,7 +322,7 @@ int run_overhead(const OverheadOptions& o) {
     if (std::any_of(all.begin(), all.end(), [](const Variant& v) { return v.test == "fileio"; }))
         fileio_dir.emplace(o.file_dir);
     const bool tty = ::isatty(2) != 0;
-    const std::string threads_opt = fmt::format("--threads={}", kThreads);
+    const std::string threads_opt = fmt::format("--threads={}", o.threads);
     for (const auto& v : all) {
         TestSeries ts;
         ts.name = v.name;
@@ -374,7 +373,7 @@ int run_overhead(const OverheadOptions& o) {
                 Result r;
                 if (v.test == "fileio") {
                     auto run =
-                        workloads::run_fileio_native(fileio_dir->path(), ts.options, kThreads);
+                        workloads::run_fileio_native(fileio_dir->path(), ts.options, o.threads);
                     auto parsed = workloads::parse_result_line(run.output);
                     if (run.status != 0 || !parsed)
                         throw std::runtime_error(fmt::format(
@@ -382,9 +381,10 @@ int run_overhead(const OverheadOptions& o) {
                     check_fileio_stats(run.output);
                     r = *parsed;
                 } else {
-                    r = workloads::run_native(*workloads::parse_test(v.test), ts.options, kThreads);
+                    r = workloads::run_native(*workloads::parse_test(v.test), ts.options,
+                                              o.threads);
                 }
-                basic_check(v, r);
+                basic_check(v, r, o.threads);
                 if (!ref) ref = r;
                 v.check(r, *ref);
                 ts.native.push_back(to_sample(r, native_first));
@@ -399,7 +399,7 @@ int run_overhead(const OverheadOptions& o) {
                         argv.push_back(a);
                 argv.push_back("run");
                 auto out = run_checked(argv).out;
-                auto r = workloads::parse_sysbench_report(out, v.test, kThreads);
+                auto r = workloads::parse_sysbench_report(out, v.test, o.threads);
                 if (!r)
                     throw std::runtime_error(
                         fmt::format("{}: cannot read sysbench's report:\n{}", v.name, out));
@@ -407,7 +407,7 @@ int run_overhead(const OverheadOptions& o) {
             };
             auto guest_side = [&](std::size_t pi, bool first) {
                 progress("guest " + ts.guests[pi].policy);
-                std::vector<std::string> argv{o.run_path, "--vcpus", std::to_string(kThreads)};
+                std::vector<std::string> argv{o.run_path, "--vcpus", std::to_string(o.threads)};
                 argv.insert(argv.end(), configs[pi].args.begin(), configs[pi].args.end());
                 if (!v.guest_mem.empty()) argv.insert(argv.end(), {"--mem", v.guest_mem});
                 if (v.test == "fileio") {
@@ -425,7 +425,7 @@ int run_overhead(const OverheadOptions& o) {
                 if (!r)
                     throw std::runtime_error(
                         fmt::format("{}: no sb-result line from the guest:\n{}", v.name, pr.out));
-                basic_check(v, *r);
+                basic_check(v, *r, o.threads);
                 v.check(*r, *ref); // round 0 runs native first, so ref is set
                 ts.guests[pi].samples.push_back(to_sample(*r, first));
             };

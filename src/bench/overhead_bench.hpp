@@ -19,6 +19,7 @@ struct OverheadOptions {
     // fileio.
     std::vector<std::string> knobs;
     unsigned repeat = 5;
+    unsigned threads = 2;                                   // threads natively, vCPUs in the guest
     unsigned time_s = 2;                                    // --time of each run
     bool full = false;                                      // sysbench's 10 s
     std::uint64_t memory_region = std::uint64_t{1} << 30;   // bytes of the large-region test

@@ -131,6 +131,12 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "with --blk-io=poll: microseconds an I/O thread watches an idle ring "
                    "(default 200)")
         ->check(CLI::Range(1u, 1000000u));
+    std::string blk_writeback;
+    app.add_option("--blk-writeback", blk_writeback,
+                   "--disk writes: lazy (leave them to the kernel's write-back; the default) or "
+                   "eager (start the disk write of each request at once, so a flush has little "
+                   "left to write)")
+        ->check(CLI::IsMember({"eager", "lazy"}));
     std::string backing = "anonymous";
     app.add_option("--ram-backing", backing,
                    "guest RAM: anonymous (default), memfd, hugetlbfs (2 MiB pages; grows the "
@@ -173,6 +179,13 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
             return EarlyExit{kExitUsage, "--blk-priority: needs --disk FILE"};
         if (poll_us) return EarlyExit{kExitUsage, "--blk-poll-us: needs --disk FILE"};
         if (!blk_threads.empty()) return EarlyExit{kExitUsage, "--blk-threads: needs --disk FILE"};
+        if (!blk_writeback.empty())
+            return EarlyExit{kExitUsage, "--blk-writeback: needs --disk FILE"};
+    }
+    if (!blk_writeback.empty()) {
+        if (opts.disk_readonly)
+            return EarlyExit{kExitUsage, "--blk-writeback: a --disk-readonly disk has no writes"};
+        opts.disk_io.eager_writeback = blk_writeback == "eager";
     }
     if (!blk_io.empty()) opts.disk_io.mode = *parse_block_io_mode(blk_io);
     if (!blk_priority.empty()) {

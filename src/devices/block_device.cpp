@@ -148,6 +148,7 @@ BlockDevice::Worker& BlockDevice::worker_for(std::uint64_t index) {
 
 BlockDevice::Counters BlockDevice::counters() const noexcept {
     Counters c;
+    c.eager_writebacks = eager_writebacks_.load(std::memory_order_relaxed);
     for (const auto& q : queues_) {
         if (!q) continue;
         c.ring_requests += q->served.load(std::memory_order_relaxed);
@@ -339,7 +340,8 @@ std::uint64_t BlockDevice::serve(std::uint64_t op, std::uint64_t sector, std::ui
     }
     if (!span) return blk::kBadBuffer;
     // sector * 512 + len <= sectors_ * 512 <= file size, which fits off_t.
-    auto offset = static_cast<off_t>(sector * blk::kSectorSize);
+    const auto start = static_cast<off_t>(sector * blk::kSectorSize);
+    off_t offset = start;
     std::byte* p = span->data();
     std::size_t left = span->size();
     while (left != 0) {
@@ -350,6 +352,14 @@ std::uint64_t BlockDevice::serve(std::uint64_t op, std::uint64_t sector, std::ui
         p += n;
         left -= static_cast<std::size_t>(n);
         offset += n;
+    }
+    if (op == blk::kWrite && io_.eager_writeback) {
+        // Only starts write-back (see BlockIoOptions::eager_writeback); an
+        // error here is not the request's: the disk's write errors reach the
+        // guest through its next flush (fdatasync reports them).
+        if (::sync_file_range(fd_.get(), start, static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE) ==
+            0)
+            eager_writebacks_.fetch_add(1, std::memory_order_relaxed);
     }
     return blk::kOk;
 }

@@ -62,9 +62,11 @@ class BlockDevice final : public IoDevice {
 
     // Requests served through rings, doorbells that reached user space
     // (an exit), doorbells signalled on the eventfds (ioeventfd: ended in
-    // the kernel), and I/O-thread wake-ups, summed over queues.
+    // the kernel), I/O-thread wake-ups, summed over queues; and writes whose
+    // write-back was started at once (eager_writeback), in every mode.
     struct Counters {
         std::uint64_t ring_requests = 0, user_kicks = 0, doorbell_signals = 0, wakeups = 0;
+        std::uint64_t eager_writebacks = 0;
     };
     Counters counters() const noexcept;
 
@@ -95,6 +97,7 @@ class BlockDevice final : public IoDevice {
     std::vector<std::unique_ptr<Queue>> queues_;
     std::vector<std::unique_ptr<Worker>> workers_; // one per queue, or one shared
     std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> eager_writebacks_{0};
 };
 
 // Owns the whole hypercall port range when there is a disk: the block
