@@ -46,6 +46,14 @@ class BootPlan {
 // Individual builders (exposed so tests can decode what each one wrote).
 // Returns CR3 (the PML4's address).
 std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan);
+// Maps (present) or unmaps hot-added RAM [gpa, gpa + size) in the page
+// tables at `cr3` with 2 MiB user pages; both 2 MiB aligned, above `mem`'s
+// RAM and below layout::kMaxMemSize (every directory there exists since
+// build_page_tables). Throws ConfigError otherwise. Unmapping is only safe
+// once the vCPUs can no longer hold the translation: the caller then
+// removes the KVM slot, which flushes every vCPU's TLB.
+void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
+                     bool present);
 void build_gdt(GuestMemory& mem, unsigned nr_vcpus);
 void build_tss(GuestMemory& mem, unsigned nr_vcpus);
 void build_idt(GuestMemory& mem);

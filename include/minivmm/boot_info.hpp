@@ -29,6 +29,10 @@ enum class Hypercall : std::uint16_t {
     halt = 16, // implementation-defined: park this vCPU; all parked = exit(0)
     // 17, 18: the block device (minivmm/block_abi.hpp)
     yield = 19, // implementation-defined: { u64 reserved; } give the host CPU back (sched_yield)
+    // 20, 21: block request rings (minivmm/block_abi.hpp)
+    // implementation-defined, README "Memory hotplug":
+    mem_map = 22,   // { u64 buf; u64 cap; u64 count; u64 generation; } list hot-added RAM
+    mem_claim = 23, // { u64 gpa; u64 claim; u64 status; } mark hot-added RAM in use (1) or not (0)
 };
 
 } // namespace minivmm

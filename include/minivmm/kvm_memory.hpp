@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "minivmm/latency_histogram.hpp"
 #include "minivmm/memory_listener.hpp"
 #include "minivmm/slot_backend.hpp"
 
@@ -123,6 +124,8 @@ class KvmMemory {
     // KVM_GET_DIRTY_LOG, which KVM refuses once rings are on.
     void use_dirty_rings(std::vector<DirtyRing*> rings);
     SlotLockStats lock_stats() const noexcept;
+    // The waits of the contended acquisitions counted in lock_stats.
+    LatencySnapshot lock_waits() const noexcept;
 
     struct Impl;
 

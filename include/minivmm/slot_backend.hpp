@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 
+#include "minivmm/latency_histogram.hpp"
+
 namespace minivmm {
 
 class KvmVm;
@@ -49,8 +51,11 @@ class KvmSlotBackend final : public SlotBackend {
     void clear_dirty_log(unsigned as_id, std::uint32_t slot, std::uint64_t first_page,
                          std::uint32_t num_pages, std::span<const std::uint64_t> bitmap) override;
     std::uint64_t reset_dirty_rings() override;
+    // Every set_slot call (KVM_SET_USER_MEMORY_REGION) and its duration.
+    LatencySnapshot set_slot_latency() const noexcept { return set_slot_latency_.snapshot(); }
 
   private:
+    LatencyHistogram set_slot_latency_;
     const KvmVm& vm_;
     std::uint32_t max_slots_;
     unsigned address_spaces_;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "minivmm/address_space.hpp"
@@ -22,6 +23,7 @@
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/kvm_memory.hpp"
+#include "minivmm/latency_histogram.hpp"
 #include "minivmm/ram_block.hpp"
 #include "minivmm/vm_exit.hpp"
 
@@ -59,6 +61,19 @@ struct VmConfig {
     // (pthread_setaffinity_np). Empty = no pinning. Every CPU must be in the
     // process's affinity mask (ConfigError otherwise).
     std::vector<int> vcpu_cpus;
+    // Control socket (README "Control socket"): a UNIX stream socket created
+    // at this path (mode 0600) by the constructor and served on run()'s
+    // event loop; removed when the VM is destroyed. Empty = none. A stale
+    // socket file nobody listens on is replaced; anything else there is a
+    // ConfigError.
+    std::string api_socket;
+};
+
+// One region of hot-added RAM (Vm::add_ram).
+struct HotplugRam {
+    std::uint64_t gpa = 0;
+    std::uint64_t size = 0;
+    bool claimed = false; // by the guest (hypercall 23): cannot be removed
 };
 
 // Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs, and the
@@ -85,6 +100,29 @@ struct ExitCounts {
     static std::string reason_name(std::size_t reason);
 };
 
+// Live statistics (Vm::stats): totals and latency histograms, readable while
+// the guest runs.
+struct VmStats {
+    ExitCounts exits;
+    // VMM handling time per exit (KVM_RUN return to the next entry), by exit
+    // reason and by hypercall number, summed over vCPUs.
+    std::array<LatencySnapshot, ExitCounts::kReasons> exit_latency{};
+    std::array<LatencySnapshot, ExitCounts::kHypercalls> hypercall_latency{};
+    // KVM_SET_USER_MEMORY_REGION calls and their duration.
+    LatencySnapshot slot_updates;
+    // Slot-table lock: acquisitions that waited, and how long (lock_policy).
+    LockPolicy lock_policy = LockPolicy::global;
+    SlotLockStats lock;
+    LatencySnapshot lock_waits;
+    // Hot-add and remove operations (whole operations, including the slots).
+    LatencySnapshot ram_adds, ram_removes;
+    // Block device requests: completed reads, writes, flushes, failed ones,
+    // and the service time of each (validation plus host I/O), with a disk.
+    bool has_disk = false;
+    std::uint64_t disk_reads = 0, disk_writes = 0, disk_flushes = 0, disk_errors = 0;
+    LatencySnapshot disk_requests;
+};
+
 class Vm {
   public:
     // Creates the VM, its RAM and vCPUs, loads `image` and builds the boot
@@ -99,6 +137,36 @@ class Vm {
     VmExit run();
     // Thread-safe; the first reason wins. Kicks every vCPU out of KVM_RUN.
     void request_stop(VmExit reason) noexcept;
+
+    // Pause: kicks every vCPU out of KVM_RUN and holds it before the next
+    // entry; returns once all of them are held (or halted), or false if that
+    // took longer than `wait` (they stay asked to pause) or the VM is
+    // stopping. Before run(), the vCPUs start paused. Thread-safe;
+    // idempotent. resume lets them go on.
+    bool pause(std::chrono::milliseconds wait = std::chrono::milliseconds(1000));
+    void resume() noexcept;
+    bool paused() const noexcept;
+    bool stopping() const noexcept;
+
+    // RAM hot-add and removal while the guest runs (README "Memory
+    // hotplug"): [gpa, gpa + size) 2 MiB aligned, above boot RAM, below
+    // 64 GiB, overlapping nothing; mapped into the guest's page tables and
+    // announced to it through hypercall 22. remove_ram takes the start of a
+    // region and refuses one the guest has claimed. Both throw ConfigError
+    // with a one-line reason and then change nothing. Thread-safe.
+    void add_ram(std::uint64_t gpa, std::uint64_t size);
+    void remove_ram(std::uint64_t gpa);
+    std::vector<HotplugRam> hotplug_ram() const;
+    bool dirty_logging() const noexcept;
+
+    // Live statistics; thread-safe, any time.
+    VmStats stats() const;
+
+    // Handles one control-socket request line (a JSON object, README
+    // "Control socket") and returns the response line (no newline): what the
+    // socket does for each line, usable without one. Bad input gives an
+    // error object, never an exception. Thread-safe.
+    std::string control(std::string_view request);
 
     GuestMemory& memory() noexcept;
     IoBus& port_bus() noexcept;
@@ -122,7 +190,7 @@ class Vm {
     const BootPlan& plan() const noexcept;
     const KvmVm& kvm_vm() const noexcept;
     std::uint32_t tsc_khz() const noexcept;
-    // Valid after run() returned.
+    // Live: a snapshot while the guest runs, the totals after run() returned.
     ExitCounts exit_counts() const noexcept;
 
   private:

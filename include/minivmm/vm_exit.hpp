@@ -12,6 +12,7 @@ struct VmExit {
         timeout,     // the run's time limit expired
         signal,      // SIGINT/SIGTERM: `code` is the signal number
         vmm_error,   // the VMM itself failed (an ioctl error while running)
+        quit,        // the control socket's quit command (or Vm::request_stop by a user)
     };
     Kind kind = Kind::guest_exit;
     int code = 0;

@@ -117,13 +117,15 @@ std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan) {
     mem.write<std::uint64_t>(pml4, pdpt | kTable);
 
     const std::uint64_t size = plan.mem_size();
+    // Every page directory up to kMaxMemSize exists from the start, empty
+    // beyond RAM, so that hot-added RAM is mapped by writing directory
+    // entries alone (map_hotplug_ram), with no allocation while vCPUs run.
+    for (std::uint64_t gib = 0; gib < (L::kMaxMemSize >> 30); ++gib)
+        mem.write<std::uint64_t>(pdpt + gib * 8, pool.alloc() | kTable);
     std::uint64_t pd = 0;
     for (std::uint64_t region = 0; region < size; region += L::kLargePageSize) {
-        std::uint64_t gib = region >> 30;
-        if (region % (1ull << 30) == 0) {
-            pd = pool.alloc();
-            mem.write<std::uint64_t>(pdpt + gib * 8, pd | kTable);
-        }
+        if (region % (1ull << 30) == 0)
+            pd = *mem.read<std::uint64_t>(pdpt + (region >> 30) * 8) & ~0xfffull;
         std::uint64_t pde_addr = pd + ((region >> 21) & 511) * 8;
         // A 2 MiB page when the whole region is ordinary RAM; a page table otherwise.
         bool plain = region >= L::kReservedEnd && region + L::kLargePageSize <= size;
@@ -141,6 +143,29 @@ std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan) {
         }
     }
     return pml4;
+}
+
+void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
+                     bool present) {
+    if (gpa % L::kLargePageSize != 0 || size % L::kLargePageSize != 0 || size == 0 ||
+        gpa < mem.size() || gpa > L::kMaxMemSize || size > L::kMaxMemSize - gpa)
+        throw ConfigError(fmt::format("cannot map [{:#x}, +{:#x}) for hot-added RAM: it must be "
+                                      "2 MiB aligned, above RAM and below {:#x}",
+                                      gpa, size, L::kMaxMemSize));
+    // The tables live in the VMM's reserved area, which the guest cannot
+    // write; still, every entry is read through the bounds-checked accessors.
+    auto entry = [&](std::uint64_t table, std::uint64_t index) {
+        auto e = mem.read<std::uint64_t>(table + index * 8);
+        if (!e || (*e & kPresent) == 0 || (*e & kLarge) != 0 || (*e & ~0xfffull) >= L::kReservedEnd)
+            throw ConfigError("the guest's page tables are not the ones build_page_tables made");
+        return *e & ~0xfffull;
+    };
+    const std::uint64_t pdpt = entry(cr3 & ~0xfffull, 0);
+    for (std::uint64_t page = gpa; page < gpa + size; page += L::kLargePageSize) {
+        std::uint64_t pd = entry(pdpt, page >> 30);
+        mem.write<std::uint64_t>(pd + ((page >> 21) & 511) * 8,
+                                 present ? (page | kRam | kLarge) : 0);
+    }
 }
 
 void build_gdt(GuestMemory& mem, unsigned nr_vcpus) {

@@ -28,6 +28,8 @@ int status_of(const minivmm::VmExit& exit) {
         return 128 + exit.code;
     case Kind::vmm_error:
         return minivmm::cli::kExitVmmError;
+    case Kind::quit:
+        return 0;
     }
     return minivmm::cli::kExitVmmError;
 }

@@ -149,6 +149,11 @@ BlockDevice::Worker& BlockDevice::worker_for(std::uint64_t index) {
 BlockDevice::Counters BlockDevice::counters() const noexcept {
     Counters c;
     c.eager_writebacks = eager_writebacks_.load(std::memory_order_relaxed);
+    c.reads = reads_.load(std::memory_order_relaxed);
+    c.writes = writes_.load(std::memory_order_relaxed);
+    c.flushes = flushes_.load(std::memory_order_relaxed);
+    c.errors = errors_.load(std::memory_order_relaxed);
+    c.latency = latency_.snapshot();
     for (const auto& q : queues_) {
         if (!q) continue;
         c.ring_requests += q->served.load(std::memory_order_relaxed);
@@ -314,6 +319,21 @@ ExitAction BlockDevice::fail(const IoAccess& access, const std::string& why) {
 
 std::uint64_t BlockDevice::serve(std::uint64_t op, std::uint64_t sector, std::uint64_t buf,
                                  std::uint64_t len) noexcept {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t status = serve_io(op, sector, buf, len);
+    latency_.record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count()));
+    auto& counter = status != blk::kOk  ? errors_
+                    : op == blk::kRead  ? reads_
+                    : op == blk::kWrite ? writes_
+                                        : flushes_;
+    counter.fetch_add(1, std::memory_order_relaxed);
+    return status;
+}
+
+std::uint64_t BlockDevice::serve_io(std::uint64_t op, std::uint64_t sector, std::uint64_t buf,
+                                    std::uint64_t len) noexcept {
     if (op == blk::kFlush) {
         // Durability: the request completes only once the data is on stable
         // storage (nothing is cached in the VMM).

@@ -31,6 +31,7 @@
 #include "minivmm/event_fd.hpp"
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/io_bus.hpp"
+#include "minivmm/latency_histogram.hpp"
 #include "minivmm/unique_fd.hpp"
 #include "vcpu/vm_control.hpp"
 
@@ -67,6 +68,10 @@ class BlockDevice final : public IoDevice {
     struct Counters {
         std::uint64_t ring_requests = 0, user_kicks = 0, doorbell_signals = 0, wakeups = 0;
         std::uint64_t eager_writebacks = 0;
+        // Every request (hypercall or ring): completed reads, writes and
+        // flushes, failed ones, and the service time of each.
+        std::uint64_t reads = 0, writes = 0, flushes = 0, errors = 0;
+        LatencySnapshot latency;
     };
     Counters counters() const noexcept;
 
@@ -98,6 +103,10 @@ class BlockDevice final : public IoDevice {
     std::vector<std::unique_ptr<Worker>> workers_; // one per queue, or one shared
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> eager_writebacks_{0};
+    std::atomic<std::uint64_t> reads_{0}, writes_{0}, flushes_{0}, errors_{0};
+    LatencyHistogram latency_;
+    std::uint64_t serve_io(std::uint64_t op, std::uint64_t sector, std::uint64_t buf,
+                           std::uint64_t len) noexcept;
 };
 
 // Owns the whole hypercall port range when there is a disk: the block

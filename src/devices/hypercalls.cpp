@@ -10,6 +10,7 @@
 #include "minivmm/boot_info.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/kvm.hpp"
+#include "vm/ram_hotplug.hpp"
 
 namespace minivmm {
 
@@ -22,6 +23,15 @@ struct WriteArgs {
 struct ExitArgs {
     std::uint64_t code;
 };
+struct MemMapArgs {
+    std::uint64_t buf, cap, count, generation;
+};
+struct MemMapEntry {
+    std::uint64_t gpa, size, flags; // flags bit 0: claimed
+};
+struct MemClaimArgs {
+    std::uint64_t gpa, claim, status;
+};
 
 const char* hypercall_name(std::uint64_t nr) {
     switch (static_cast<Hypercall>(nr)) {
@@ -33,6 +43,10 @@ const char* hypercall_name(std::uint64_t nr) {
         return "halt";
     case Hypercall::yield:
         return "yield";
+    case Hypercall::mem_map:
+        return "mem_map";
+    case Hypercall::mem_claim:
+        return "mem_claim";
     }
     return "unknown";
 }
@@ -87,8 +101,59 @@ ExitAction HypercallDevice::access(const IoAccess& access) {
             return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
         ::sched_yield();
         return ExitAction::resume;
+    case Hypercall::mem_map:
+        if (hotplug_ != nullptr) return mem_map(access, block);
+        break;
+    case Hypercall::mem_claim:
+        if (hotplug_ != nullptr) return mem_claim(access, block);
+        break;
     }
     return fail(access, fmt::format("no such hypercall (port {:#x})", access.address));
+}
+
+// Stores into guest RAM the caller has checked with writable_range.
+template <typename T>
+void HypercallDevice::put(std::uint64_t gpa, const T& value) const {
+    auto span = mem_.writable_range(gpa, sizeof(T));
+    if (span) std::memcpy(span->data(), &value, sizeof(T));
+}
+
+// Hypercall 22: up to `cap` entries at `buf`, then the count of regions and
+// the generation (it changes with every add or remove), in the block.
+ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block) {
+    // The whole block is written back: it must be writable guest RAM.
+    if (block < layout::kReservedEnd || !mem_.writable_range(block, sizeof(MemMapArgs)))
+        return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
+                                        block, sizeof(MemMapArgs)));
+    auto args = *mem_.read<MemMapArgs>(block);
+    auto regions = hotplug_->list();
+    const std::uint64_t generation = hotplug_->generation();
+    // cap * 24 must not overflow, and the buffer must be writable guest RAM.
+    if (args.cap > mem_.size() / sizeof(MemMapEntry))
+        return fail(access, fmt::format("cap {} entries is larger than guest RAM", args.cap));
+    const std::uint64_t bytes = args.cap * sizeof(MemMapEntry);
+    if (bytes != 0 && (args.buf < layout::kReservedEnd || !mem_.writable_range(args.buf, bytes)))
+        return fail(access, fmt::format("buffer [{:#x}, +{:#x}) is not writable guest RAM",
+                                        args.buf, bytes));
+    for (std::uint64_t i = 0; i < regions.size() && i < args.cap; ++i)
+        put(args.buf + i * sizeof(MemMapEntry),
+            MemMapEntry{regions[i].gpa, regions[i].size, regions[i].claimed ? 1u : 0u});
+    args.count = regions.size();
+    args.generation = generation;
+    put(block, args);
+    return ExitAction::resume;
+}
+
+// Hypercall 23: status 0 done, 1 no hot-added region starts at gpa, 2 claim
+// is neither 0 nor 1.
+ExitAction HypercallDevice::mem_claim(const IoAccess& access, std::uint32_t block) {
+    if (block < layout::kReservedEnd || !mem_.writable_range(block, sizeof(MemClaimArgs)))
+        return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
+                                        block, sizeof(MemClaimArgs)));
+    auto args = *mem_.read<MemClaimArgs>(block);
+    args.status = args.claim > 1 ? 2 : hotplug_->claim(args.gpa, args.claim == 1);
+    put(block, args);
+    return ExitAction::resume;
 }
 
 ExitAction ExceptionReportDevice::access(const IoAccess& access) {

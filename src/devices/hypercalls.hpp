@@ -11,18 +11,27 @@
 
 namespace minivmm {
 
+class RamHotplug;
+
 class HypercallDevice final : public IoDevice {
   public:
     HypercallDevice(const GuestMemory& mem, ConsoleSink& console, VmControl& control) noexcept
         : mem_(mem), console_(console), control_(control) {}
     ExitAction access(const IoAccess& access) override;
+    // Serves hypercalls 22 and 23 from `hotplug` (set before the vCPUs start).
+    void set_hotplug(RamHotplug* hotplug) noexcept { hotplug_ = hotplug; }
 
   private:
     ExitAction fail(const IoAccess& access, std::string why);
+    ExitAction mem_map(const IoAccess& access, std::uint32_t block);
+    ExitAction mem_claim(const IoAccess& access, std::uint32_t block);
+    template <typename T>
+    void put(std::uint64_t gpa, const T& value) const;
 
     const GuestMemory& mem_;
     ConsoleSink& console_;
     VmControl& control_;
+    RamHotplug* hotplug_ = nullptr;
 };
 
 class ExceptionReportDevice final : public IoDevice {

@@ -1,6 +1,7 @@
 #include <sys/ioctl.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "minivmm/error.hpp"
 #include "minivmm/kvm.hpp"
@@ -41,7 +42,11 @@ void KvmSlotBackend::set_slot(unsigned as_id, std::uint32_t slot, std::uint32_t 
     region.guest_phys_addr = gpa;
     region.memory_size = size;
     region.userspace_addr = hva;
+    const auto t0 = std::chrono::steady_clock::now();
     vm_.set_user_memory_region(region);
+    set_slot_latency_.record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count()));
 }
 
 std::uint64_t KvmSlotBackend::reset_dirty_rings() {

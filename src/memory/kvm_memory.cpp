@@ -203,6 +203,7 @@ struct KvmMemory::Impl {
                           .count();
             contended.fetch_add(1, std::memory_order_relaxed);
             wait_ns.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+            waits.record(static_cast<std::uint64_t>(ns));
         }
         return lock;
     }
@@ -282,6 +283,7 @@ struct KvmMemory::Impl {
     RcuDomain rcu;
     SlotTable empty_table;
     mutable std::atomic<std::uint64_t> contended{0}, wait_ns{0};
+    mutable LatencyHistogram waits; // the contended acquisitions' waits
 };
 
 void KvmMemory::Impl::sync_slot(State& s, const KvmSlot& slot) {
@@ -425,6 +427,10 @@ std::uint64_t KvmMemory::Impl::harvest_locked(int only_as) {
     for (DirtyRing* ring : rings)
         n += ring->harvest(mark);
     return n;
+}
+
+LatencySnapshot KvmMemory::lock_waits() const noexcept {
+    return impl_->waits.snapshot();
 }
 
 SlotLockStats KvmMemory::lock_stats() const noexcept {

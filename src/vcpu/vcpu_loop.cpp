@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -24,14 +26,47 @@ int vcpu_kick_signal() {
     return SIGUSR1;
 }
 
+namespace {
+// Only this vCPU's thread writes a counter; others read it while it runs.
+void bump(std::uint64_t& counter) noexcept {
+    std::atomic_ref<std::uint64_t> c(counter);
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+std::uint64_t read(const std::uint64_t& counter) noexcept {
+    return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(counter))
+        .load(std::memory_order_relaxed);
+}
+} // namespace
+
+ExitCounts VcpuLoop::exit_counts() const noexcept {
+    ExitCounts c;
+    for (std::size_t i = 0; i < c.by_reason.size(); ++i)
+        c.by_reason[i] = read(counts_.by_reason[i]);
+    for (std::size_t i = 0; i < c.hypercalls.size(); ++i)
+        c.hypercalls[i] = read(counts_.hypercalls[i]);
+    c.other_io = read(counts_.other_io);
+    return c;
+}
+
 void VcpuLoop::run() noexcept {
     try {
         kvm_run& run = vcpu_.run_state();
         while (!control_.stopping()) {
-            if (vcpu_.run() < 0) continue; // kicked or interrupted: re-check the stop flag
-            ++counts_.by_reason[run.exit_reason < ExitCounts::kReasons ? run.exit_reason
-                                                                       : ExitCounts::kReasons - 1];
+            control_.pause_point(vcpu_);
+            if (vcpu_.run() < 0) continue; // kicked or interrupted: re-check stop and pause
+            const auto t0 = std::chrono::steady_clock::now();
+            const std::size_t reason =
+                run.exit_reason < ExitCounts::kReasons ? run.exit_reason : ExitCounts::kReasons - 1;
+            bump(counts_.by_reason[reason]);
+            last_hypercall_ = ExitCounts::kHypercalls;
             ExitAction action = dispatch(run);
+            const auto ns =
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
+            latency_->by_reason[reason].record(ns);
+            if (last_hypercall_ < ExitCounts::kHypercalls)
+                latency_->hypercalls[last_hypercall_].record(ns);
             if (action == ExitAction::stop) return;
             if (action == ExitAction::park) {
                 control_.park(vcpu_.id());
@@ -56,10 +91,12 @@ ExitAction VcpuLoop::port_io(kvm_run& run) {
     const bool is_write = run.io.direction == KVM_EXIT_IO_OUT;
     // Unsigned wrap-around puts ports below the base out of range too.
     const unsigned hypercall = run.io.port - unsigned{layout::kHypercallPortBase};
-    if (hypercall < ExitCounts::kHypercalls)
-        ++counts_.hypercalls[hypercall];
-    else
-        ++counts_.other_io;
+    if (hypercall < ExitCounts::kHypercalls) {
+        bump(counts_.hypercalls[hypercall]);
+        last_hypercall_ = hypercall;
+    } else {
+        bump(counts_.other_io);
+    }
     for (std::uint32_t i = 0; i < run.io.count; ++i) {
         auto hit = pio_.find(run.io.port, run.io.size);
         if (hit.device == nullptr)

@@ -5,10 +5,12 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
 #include "minivmm/address_space.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
+#include "minivmm/latency_histogram.hpp"
 #include "minivmm/vm.hpp"
 #include "vcpu/vm_control.hpp"
 
@@ -20,12 +22,21 @@ class VcpuLoop {
     // view (MMIO regions, and writes to ROM).
     VcpuLoop(const KvmVcpu& vcpu, IoBus& pio, const AddressSpace& memory,
              VmControl& control) noexcept
-        : vcpu_(vcpu), pio_(pio), memory_(memory), control_(control) {}
+        : vcpu_(vcpu), pio_(pio), memory_(memory), control_(control),
+          latency_(std::make_unique<Latency>()) {}
 
     // Runs until the VM stops; never throws (errors become a VM stop).
     void run() noexcept;
-    // Plain counters, written only by this vCPU's thread: read them after it ended.
-    const ExitCounts& exit_counts() const noexcept { return counts_; }
+    // Counters written only by this vCPU's thread (relaxed atomic stores, so
+    // they can be read while it runs: a live snapshot).
+    ExitCounts exit_counts() const noexcept;
+    // How long the VMM took to handle each exit (from KVM_RUN's return to the
+    // next entry), by KVM exit reason and by hypercall number.
+    struct Latency {
+        std::array<LatencyHistogram, ExitCounts::kReasons> by_reason;
+        std::array<LatencyHistogram, ExitCounts::kHypercalls> hypercalls;
+    };
+    const Latency& latency() const noexcept { return *latency_; }
 
   private:
     ExitAction dispatch(kvm_run& run);
@@ -38,6 +49,8 @@ class VcpuLoop {
     const AddressSpace& memory_;
     VmControl& control_;
     ExitCounts counts_;
+    std::unique_ptr<Latency> latency_; // big: on the heap, so loops stay cheap to move
+    unsigned last_hypercall_ = ExitCounts::kHypercalls; // of the exit being handled
 };
 
 // Installs the no-op handler for the signal that kicks vCPUs out of KVM_RUN

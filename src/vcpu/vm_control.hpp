@@ -5,6 +5,8 @@
 
 namespace minivmm {
 
+class KvmVcpu;
+
 class VmControl {
   public:
     virtual ~VmControl() = default;
@@ -14,6 +16,9 @@ class VmControl {
     virtual void park(unsigned vcpu) noexcept = 0;
     // KVM_EXIT_DIRTY_RING_FULL: harvest the rings so the vCPU can go on.
     virtual void dirty_ring_full(unsigned vcpu) = 0;
+    // Called by each vCPU thread before every KVM_RUN: blocks while the VM
+    // is paused (and not stopping). The default never pauses.
+    virtual void pause_point(const KvmVcpu& vcpu) noexcept { (void)vcpu; }
 };
 
 } // namespace minivmm

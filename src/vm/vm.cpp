@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +20,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
+#include "control/control_commands.hpp"
+#include "control/control_server.hpp"
 #include "devices/block_device.hpp"
 #include "devices/hypercalls.hpp"
 #include "minivmm/boot_layout.hpp"
@@ -28,6 +31,7 @@
 #include "minivmm/version.hpp"
 #include "vcpu/vcpu_loop.hpp"
 #include "vcpu/vm_control.hpp"
+#include "vm/ram_hotplug.hpp"
 
 namespace minivmm {
 
@@ -45,6 +49,8 @@ const char* to_string(VmExit::Kind kind) noexcept {
         return "signal";
     case VmExit::Kind::vmm_error:
         return "vmm error";
+    case VmExit::Kind::quit:
+        return "quit";
     }
     return "?";
 }
@@ -140,6 +146,9 @@ struct Vm::Impl final : VmControl {
     void request_stop(VmExit reason) noexcept override;
     void park(unsigned vcpu) noexcept override;
     void dirty_ring_full(unsigned vcpu) override;
+    void pause_point(const KvmVcpu& vcpu) noexcept override;
+    bool pause(std::chrono::milliseconds wait);
+    void resume() noexcept;
     VmExit run();
     void enable_dirty_ring(const KvmSystem& kvm);
     std::vector<std::uint64_t> collect_dirty();
@@ -170,11 +179,20 @@ struct Vm::Impl final : VmControl {
     std::vector<std::thread> threads;
     std::vector<pthread_t> thread_handles; // for kicks; guarded by stop_mutex_
     bool ran = false;
+    std::unique_ptr<RamHotplug> hotplug;
+    std::atomic<bool> dirty_logging{false};
 
     asio::io_context io;
     asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
     asio::steady_timer timer{io};
     std::optional<asio::signal_set> signals;
+    std::unique_ptr<ControlServer> server; // with config.api_socket; after io: dies first
+
+    // Pause: vCPU threads wait in pause_point while pause_requested.
+    std::mutex pause_mutex;
+    std::condition_variable pause_cv;
+    std::atomic<bool> pause_requested{false};
+    unsigned held = 0; // vCPU threads waiting in pause_point; guarded by pause_mutex
 
     std::atomic<bool> stopping_{false};
     std::atomic<unsigned> parked_{0};
@@ -230,6 +248,9 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
     }
     tsc_khz = vcpus.front().tsc_khz();
     std::uint64_t cr3 = build_guest(memory, plan, image, tsc_khz, config.cmdline);
+    hotplug =
+        std::make_unique<RamHotplug>(memory, cr3, topology, *root, *address_space, config.ram);
+    hypercalls.set_hotplug(hotplug.get());
     for (unsigned i = 0; i < config.vcpus; ++i) {
         vcpus[i].set_sregs(initial_sregs(vcpus[i].sregs(), i, cr3));
         vcpus[i].set_regs(initial_regs(plan, i));
@@ -323,18 +344,74 @@ void Vm::Impl::stop_locked(VmExit reason) noexcept {
     for (pthread_t t : thread_handles)
         pthread_kill(t, sig);
     stopping_.notify_all();
-    // Let io.run() return: drop the guard and cancel the loop's own waits.
+    {
+        std::lock_guard pause_lock(pause_mutex); // wake paused vCPUs so they see the stop
+        pause_cv.notify_all();
+    }
+    // Let io.run() return: drop the guard and cancel the loop's own waits;
+    // the control socket closes after the responses it is writing.
     asio::post(io, [this] {
         work.reset();
         timer.cancel();
         if (signals) signals->cancel();
+        if (server) server->shutdown();
     });
 }
 
 void Vm::Impl::park(unsigned vcpu) noexcept {
     unsigned n = parked_.fetch_add(1) + 1;
     if (n == vcpus.size()) request_stop({VmExit::Kind::guest_exit, 0, static_cast<int>(vcpu), {}});
+    {
+        std::lock_guard lock(pause_mutex); // a parked vCPU counts as held for pause()
+        pause_cv.notify_all();
+    }
     stopping_.wait(false);
+}
+
+void Vm::Impl::pause_point(const KvmVcpu& vcpu) noexcept {
+    if (!pause_requested.load(std::memory_order_acquire)) return;
+    {
+        std::unique_lock lock(pause_mutex);
+        ++held;
+        pause_cv.notify_all();
+        pause_cv.wait(lock, [&] { return !pause_requested.load() || stopping(); });
+        --held;
+    }
+    // pause() set immediate_exit to kick it; clear it unless a stop set it
+    // too (both under stop_mutex_, so a stop's kick is never lost).
+    std::lock_guard lock(stop_mutex_);
+    if (!stopping()) vcpu.run_state().immediate_exit = 0;
+}
+
+bool Vm::Impl::pause(std::chrono::milliseconds wait) {
+    std::size_t started = 0;
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (stopping()) return false;
+        pause_requested.store(true, std::memory_order_release);
+        // As a stop does: immediate_exit for a vCPU about to enter KVM_RUN,
+        // the signal for one inside it (api.rst, kvm_run.immediate_exit).
+        for (auto& v : vcpus)
+            v.run_state().immediate_exit = 1;
+        int sig = vcpu_kick_signal();
+        for (pthread_t t : thread_handles)
+            pthread_kill(t, sig);
+        started = thread_handles.size();
+    }
+    if (!ran) return true; // the vCPUs will start held
+    std::unique_lock lock(pause_mutex);
+    return pause_cv.wait_for(lock, wait,
+                             [&] {
+                                 return stopping() || !pause_requested.load() ||
+                                        held + parked_.load() >= started;
+                             }) &&
+           !stopping() && pause_requested.load();
+}
+
+void Vm::Impl::resume() noexcept {
+    std::lock_guard lock(pause_mutex);
+    pause_requested.store(false, std::memory_order_release);
+    pause_cv.notify_all();
 }
 
 VmExit Vm::Impl::run() {
@@ -360,6 +437,7 @@ VmExit Vm::Impl::run() {
     }
 
     vcpu_kick_signal();
+    if (server) server->start();
     {
         // Thread creation and kicks share the stop mutex, so a stop that
         // races with start-up still reaches every thread.
@@ -410,7 +488,12 @@ VmExit Vm::Impl::run() {
 }
 
 Vm::Vm(const KvmSystem& kvm, VmConfig config, const GuestImage& image)
-    : impl_(std::make_unique<Impl>(kvm, std::move(config), image)) {}
+    : impl_(std::make_unique<Impl>(kvm, std::move(config), image)) {
+    if (!impl_->config.api_socket.empty())
+        impl_->server = std::make_unique<ControlServer>(
+            impl_->io, impl_->config.api_socket,
+            [this](std::string_view line) { return handle_control_request(*this, line); });
+}
 Vm::~Vm() {
     if (impl_) {
         for (auto& t : impl_->threads)
@@ -422,6 +505,69 @@ VmExit Vm::run() {
 }
 void Vm::request_stop(VmExit reason) noexcept {
     impl_->request_stop(std::move(reason));
+}
+bool Vm::pause(std::chrono::milliseconds wait) {
+    return impl_->pause(wait);
+}
+void Vm::resume() noexcept {
+    impl_->resume();
+}
+bool Vm::paused() const noexcept {
+    return impl_->pause_requested.load();
+}
+bool Vm::stopping() const noexcept {
+    return impl_->stopping();
+}
+void Vm::add_ram(std::uint64_t gpa, std::uint64_t size) {
+    // Under the topology lock, so a concurrent dirty_log_start/stop cannot
+    // slip between reading the logging state and adding the region.
+    MemoryTopology::Transaction tx(impl_->topology);
+    impl_->hotplug->add(gpa, size, impl_->dirty_logging.load());
+    tx.commit();
+}
+void Vm::remove_ram(std::uint64_t gpa) {
+    // Lock order everywhere: topology, then the hotplug table.
+    MemoryTopology::Transaction tx(impl_->topology);
+    impl_->hotplug->remove(gpa);
+    tx.commit();
+}
+std::vector<HotplugRam> Vm::hotplug_ram() const {
+    return impl_->hotplug->list();
+}
+bool Vm::dirty_logging() const noexcept {
+    return impl_->dirty_logging.load();
+}
+std::string Vm::control(std::string_view request) {
+    return handle_control_request(*this, request);
+}
+
+VmStats Vm::stats() const {
+    const auto& impl = *impl_;
+    VmStats s;
+    s.exits = exit_counts();
+    for (const auto& loop : impl.loops) {
+        const auto& lat = loop.latency();
+        for (std::size_t i = 0; i < s.exit_latency.size(); ++i)
+            s.exit_latency[i] += lat.by_reason[i].snapshot();
+        for (std::size_t i = 0; i < s.hypercall_latency.size(); ++i)
+            s.hypercall_latency[i] += lat.hypercalls[i].snapshot();
+    }
+    s.slot_updates = impl.slot_backend.set_slot_latency();
+    s.lock_policy = impl.kvm_memory.policy();
+    s.lock = impl.kvm_memory.lock_stats();
+    s.lock_waits = impl.kvm_memory.lock_waits();
+    s.ram_adds = impl.hotplug->add_latency().snapshot();
+    s.ram_removes = impl.hotplug->remove_latency().snapshot();
+    if (impl.disk) {
+        auto d = impl.disk->counters();
+        s.has_disk = true;
+        s.disk_reads = d.reads;
+        s.disk_writes = d.writes;
+        s.disk_flushes = d.flushes;
+        s.disk_errors = d.errors;
+        s.disk_requests = d.latency;
+    }
+    return s;
 }
 GuestMemory& Vm::memory() noexcept {
     return impl_->memory;
@@ -448,6 +594,7 @@ KvmMemory& Vm::kvm_memory() noexcept {
 void Vm::dirty_log_start() {
     auto& impl = *impl_;
     MemoryTopology::Transaction tx(impl.topology);
+    impl.dirty_logging.store(true);
     auto view = impl.address_space->view();
     for (const auto& sec : view->sections())
         if (sec.block != nullptr) sec.block->dirty().take(); // start from a clean slate
@@ -460,7 +607,10 @@ std::vector<std::uint64_t> Vm::dirty_log_sync() {
 }
 
 void Vm::dirty_log_stop() {
+    MemoryTopology::Transaction tx(impl_->topology);
+    impl_->dirty_logging.store(false);
     impl_->topology.set_dirty_logging(*impl_->address_space, false);
+    tx.commit();
 }
 const BootPlan& Vm::plan() const noexcept {
     return impl_->plan;

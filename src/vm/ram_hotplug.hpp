@@ -1,0 +1,68 @@
+// Hot-added RAM (README "Control socket", "Memory hotplug"): regions added to
+// and removed from the guest-physical space while vCPUs run, mapped into the
+// guest's page tables, and the guest side of the protocol: hypercall 22
+// (mem_map) lists them with a generation number, hypercall 23 (mem_claim)
+// marks one in use. A claimed region cannot be removed: the guest must
+// release it first, which is what makes removal safe for a guest that
+// follows the protocol.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "minivmm/address_space.hpp"
+#include "minivmm/guest_memory.hpp"
+#include "minivmm/latency_histogram.hpp"
+#include "minivmm/ram_block.hpp"
+#include "minivmm/vm.hpp"
+
+namespace minivmm {
+
+class RamHotplug {
+  public:
+    static constexpr std::size_t kMaxRegions = 32;
+    static constexpr std::uint64_t kAlign = 2ull << 20; // 2 MiB: one large page
+
+    // `base` is the boot RAM (its page tables at `cr3`); regions go into
+    // `root` of `space` through `topology`, backed like boot RAM (`ram`).
+    RamHotplug(GuestMemory& base, std::uint64_t cr3, MemoryTopology& topology, MemoryRegion& root,
+               AddressSpace& space, RamBlockOptions ram)
+        : base_(base), cr3_(cr3), topology_(topology), root_(root), space_(space), ram_(ram) {}
+
+    // Throw ConfigError with a one-line reason and change nothing on failure.
+    // `dirty_logging`: the new region starts with dirty logging on.
+    void add(std::uint64_t gpa, std::uint64_t size, bool dirty_logging);
+    void remove(std::uint64_t gpa);
+
+    std::vector<HotplugRam> list() const;
+    std::uint64_t generation() const;
+    // Guest side (hypercall 23): 0 done, 1 no region starts at gpa.
+    std::uint64_t claim(std::uint64_t gpa, bool claimed);
+
+    // add + remove operations, and how long each took.
+    const LatencyHistogram& add_latency() const noexcept { return add_latency_; }
+    const LatencyHistogram& remove_latency() const noexcept { return remove_latency_; }
+
+  private:
+    struct Region {
+        std::uint64_t gpa, size;
+        bool claimed = false;
+        std::shared_ptr<MemoryRegion> region;
+    };
+
+    GuestMemory& base_;
+    std::uint64_t cr3_;
+    MemoryTopology& topology_;
+    MemoryRegion& root_;
+    AddressSpace& space_;
+    RamBlockOptions ram_;
+    mutable std::mutex mutex_;
+    std::vector<Region> regions_; // guarded by mutex_, sorted by gpa
+    std::uint64_t generation_ = 0;
+    std::uint64_t next_id_ = 0;
+    LatencyHistogram add_latency_, remove_latency_;
+};
+
+} // namespace minivmm
