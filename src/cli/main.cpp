@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
         config.disk_io = opts.disk_io;
         config.ram = opts.ram;
         config.vcpu_cpus = opts.vcpu_cpus;
+        config.api_socket = opts.api_socket;
         // Opened before the run so a bad path fails fast, not after the guest's work.
         std::ofstream stats_json;
         if (!opts.stats_json.empty()) {

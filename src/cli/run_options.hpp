@@ -39,6 +39,7 @@ struct RunOptions {
     std::vector<int> vcpu_cpus;                 // --pin CPULIST
     bool stats = false;                         // --stats: one minivmm-stats line on stderr
     std::string stats_json;                     // --stats-json FILE
+    std::string api_socket;                     // --api-sock PATH
 };
 
 // A request to exit at once: --help/--version (status 0, text to stdout) or

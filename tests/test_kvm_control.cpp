@@ -1,0 +1,362 @@
+// The control socket end to end (README "Control socket", "Memory hotplug"):
+// minivmm-run --api-sock with running guests, driven by ControlClient.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "kvm_support.hpp"
+#include "minivmm/control_client.hpp"
+#include "test_util.hpp"
+
+using Catch::Matchers::Contains;
+using json = nlohmann::json;
+using minivmm::ControlClient;
+using minivmm::test::Child;
+using minivmm::test::describe;
+using minivmm::test::guest_path;
+
+namespace {
+
+// A private directory for the socket, removed afterwards.
+struct SocketDir {
+    SocketDir() {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/minivmm-ctl-XXXXXX";
+        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        dir = tmpl;
+    }
+    ~SocketDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    std::string path(const char* name = "api.sock") const { return dir + "/" + name; }
+    std::string dir;
+};
+
+// minivmm-run with a control socket; waits until the socket accepts.
+struct ControlledVm {
+    ControlledVm(const SocketDir& d, std::vector<std::string> args, std::string image,
+                 std::vector<std::string> guest_args = {})
+        : sock(d.path()), child(make_argv(std::move(args), image, guest_args)) {
+        for (int i = 0; i < 500; ++i) {
+            try {
+                ControlClient probe(sock);
+                return;
+            } catch (const minivmm::ControlError&) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+        }
+        FAIL("the control socket never accepted a connection");
+    }
+    std::vector<std::string> make_argv(std::vector<std::string> args, const std::string& image,
+                                       const std::vector<std::string>& guest_args) const {
+        std::vector<std::string> argv = {MINIVMM_RUN_PATH, "--api-sock", sock, "--timeout", "60"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.push_back(guest_path(image));
+        if (!guest_args.empty()) {
+            argv.push_back("--");
+            argv.insert(argv.end(), guest_args.begin(), guest_args.end());
+        }
+        return argv;
+    }
+    std::string sock;
+    Child child;
+};
+
+json call(ControlClient& c, const std::string& command, json args = json::object(), int id = 7) {
+    json req = {{"id", id}, {"command", command}};
+    if (!args.empty()) req["arguments"] = std::move(args);
+    auto line = c.request(req.dump());
+    auto resp = json::parse(line, nullptr, false);
+    INFO(line);
+    REQUIRE(resp.is_object());
+    REQUIRE(resp.contains("id"));
+    CHECK(resp["id"] == id);
+    return resp;
+}
+
+json ok(ControlClient& c, const std::string& command, json args = json::object()) {
+    auto resp = call(c, command, std::move(args));
+    INFO(resp.dump());
+    REQUIRE(resp.contains("return"));
+    return resp["return"];
+}
+
+std::string error_class(ControlClient& c, const std::string& line) {
+    auto resp = json::parse(c.request(line), nullptr, false);
+    INFO(line << " -> " << resp.dump());
+    REQUIRE(resp.is_object());
+    REQUIRE(resp.contains("error"));
+    CHECK_FALSE(resp["error"]["desc"].get<std::string>().empty());
+    return resp["error"]["class"];
+}
+
+std::uint64_t hypercalls_0(ControlClient& c) {
+    auto s = ok(c, "query-stats");
+    return s["hypercalls"].contains("0") ? s["hypercalls"]["0"]["total"].get<std::uint64_t>() : 0;
+}
+
+} // namespace
+
+TEST_CASE("control socket: status, pause, resume, stats, dirty log and quit on a running guest",
+          "[kvm][control]") {
+    SocketDir d;
+    // hcloop: zero-length console writes (hypercall 0) as fast as it can.
+    ControlledVm vm(d, {"--mem", "64M"}, "hcloop.bin", {"1000000000"});
+    struct stat st {};
+    REQUIRE(::stat(vm.sock.c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0600);
+
+    ControlClient c(vm.sock);
+    auto status = ok(c, "query-status");
+    CHECK(status["status"] == "running");
+    CHECK(status["vcpus"] == 1);
+    CHECK(status["mem_size"] == 64u << 20);
+    CHECK(status["lock_policy"] == "global");
+
+    // Live counters grow while it runs...
+    auto a = hypercalls_0(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto b = hypercalls_0(c);
+    CHECK(b > a);
+    auto stats = ok(c, "query-stats");
+    CHECK(stats["exits"]["by_reason"]["io"]["total"].get<std::uint64_t>() >= b);
+    CHECK(stats["hypercalls"]["0"]["latency"]["count"].get<std::uint64_t>() > 0);
+    CHECK_FALSE(stats["hypercalls"]["0"]["latency"]["buckets_le_ns"].empty());
+    CHECK(stats["slot_updates"]["count"].get<std::uint64_t>() >= 1); // boot RAM's slot
+    CHECK(stats["slot_lock"]["policy"] == "global");
+
+    // ...and stand still while it is paused.
+    CHECK(ok(c, "pause")["status"] == "paused");
+    CHECK(ok(c, "query-status")["status"] == "paused");
+    auto p1 = hypercalls_0(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(hypercalls_0(c) == p1);
+    CHECK(ok(c, "pause")["status"] == "paused"); // idempotent
+    CHECK(ok(c, "resume")["status"] == "running");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(hypercalls_0(c) > p1);
+
+    // Dirty logging: the guest writes its stack for every hypercall.
+    CHECK(error_class(c, R"({"id":1,"command":"dirty-log-sync"})") == "Failed"); // not started
+    ok(c, "dirty-log-start");
+    CHECK(error_class(c, R"({"id":1,"command":"dirty-log-start"})") == "Failed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto sync = ok(c, "dirty-log-sync", {{"pages", true}});
+    CHECK(sync["dirty_pages"].get<std::uint64_t>() >= 1);
+    CHECK(sync["pages"].size() == sync["dirty_pages"].get<std::size_t>());
+    CHECK(ok(c, "query-status")["dirty_logging"] == true);
+    CHECK_FALSE(ok(c, "dirty-log-sync").contains("pages"));
+    ok(c, "dirty-log-stop");
+
+    auto mem = ok(c, "query-memory");
+    REQUIRE(mem["address_spaces"].size() >= 1);
+    CHECK(mem["address_spaces"][0]["regions"][0]["name"] == "ram");
+    CHECK(mem["address_spaces"][0]["slots"][0]["size"] == 64u << 20);
+
+    CHECK(ok(c, "quit").empty());
+    auto r = vm.child.finish(std::chrono::seconds(10));
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.err, Contains("quit"));
+    CHECK_FALSE(std::filesystem::exists(vm.sock)); // removed on the way out
+}
+
+TEST_CASE("memory hotplug: the guest uses hot-added RAM, releases it, and sees it go away",
+          "[kvm][control]") {
+    SocketDir d;
+    ControlledVm vm(d, {"--mem", "64M", "--vcpus", "2"}, "hotplug.bin");
+    ControlClient c(vm.sock);
+    const std::uint64_t a = 1ull << 30, b = 2ull << 30;
+    auto add_error = [&](json args) {
+        return error_class(c,
+                           json{{"id", 3}, {"command", "memory-add"}, {"arguments", args}}.dump());
+    };
+    // Refused, each with a reason, and nothing changes.
+    CHECK(add_error({{"gpa", 0x2000000}, {"size", 2 << 20}}) == "Failed");      // in boot RAM
+    CHECK(add_error({{"gpa", a + 4096}, {"size", 2 << 20}}) == "Failed");       // misaligned
+    CHECK(add_error({{"gpa", a}, {"size", 4096}}) == "Failed");                 // misaligned size
+    CHECK(add_error({{"gpa", a}, {"size", 0}}) == "Failed");                    // empty
+    CHECK(add_error({{"gpa", 63ull << 30}, {"size", 2ull << 30}}) == "Failed"); // above 64 GiB
+    CHECK(add_error({{"gpa", "0x40000000"}, {"size", 2 << 20}}) == "InvalidArgument");
+    CHECK(add_error({{"gpa", a}}) == "InvalidArgument"); // no size
+    CHECK(ok(c, "query-memory")["hotplug"].empty());
+
+    ok(c, "memory-add", {{"gpa", a}, {"size", 64 << 20}});
+    CHECK(add_error({{"gpa", a + (32 << 20)}, {"size", 64 << 20}}) == "Failed"); // overlaps A
+    // The guest claims it, writes and reads every page back.
+    REQUIRE(vm.child.wait_for_stdout("pages written, 0 bad", std::chrono::seconds(20)));
+    auto hot = ok(c, "query-memory")["hotplug"];
+    REQUIRE(hot.size() == 1);
+    CHECK(hot[0]["claimed"] == true);
+    auto slots = ok(c, "query-memory")["address_spaces"][0]["slots"];
+    CHECK(std::any_of(slots.begin(), slots.end(), [&](const json& s) { return s["gpa"] == a; }));
+    // Removing RAM the guest holds is refused.
+    auto refused = call(c, "memory-remove", {{"gpa", a}});
+    REQUIRE(refused.contains("error"));
+    CHECK_THAT(refused["error"]["desc"].get<std::string>(), Contains("claimed"));
+    CHECK(call(c, "memory-remove", {{"gpa", a + (2 << 20)}}).contains("error")); // not a start
+    // B is the guest's signal to let A go.
+    ok(c, "memory-add", {{"gpa", b}, {"size", 2 << 20}});
+    REQUIRE(vm.child.wait_for_stdout("hotplug: released", std::chrono::seconds(20)));
+    ok(c, "memory-remove", {{"gpa", a}});
+    auto r = vm.child.finish(std::chrono::seconds(20));
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("hotplug: gone 0x40000000"));
+}
+
+TEST_CASE("memory hotplug: touching removed RAM faults in the guest, not in the VMM",
+          "[kvm][control]") {
+    SocketDir d;
+    ControlledVm vm(d, {"--mem", "64M"}, "hotplug.bin", {"touch-after"});
+    ControlClient c(vm.sock);
+    ok(c, "memory-add", {{"gpa", 1ull << 30}, {"size", 2 << 20}});
+    REQUIRE(vm.child.wait_for_stdout("0 bad", std::chrono::seconds(20)));
+    ok(c, "memory-add", {{"gpa", 2ull << 30}, {"size", 2 << 20}});
+    REQUIRE(vm.child.wait_for_stdout("released", std::chrono::seconds(20)));
+    ok(c, "memory-remove", {{"gpa", 1ull << 30}});
+    auto r = vm.child.finish(std::chrono::seconds(20));
+    INFO(describe(r));
+    CHECK(r.status == 126); // guest fault
+    CHECK_THAT(r.err, Contains("#PF") && Contains("cr2=0x40000000"));
+    CHECK_THAT(r.out, !Contains("after removal"));
+}
+
+TEST_CASE("control socket: bad input gets an error object and the connection goes on",
+          "[kvm][control]") {
+    SocketDir d;
+    ControlledVm vm(d, {"--mem", "64M"}, "spin.bin");
+    ControlClient c(vm.sock);
+    CHECK(error_class(c, "{not json") == "ParseError");
+    CHECK(error_class(c, "[1,2]") == "InvalidRequest");
+    CHECK(error_class(c, R"({"id":1})") == "InvalidRequest");
+    CHECK(error_class(c, R"({"id":1,"command":5})") == "InvalidRequest");
+    CHECK(error_class(c, R"({"id":1,"command":"query-status","extra":1})") == "InvalidRequest");
+    CHECK(error_class(c, R"({"id":1,"command":"no-such"})") == "CommandNotFound");
+    CHECK(error_class(c, R"({"id":1,"command":"query-status","arguments":[]})") ==
+          "InvalidArgument");
+    CHECK(error_class(c, R"({"id":1,"command":"query-status","arguments":{"x":1}})") ==
+          "InvalidArgument");
+    CHECK(error_class(c, R"({"id":1,"command":"memory-remove","arguments":{"gpa":-1}})") ==
+          "InvalidArgument");
+    CHECK(error_class(c, R"({"id":1,"command":"memory-remove","arguments":{"gpa":1.5}})") ==
+          "InvalidArgument");
+    // Arguments are checked before the command runs (this one would also be
+    // refused for not logging).
+    CHECK(error_class(c, R"({"id":1,"command":"dirty-log-sync","arguments":{"pages":"yes"}})") ==
+          "InvalidArgument");
+    // Any JSON id comes back as it was.
+    auto resp = json::parse(c.request(R"({"id":{"a":[1,"x"]},"command":"query-status"})"));
+    CHECK(resp["id"] == json{{"a", {1, "x"}}});
+    // A line over the limit: one error, skipped to its newline, then normal service.
+    std::string huge =
+        R"({"id":1,"command":"query-status","pad":")" + std::string(70000, 'x') + "\"}";
+    CHECK(error_class(c, huge) == "LineTooLong");
+    CHECK(ok(c, "query-status")["status"] == "running");
+    // A client that leaves mid-request does not disturb the others.
+    {
+        ControlClient quitter(vm.sock);
+        quitter.send(R"({"id":1,"command":"query-st)");
+    }
+    CHECK(ok(c, "query-status")["status"] == "running");
+    // A flood: 5000 requests sent before reading any answer; all answered, in order.
+    std::string burst;
+    for (int i = 0; i < 5000; ++i)
+        burst += json{{"id", i}, {"command", "query-status"}}.dump() + "\n";
+    c.send(burst);
+    // Meanwhile another client is served (the flood is handled a line at a time).
+    std::string other;
+    std::thread second([&] {
+        try {
+            ControlClient o(vm.sock);
+            other = o.request(R"({"id":"second","command":"query-status"})");
+        } catch (const std::exception& e) {
+            other = e.what();
+        }
+    });
+    second.join();
+    CHECK_THAT(other, Contains(R"("id":"second")") && Contains(R"("return")"));
+    for (int i = 0; i < 5000; ++i) {
+        auto r = json::parse(c.read_line());
+        REQUIRE(r["id"] == i);
+        REQUIRE(r.contains("return"));
+    }
+    vm.child.send(SIGTERM);
+    auto r = vm.child.finish(std::chrono::seconds(10));
+    CHECK(r.status == 143);
+}
+
+TEST_CASE("control socket: many clients at once, and one too many", "[kvm][control]") {
+    SocketDir d;
+    ControlledVm vm(d, {"--mem", "64M", "--vcpus", "2"}, "spin.bin");
+    constexpr int kClients = 16, kRequests = 100;
+    std::vector<std::unique_ptr<ControlClient>> clients;
+    for (int i = 0; i < kClients; ++i)
+        clients.push_back(std::make_unique<ControlClient>(vm.sock));
+    // The 17th is told why and hung up on.
+    {
+        ControlClient extra(vm.sock);
+        auto line = json::parse(extra.read_line());
+        CHECK(line["error"]["class"] == "TooManyClients");
+    }
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kClients; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kRequests; ++i) {
+                int id = t * 1000 + i;
+                auto r = json::parse(clients[t]->request(
+                    json{{"id", id}, {"command", i % 2 ? "query-stats" : "query-status"}}.dump()));
+                if (r["id"] == id && r.contains("return")) good.fetch_add(1);
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    CHECK(good.load() == kClients * kRequests);
+    clients.clear(); // the slots free up
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ControlClient again(vm.sock);
+    CHECK(ok(again, "query-status")["status"] == "running");
+    ok(again, "quit");
+    CHECK(vm.child.finish(std::chrono::seconds(10)).status == 0);
+}
+
+TEST_CASE("control socket: a stale socket is replaced, a live one or a file is refused",
+          "[kvm][control]") {
+    SocketDir d;
+    {
+        ControlledVm vm(d, {"--mem", "64M"}, "spin.bin");
+        // A second VMM on the same path is refused while the first serves it.
+        auto r = minivmm::test::run_minivmm(
+            {"--mem", "64M", "--api-sock", vm.sock, guest_path("spin.bin")});
+        CHECK(r.status == 125);
+        CHECK_THAT(r.err, Contains("another process is serving it"));
+        vm.child.send(SIGKILL); // dies without removing its socket
+        vm.child.finish(std::chrono::seconds(10));
+    }
+    REQUIRE(std::filesystem::exists(d.path()));
+    {
+        ControlledVm vm(d, {"--mem", "64M"}, "spin.bin"); // replaces the stale one
+        ControlClient c(vm.sock);
+        ok(c, "quit");
+        CHECK(vm.child.finish(std::chrono::seconds(10)).status == 0);
+    }
+    minivmm::test::TempFile file(minivmm::test::to_bytes("not a socket"));
+    auto r = minivmm::test::run_minivmm(
+        {"--mem", "64M", "--api-sock", file.path(), guest_path("spin.bin")});
+    CHECK(r.status == 125);
+    CHECK_THAT(r.err, Contains("not a socket"));
+}
