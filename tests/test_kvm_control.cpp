@@ -16,7 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "kvm_support.hpp"
+#include "minivmm/console.hpp"
 #include "minivmm/control_client.hpp"
+#include "minivmm/vm.hpp"
 #include "test_util.hpp"
 
 using Catch::Matchers::Contains;
@@ -359,4 +361,64 @@ TEST_CASE("control socket: a stale socket is replaced, a live one or a file is r
         {"--mem", "64M", "--api-sock", file.path(), guest_path("spin.bin")});
     CHECK(r.status == 125);
     CHECK_THAT(r.err, Contains("not a socket"));
+}
+
+TEST_CASE("control in process: hotplug, pause and stats from several threads while vCPUs run",
+          "[kvm][control][concurrency]") {
+    minivmm::VmConfig config;
+    config.vcpus = 2;
+    config.mem_size = 64ull << 20;
+    config.timeout = std::chrono::seconds(60);
+    config.handle_signals = false;
+    config.console = std::make_shared<minivmm::StringConsole>();
+    auto image = minivmm::load_image_for(guest_path("hcloop.bin"), config);
+    config.cmdline = "1000000000";
+    minivmm::Vm vm(minivmm::test::kvm(), config, image);
+    minivmm::VmExit exit;
+    std::thread runner([&] { exit = vm.run(); });
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> failures{0};
+    // Two threads hot-add and remove their own regions; one pauses and
+    // resumes; one reads stats and the memory map through Vm::control.
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            const std::uint64_t gpa = (std::uint64_t{1} + static_cast<std::uint64_t>(t)) << 30;
+            for (int i = 0; i < 30; ++i) {
+                try {
+                    vm.add_ram(gpa, 4ull << 20);
+                    vm.remove_ram(gpa);
+                } catch (const std::exception&) {
+                    failures.fetch_add(1);
+                }
+            }
+        });
+    threads.emplace_back([&] {
+        while (!stop.load()) {
+            if (!vm.pause(std::chrono::seconds(5))) failures.fetch_add(1);
+            vm.resume();
+        }
+    });
+    threads.emplace_back([&] {
+        while (!stop.load()) {
+            auto s = json::parse(vm.control(R"({"id":1,"command":"query-stats"})"));
+            auto m = json::parse(vm.control(R"({"id":2,"command":"query-memory"})"));
+            if (!s.contains("return") || !m.contains("return")) failures.fetch_add(1);
+        }
+    });
+    threads[0].join();
+    threads[1].join();
+    stop.store(true);
+    threads[2].join();
+    threads[3].join();
+    CHECK(failures.load() == 0);
+    CHECK(vm.hotplug_ram().empty());
+    auto stats = vm.stats();
+    CHECK(stats.ram_adds.count == 60);
+    CHECK(stats.ram_removes.count == 60);
+    CHECK(stats.slot_updates.count >= 121); // boot RAM + one add and one delete per round
+    vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
+    runner.join();
+    CHECK(exit.kind == minivmm::VmExit::Kind::quit);
 }

@@ -126,6 +126,9 @@ class MemoryTopology {
     int depth_ = 0;
     bool pending_ = false;
     std::vector<std::unique_ptr<AddressSpace>> spaces_;
+    // Regions removed inside a transaction, kept alive until the views that
+    // still show them have been replaced.
+    std::vector<std::shared_ptr<MemoryRegion>> retired_;
 };
 
 } // namespace minivmm

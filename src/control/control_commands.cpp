@@ -139,20 +139,24 @@ const char* kind_name(MemoryRegion::Kind k) {
 json query_memory(Vm& vm, const json& a) {
     Args(a, "query-memory", {});
     json spaces = json::array();
-    auto view = vm.address_space().view();
+    // Inside a read section: a view's sections point at regions that a
+    // concurrent memory-remove may free once no reader is left.
+    json regions = vm.address_space().read_view([](const FlatView& view) {
+        json out = json::array();
+        for (const auto& s : view.sections())
+            out.push_back({{"name", s.region->name()},
+                           {"gpa", s.gpa},
+                           {"size", s.size},
+                           {"kind", kind_name(s.kind)},
+                           {"readonly", s.readonly},
+                           {"dirty_logging", s.log_dirty}});
+        return out;
+    });
     auto& km = vm.kvm_memory();
     for (unsigned as = 0; as < km.address_spaces(); ++as) {
         json sp = {{"as_id", as}};
-        json regions = json::array();
-        if (as == 0) // the VM's one guest-physical space is KVM address space 0
-            for (const auto& s : view->sections())
-                regions.push_back({{"name", s.region->name()},
-                                   {"gpa", s.gpa},
-                                   {"size", s.size},
-                                   {"kind", kind_name(s.kind)},
-                                   {"readonly", s.readonly},
-                                   {"dirty_logging", s.log_dirty}});
-        sp["regions"] = std::move(regions);
+        // The VM's one guest-physical space is KVM address space 0.
+        sp["regions"] = as == 0 ? regions : json::array();
         json slots = json::array();
         for (const auto& s : km.slots(as))
             slots.push_back({{"slot", s.slot},

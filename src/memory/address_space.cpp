@@ -185,6 +185,9 @@ void MemoryTopology::remove_subregion(MemoryRegion& container, const MemoryRegio
     auto index = it - subs.begin();
     it->region->parent_ = nullptr;
     subs.erase(it);
+    // Inside a transaction the published views still show the region until
+    // the transaction ends: keep it alive until then (changed()).
+    if (depth_ > 0) retired_.push_back(removed.region);
     apply([&] {
         removed.region->parent_ = &container;
         subs.insert(subs.begin() + index, removed);
@@ -320,6 +323,8 @@ void MemoryTopology::changed() {
     pending_ = false;
     for (auto& as : spaces_)
         update(*as);
+    // Every view is republished and its old readers are gone (update waits).
+    retired_.clear();
 }
 
 void MemoryTopology::update(AddressSpace& as) {

@@ -19,8 +19,12 @@ std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
 }
 } // namespace
 
-void RamHotplug::add(std::uint64_t gpa, std::uint64_t size, bool dirty_logging) {
+void RamHotplug::add(std::uint64_t gpa, std::uint64_t size) {
     const auto t0 = std::chrono::steady_clock::now();
+    // Lock order: topology, then this table (the guest's hypercalls take only
+    // the table). The topology lock also orders us against dirty-log
+    // start/stop, which flip dirty_logging_ under it.
+    MemoryTopology::Transaction tx(topology_);
     std::lock_guard lock(mutex_);
     if (size == 0) throw ConfigError("memory-add: size must not be 0");
     if (gpa % kAlign != 0 || size % kAlign != 0)
@@ -46,12 +50,9 @@ void RamHotplug::add(std::uint64_t gpa, std::uint64_t size, bool dirty_logging) 
                                           gpa, size, sec.region->name(), sec.gpa, sec.end()));
     auto block = std::make_shared<RamBlock>(fmt::format("hotplug{}", next_id_), size, ram_);
     auto region = MemoryRegion::ram(block->name(), block, 0, size);
-    {
-        MemoryTopology::Transaction tx(topology_);
-        topology_.add_subregion(root_, gpa, region);
-        if (dirty_logging) topology_.set_dirty_logging(*region, true);
-        tx.commit();
-    }
+    topology_.add_subregion(root_, gpa, region);
+    if (dirty_logging_.load()) topology_.set_dirty_logging(*region, true);
+    tx.commit(); // the outermost transaction: KVM has the slot after this
     // Mapped for the guest only once KVM has the slot, so the guest never
     // sees a mapping without memory behind it.
     try {
@@ -71,6 +72,7 @@ void RamHotplug::add(std::uint64_t gpa, std::uint64_t size, bool dirty_logging) 
 
 void RamHotplug::remove(std::uint64_t gpa) {
     const auto t0 = std::chrono::steady_clock::now();
+    MemoryTopology::Transaction tx(topology_);
     std::lock_guard lock(mutex_);
     auto it = std::find_if(regions_.begin(), regions_.end(),
                            [&](const Region& r) { return r.gpa == gpa; });
@@ -85,6 +87,7 @@ void RamHotplug::remove(std::uint64_t gpa) {
     // can reach the memory, and an access faults in the guest.
     map_hotplug_ram(base_, cr3_, it->gpa, it->size, false);
     topology_.remove_subregion(root_, *it->region);
+    tx.commit(); // slot gone, new view published, readers of the old one done
     regions_.erase(it);
     ++generation_;
     remove_latency_.record(elapsed_ns(t0));

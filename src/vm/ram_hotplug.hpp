@@ -7,6 +7,7 @@
 // follows the protocol.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,14 +27,19 @@ class RamHotplug {
     static constexpr std::uint64_t kAlign = 2ull << 20; // 2 MiB: one large page
 
     // `base` is the boot RAM (its page tables at `cr3`); regions go into
-    // `root` of `space` through `topology`, backed like boot RAM (`ram`).
+    // `root` of `space` through `topology`, backed like boot RAM (`ram`). A
+    // new region starts with dirty logging on when `dirty_logging` is set
+    // (read under the topology lock, which whoever flips it holds).
     RamHotplug(GuestMemory& base, std::uint64_t cr3, MemoryTopology& topology, MemoryRegion& root,
-               AddressSpace& space, RamBlockOptions ram)
-        : base_(base), cr3_(cr3), topology_(topology), root_(root), space_(space), ram_(ram) {}
+               AddressSpace& space, RamBlockOptions ram, const std::atomic<bool>& dirty_logging)
+        : base_(base), cr3_(cr3), topology_(topology), root_(root), space_(space), ram_(ram),
+          dirty_logging_(dirty_logging) {}
 
     // Throw ConfigError with a one-line reason and change nothing on failure.
-    // `dirty_logging`: the new region starts with dirty logging on.
-    void add(std::uint64_t gpa, std::uint64_t size, bool dirty_logging);
+    // Never call them inside a MemoryTopology::Transaction: the slot must
+    // exist before the guest's page tables map it (and be gone before the
+    // memory is freed), which only the outermost transaction guarantees.
+    void add(std::uint64_t gpa, std::uint64_t size);
     void remove(std::uint64_t gpa);
 
     std::vector<HotplugRam> list() const;
@@ -58,6 +64,7 @@ class RamHotplug {
     MemoryRegion& root_;
     AddressSpace& space_;
     RamBlockOptions ram_;
+    const std::atomic<bool>& dirty_logging_;
     mutable std::mutex mutex_;
     std::vector<Region> regions_; // guarded by mutex_, sorted by gpa
     std::uint64_t generation_ = 0;

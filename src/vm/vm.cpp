@@ -248,8 +248,8 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
     }
     tsc_khz = vcpus.front().tsc_khz();
     std::uint64_t cr3 = build_guest(memory, plan, image, tsc_khz, config.cmdline);
-    hotplug =
-        std::make_unique<RamHotplug>(memory, cr3, topology, *root, *address_space, config.ram);
+    hotplug = std::make_unique<RamHotplug>(memory, cr3, topology, *root, *address_space, config.ram,
+                                           dirty_logging);
     hypercalls.set_hotplug(hotplug.get());
     for (unsigned i = 0; i < config.vcpus; ++i) {
         vcpus[i].set_sregs(initial_sregs(vcpus[i].sregs(), i, cr3));
@@ -303,7 +303,10 @@ void Vm::Impl::dirty_ring_full(unsigned) {
 std::vector<std::uint64_t> Vm::Impl::collect_dirty() {
     // Pull KVM's log into the blocks' bitmaps, then map dirty block pages
     // back to guest addresses through the flat view (a page shown twice
-    // through aliases is reported at both addresses).
+    // through aliases is reported at both addresses). Under the topology
+    // lock: the view's sections point at RAM blocks that a concurrent
+    // remove_ram would free.
+    MemoryTopology::Transaction tx(topology);
     if (config.dirty_ring_entries != 0)
         kvm_memory.harvest_dirty_rings();
     else
@@ -519,17 +522,10 @@ bool Vm::stopping() const noexcept {
     return impl_->stopping();
 }
 void Vm::add_ram(std::uint64_t gpa, std::uint64_t size) {
-    // Under the topology lock, so a concurrent dirty_log_start/stop cannot
-    // slip between reading the logging state and adding the region.
-    MemoryTopology::Transaction tx(impl_->topology);
-    impl_->hotplug->add(gpa, size, impl_->dirty_logging.load());
-    tx.commit();
+    impl_->hotplug->add(gpa, size);
 }
 void Vm::remove_ram(std::uint64_t gpa) {
-    // Lock order everywhere: topology, then the hotplug table.
-    MemoryTopology::Transaction tx(impl_->topology);
     impl_->hotplug->remove(gpa);
-    tx.commit();
 }
 std::vector<HotplugRam> Vm::hotplug_ram() const {
     return impl_->hotplug->list();
