@@ -157,6 +157,7 @@ TEST_CASE("control socket: status, pause, resume, stats, dirty log and quit on a
     CHECK(error_class(c, R"({"id":1,"command":"dirty-log-start"})") == "Failed");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto sync = ok(c, "dirty-log-sync", {{"pages", true}});
+    CHECK(sync["mode"] == "bitmap");
     CHECK(sync["dirty_pages"].get<std::uint64_t>() >= 1);
     CHECK(sync["pages"].size() == sync["dirty_pages"].get<std::size_t>());
     CHECK(ok(c, "query-status")["dirty_logging"] == true);
@@ -421,4 +422,18 @@ TEST_CASE("control in process: hotplug, pause and stats from several threads whi
     vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
     runner.join();
     CHECK(exit.kind == minivmm::VmExit::Kind::quit);
+}
+
+TEST_CASE("control socket: dirty-log-sync through dirty rings (--dirty-ring)", "[kvm][control]") {
+    SocketDir d;
+    ControlledVm vm(d, {"--mem", "64M", "--dirty-ring", "4096"}, "hcloop.bin", {"1000000000"});
+    ControlClient c(vm.sock);
+    ok(c, "dirty-log-start");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto sync = ok(c, "dirty-log-sync");
+    CHECK(sync["mode"] == "ring");
+    CHECK(sync["dirty_pages"].get<std::uint64_t>() >= 1);
+    ok(c, "dirty-log-stop");
+    ok(c, "quit");
+    CHECK(vm.child.finish(std::chrono::seconds(10)).status == 0);
 }

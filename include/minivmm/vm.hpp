@@ -158,6 +158,8 @@ class Vm {
     void remove_ram(std::uint64_t gpa);
     std::vector<HotplugRam> hotplug_ram() const;
     bool dirty_logging() const noexcept;
+    // VmConfig::dirty_ring_entries: 0 when dirty logging uses the bitmap.
+    std::uint32_t dirty_ring_entries() const noexcept;
 
     // Live statistics; thread-safe, any time.
     VmStats stats() const;

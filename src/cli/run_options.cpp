@@ -153,6 +153,10 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     std::string pin;
     app.add_option("--pin", pin,
                    "run vCPU i on host CPU i of CPULIST (e.g. 0,1 or 0-1; round robin)");
+    app.add_option("--dirty-ring", opts.dirty_ring_entries,
+                   "dirty logging through per-vCPU dirty rings of N entries (a power of two; "
+                   "default: the bitmap)")
+        ->check(CLI::Range(1u, 1u << 20));
     app.add_option("--api-sock", opts.api_socket,
                    "serve the JSON control protocol on a UNIX socket at PATH (mode 0600; "
                    "README \"Control socket\"; minivmm-ctl is its client)");

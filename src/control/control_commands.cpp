@@ -206,7 +206,9 @@ json dirty_log_sync(Vm& vm, const json& a) {
     if (!vm.dirty_logging())
         throw CommandError{"Failed", "dirty-log-sync: not logging (dirty-log-start first)"};
     auto gpas = vm.dirty_log_sync();
-    json j = {{"dirty_pages", gpas.size()}, {"page_size", 4096}};
+    json j = {{"dirty_pages", gpas.size()},
+              {"page_size", 4096},
+              {"mode", vm.dirty_ring_entries() ? "ring" : "bitmap"}};
     if (pages) j["pages"] = gpas;
     return j;
 }

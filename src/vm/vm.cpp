@@ -533,6 +533,9 @@ std::vector<HotplugRam> Vm::hotplug_ram() const {
 bool Vm::dirty_logging() const noexcept {
     return impl_->dirty_logging.load();
 }
+std::uint32_t Vm::dirty_ring_entries() const noexcept {
+    return impl_->config.dirty_ring_entries;
+}
 std::string Vm::control(std::string_view request) {
     return handle_control_request(*this, request);
 }
