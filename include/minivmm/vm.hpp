@@ -67,6 +67,13 @@ struct VmConfig {
     // socket file nobody listens on is replaced; anything else there is a
     // ConfigError.
     std::string api_socket;
+    // Seccomp allowlists (minivmm/seccomp.hpp, README "Sandbox"): the vCPU
+    // threads and block I/O threads install theirs before they run guest
+    // code or serve requests. seccomp_event_loop also confines the thread
+    // that calls run(), for good: minivmm-run sets it; a library user whose
+    // thread goes on to do other things would not.
+    bool seccomp = true;
+    bool seccomp_event_loop = false;
 };
 
 // One region of hot-added RAM (Vm::add_ram).

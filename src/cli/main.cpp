@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
         config.ram = opts.ram;
         config.vcpu_cpus = opts.vcpu_cpus;
         config.api_socket = opts.api_socket;
+        config.seccomp = !opts.no_seccomp;
+        config.seccomp_event_loop = !opts.no_seccomp;
         config.dirty_ring_entries = opts.dirty_ring_entries;
         // Opened before the run so a bad path fails fast, not after the guest's work.
         std::ofstream stats_json;

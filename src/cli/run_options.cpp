@@ -160,6 +160,8 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option("--api-sock", opts.api_socket,
                    "serve the JSON control protocol on a UNIX socket at PATH (mode 0600; "
                    "README \"Control socket\"; minivmm-ctl is its client)");
+    app.add_flag("--no-seccomp", opts.no_seccomp,
+                 "run without the seccomp allowlists (for debugging; README \"Sandbox\")");
     app.add_flag("--stats", opts.stats, "print a minivmm-stats line of VM exits to stderr");
     app.add_option("--stats-json", opts.stats_json, "write the VM exit statistics to FILE as JSON");
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")

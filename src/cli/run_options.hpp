@@ -40,6 +40,7 @@ struct RunOptions {
     bool stats = false;                         // --stats: one minivmm-stats line on stderr
     std::string stats_json;                     // --stats-json FILE
     std::string api_socket;                     // --api-sock PATH
+    bool no_seccomp = false;                    // --no-seccomp
     std::uint32_t dirty_ring_entries = 0;       // --dirty-ring N (0: bitmap)
 };
 

@@ -20,6 +20,7 @@
 #include "minivmm/error.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/log.hpp"
+#include "minivmm/seccomp.hpp"
 
 namespace minivmm {
 
@@ -259,6 +260,15 @@ void BlockDevice::io_thread(Worker& w) noexcept {
                                                                         : spdlog::level::info,
                          "block device: I/O thread stays SCHED_OTHER: SCHED_FIFO: {}",
                          std::strerror(rc));
+    }
+    if (seccomp_) {
+        try {
+            install_seccomp(ThreadRole::io);
+        } catch (const std::exception& e) {
+            control_.request_stop(
+                {VmExit::Kind::vmm_error, 0, -1, fmt::format("block I/O thread: {}", e.what())});
+            return;
+        }
     }
     // Every queue this worker serves, as published so far.
     auto each = [&w](auto&& fn) {

@@ -77,6 +77,9 @@ class BlockDevice final : public IoDevice {
 
     // Stops the I/O threads (also done by the destructor). Idempotent.
     void stop() noexcept;
+    // I/O threads started from now on confine themselves with the io
+    // seccomp allowlist before serving anything.
+    void set_seccomp(bool on) noexcept { seccomp_ = on; }
 
   private:
     struct Queue;
@@ -102,6 +105,7 @@ class BlockDevice final : public IoDevice {
     std::vector<std::unique_ptr<Queue>> queues_;
     std::vector<std::unique_ptr<Worker>> workers_; // one per queue, or one shared
     std::atomic<bool> stopping_{false};
+    bool seccomp_ = false;
     std::atomic<std::uint64_t> eager_writebacks_{0};
     std::atomic<std::uint64_t> reads_{0}, writes_{0}, flushes_{0}, errors_{0};
     LatencyHistogram latency_;

@@ -28,6 +28,7 @@
 #include "minivmm/dirty_ring.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
+#include "minivmm/seccomp.hpp"
 #include "minivmm/version.hpp"
 #include "vcpu/vcpu_loop.hpp"
 #include "vcpu/vm_control.hpp"
@@ -263,6 +264,7 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
         // One queue per vCPU; rings' doorbells become ioeventfds on this VM.
         disk = std::make_unique<BlockDevice>(memory, *this, config.disk_path, config.disk_readonly,
                                              config.disk_io, config.vcpus, &vm);
+        disk->set_seccomp(config.seccomp);
         disk_router = std::make_unique<BlockHypercallRouter>(hypercalls, *disk);
         port_bus.add(layout::kHypercallPortBase, layout::kHypercallPortCount, *disk_router);
     }
@@ -472,6 +474,15 @@ VmExit Vm::Impl::run() {
                     sigemptyset(&set);
                     sigaddset(&set, vcpu_kick_signal());
                     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+                    if (config.seccomp) {
+                        try {
+                            install_seccomp(ThreadRole::vcpu);
+                        } catch (const std::exception& e) {
+                            request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(i),
+                                          fmt::format("vcpu {}: {}", i, e.what())});
+                            return;
+                        }
+                    }
                     loop.run();
                 });
             } catch (const std::system_error& e) {
@@ -480,6 +491,13 @@ VmExit Vm::Impl::run() {
                 break;
             }
             thread_handles.push_back(threads.back().native_handle());
+        }
+    }
+    if (config.seccomp_event_loop) {
+        try {
+            install_seccomp(ThreadRole::vmm);
+        } catch (const std::exception& e) {
+            request_stop({VmExit::Kind::vmm_error, 0, -1, e.what()});
         }
     }
     io.run();
