@@ -13,6 +13,11 @@
  *             exit 0, 1 mismatch, 5 bad status
  *   badkick   rings the doorbell with an address that is no ring: the VMM
  *             must stop the guest (exit 3 if it did not)
+ *   durable   crash-consistency writer: round r = 1, 2, ... writes sectors
+ *             [8(r-1), 8r), each stamped {magic, sector, round, fill}, then
+ *             flushes and prints "durable: flushed r"; exit 0 when the disk
+ *             is full. A test kills the VMM at some point and checks that
+ *             every round reported flushed is on the host file.
  * pattern, bad and readonly go through a ring when the VMM serves rings
  * (queue 0), else through blk_io. Anything else: exit 2. */
 #include <mvg/mvg.h>
@@ -108,6 +113,27 @@ static int bad(const struct mvg_boot_info* bi) {
     return 0;
 }
 
+static int durable(void) {
+    struct blk_info info;
+    uint64_t r, s, i, st;
+    blk_get_info(&info);
+    for (r = 1; 8 * r <= info.sectors; r++) {
+        for (s = 8 * (r - 1); s < 8 * r; s++) {
+            unsigned char* p = buf + (s % 8) * BLK_SECTOR_SIZE;
+            uint64_t head[3] = {0x64757261626c6521ull, s, r}; /* "durable!" */
+            memcpy(p, head, sizeof head);
+            for (i = sizeof head; i < BLK_SECTOR_SIZE; i++)
+                p[i] = (unsigned char)(s * 31 + r);
+        }
+        if ((st = rq(BLK_OP_WRITE, 8 * (r - 1), buf, 8 * BLK_SECTOR_SIZE)) != BLK_OK)
+            return mvg_printf("durable: write %lu\n", st), 5;
+        if ((st = rq(BLK_OP_FLUSH, 0, 0, 0)) != BLK_OK)
+            return mvg_printf("durable: flush %lu\n", st), 5;
+        mvg_printf("durable: flushed %lu\n", r);
+    }
+    return 0;
+}
+
 static int readonly(void) {
     struct blk_info info;
     blk_get_info(&info);
@@ -142,6 +168,7 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     if (strcmp(cmd, "bad") == 0) return bad(bi);
     if (strcmp(cmd, "readonly") == 0) return readonly();
     if (strcmp(cmd, "batch") == 0) return batch();
+    if (strcmp(cmd, "durable") == 0) return durable();
     if (strcmp(cmd, "badkick") == 0) {
         mvg_hypercall_raw(BLK_HC_KICK, 0x200000);
         mvg_printf("blkcheck: VMM did not stop the guest\n");
@@ -152,6 +179,6 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
         mvg_printf("blkcheck: VMM did not stop the guest\n");
         return 3;
     }
-    mvg_printf("usage: blkcheck info|pattern|bad|readonly|badblock|batch|badkick\n");
+    mvg_printf("usage: blkcheck info|pattern|bad|readonly|badblock|batch|badkick|durable\n");
     return 2;
 }
