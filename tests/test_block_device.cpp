@@ -601,3 +601,41 @@ TEST_CASE("minivmm-run options: --blk-io, --blk-priority, --blk-poll-us, --blk-w
     }
     CHECK_FALSE(minivmm::parse_block_io_mode("Poll"));
 }
+
+TEST_CASE("block ring: hostile rings: a tail 2^63 ahead, the ring as a buffer, overlapping rings",
+          "[block]") {
+    Rig rig(false, minivmm::BlockIoMode::exit, 2);
+    constexpr std::uint64_t n = 8;
+    REQUIRE(setup(rig, kRing, n, 0) == blk::kOk);
+    const std::uint64_t ring_bytes = sizeof(blk::RingHeader) + n * sizeof(blk::RingEntry);
+    // A second ring overlapping the first is refused, one right after it is not.
+    CHECK(setup(rig, kRing + 64, n, 1) == blk::kBadRing);
+    CHECK(setup(rig, kRing - 512, n, 1) == blk::kBadRing); // its end runs into the first
+    // Buffers naming the ring: the header, an entry, straddling its end.
+    submit(rig, 0, n, blk::kRead, 0, kRing, 512);
+    submit(rig, 1, n, blk::kRead, 0, kRing + ring_bytes - 64, 512);
+    submit(rig, 2, n, blk::kWrite, 0, kRing - 256, 512);       // ends inside the header
+    submit(rig, 3, n, blk::kRead, 0, kRing + ring_bytes, 512); // just after it: fine
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    CHECK(status_of(rig, 0, n) == blk::kBadBuffer);
+    CHECK(status_of(rig, 1, n) == blk::kBadBuffer);
+    CHECK(status_of(rig, 2, n) == blk::kBadBuffer);
+    CHECK(status_of(rig, 3, n) == blk::kOk);
+    // The same through blk_io.
+    CHECK(rig.io(blk::kRead, 0, kRing + 128, 512) == blk::kBadBuffer);
+    // A tail 2^63 ahead: one ring's worth is served (each slot once), the
+    // phantom rest skipped, and the doorbell returns at once.
+    const auto served = rig.device.counters().ring_requests;
+    const std::uint64_t far = 4 + (std::uint64_t{1} << 63);
+    publish_tail(rig.mem, kRing, far);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+    CHECK(rig.device.counters().ring_requests - served == n);
+    CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == far);
+    REQUIRE_FALSE(rig.control.stop);
+    // The ring still works afterwards.
+    submit(rig, far, n, blk::kRead, 1, kBuf, 512);
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    CHECK(status_of(rig, far, n) == blk::kOk);
+}

@@ -88,6 +88,8 @@ BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::
                          bool read_only, BlockIoOptions io, unsigned queues, const KvmVm* vm)
     : mem_(mem), control_(control), read_only_(read_only), io_(io), vm_(vm) {
     queues_.resize(io.mode == BlockIoMode::hypercall ? 0 : queues);
+    ring_start_ = std::vector<std::atomic<std::uint64_t>>(queues_.size());
+    ring_end_ = std::vector<std::atomic<std::uint64_t>>(queues_.size());
     // No O_CREAT: the disk must exist. O_CLOEXEC: not inherited by children.
     fd_.reset(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
     if (!fd_)
@@ -184,8 +186,10 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
     if (!span) return blk::kBadRing;
     std::lock_guard lock(setup_mutex_);
     if (queues_[queue]) return blk::kBadQueue;
-    for (const auto& q : queues_)
-        if (q && q->gpa == ring) return blk::kBadRing; // one ring, one queue
+    for (const auto& q : queues_) // one ring, one queue; rings never overlap
+        if (q && q->gpa < ring + bytes &&
+            ring < q->gpa + sizeof(blk::RingHeader) + q->entries * sizeof(blk::RingEntry))
+            return blk::kBadRing;
     auto q = std::make_unique<Queue>();
     q->gpa = ring;
     q->entries = entries;
@@ -219,18 +223,26 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
         }
         q->worker->queues[queue].store(q.get(), std::memory_order_release);
     }
+    // From now on no request may use the ring as its buffer. (A reader that
+    // sees the new end before the new start refuses a little more, once.)
+    ring_end_[queue].store(ring + bytes, std::memory_order_release);
+    ring_start_[queue].store(ring, std::memory_order_release);
     queues_[queue] = std::move(q);
     return blk::kOk;
 }
 
 std::uint64_t BlockDevice::drain(Queue& q) noexcept {
     std::uint64_t n = 0;
-    for (;;) {
+    // A guest on other vCPUs can keep submitting for ever: a stopping VM
+    // must still get this thread back.
+    while (!control_.stopping()) {
         const std::uint64_t tail = load(q.sq_tail);
         if (tail == q.head) break;
-        // A tail more than a ring ahead is the guest's bug: take one ring's
-        // worth (each slot once) and look again.
-        const std::uint64_t end = tail - q.head > q.entries ? q.head + q.entries : tail;
+        // A tail more than a ring ahead is the guest's bug: serve one ring's
+        // worth (each slot once) and skip the rest, which no slot can hold;
+        // trusting it would mean up to 2^64 requests for one doorbell.
+        const bool overrun = tail - q.head > q.entries;
+        const std::uint64_t end = overrun ? q.head + q.entries : tail;
         for (; q.head != end; ++q.head, ++n) {
             const std::uint64_t slot_gpa = q.gpa + sizeof(blk::RingHeader) +
                                            (q.head & (q.entries - 1)) * sizeof(blk::RingEntry);
@@ -242,6 +254,7 @@ std::uint64_t BlockDevice::drain(Queue& q) noexcept {
             (void)mem_.writable_range(slot_gpa + offsetof(blk::RingEntry, status), 8); // dirty
             store(e + offsetof(blk::RingEntry, status) / 8, status);
         }
+        if (overrun) q.head = tail;
         store(q.sq_head, q.head);
     }
     q.served.fetch_add(n, std::memory_order_relaxed);
@@ -358,6 +371,13 @@ std::uint64_t BlockDevice::serve_io(std::uint64_t op, std::uint64_t sector, std:
     if (len == 0 || len % blk::kSectorSize != 0) return blk::kBadLength;
     // [sector, sector + count) within [0, sectors_), without overflow.
     if (!range_within(sector, len / blk::kSectorSize, sectors_)) return blk::kOutOfRange;
+    // Never into or out of a ring: a read would overwrite the entries being
+    // served, and either way it is the guest confusing its own structures.
+    for (std::size_t i = 0; i < ring_start_.size(); ++i) {
+        const std::uint64_t lo = ring_start_[i].load(std::memory_order_acquire),
+                            hi = ring_end_[i].load(std::memory_order_acquire);
+        if (lo < hi && buf < hi && (lo <= buf || lo - buf < len)) return blk::kBadBuffer;
+    }
     std::optional<std::span<std::byte>> span;
     if (op == blk::kRead) {
         // A read writes guest memory: never into the VMM's reserved first

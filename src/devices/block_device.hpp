@@ -103,6 +103,9 @@ class BlockDevice final : public IoDevice {
     const KvmVm* vm_;
     std::mutex setup_mutex_; // ring set-up vs kicks from other vCPUs
     std::vector<std::unique_ptr<Queue>> queues_;
+    // Each set-up ring's [start, end) in guest-physical memory, for the
+    // request buffer check (read by every serving thread; 0, 0 = none yet).
+    std::vector<std::atomic<std::uint64_t>> ring_start_, ring_end_;
     std::vector<std::unique_ptr<Worker>> workers_; // one per queue, or one shared
     std::atomic<bool> stopping_{false};
     bool seccomp_ = false;
