@@ -12,6 +12,8 @@ packages=(
   clang-format                           # the format check in scripts/test.sh
   chromium                               # headless check of minivmm-bench overhead's HTML
   sysbench                               # the reference the native workloads are checked against
+  pkgconf dpkg-dev                       # packaging checks: pkg-config consumer, CPack's .deb
+  lintian                                # the .deb check (about 30 s to install)
 )
 
 missing=()
