@@ -1,6 +1,7 @@
-// A virtual machine that runs one guest ABI v1 image: guest RAM, vCPU
-// threads, the port/MMIO buses with the ABI's hypercalls, and an Asio event
-// loop on the calling thread that handles the time limit and SIGINT/SIGTERM.
+/// \file
+/// A virtual machine that runs one guest ABI v1 image: guest RAM, vCPU
+/// threads, the port/MMIO buses with the ABI's hypercalls, and an Asio event
+/// loop on the calling thread that handles the time limit and SIGINT/SIGTERM.
 #pragma once
 
 #include <linux/kvm.h>
@@ -27,102 +28,137 @@
 
 namespace minivmm {
 
+/// What a Vm is made of (a value type, copied into the Vm).
 struct VmConfig {
-    std::uint64_t mem_size = 256ull << 20;
-    unsigned vcpus = 1;
-    std::string cmdline;
-    // Stop the guest with VmExit::Kind::timeout after this long.
+    std::uint64_t mem_size = 256ull << 20; ///< guest RAM bytes (a multiple of 4 KiB)
+    unsigned vcpus = 1;                    ///< vCPU count, 1 .. layout::kMaxVcpus
+    std::string cmdline;                   ///< the guest's command line (< 4 KiB, no NUL)
+    /// Stop the guest with VmExit::Kind::timeout after this long.
     std::optional<std::chrono::nanoseconds> timeout;
-    // Stop cleanly on SIGINT/SIGTERM while run() is running.
+    /// Stop cleanly on SIGINT/SIGTERM while run() is running (VmExit::Kind::signal).
     bool handle_signals = true;
-    // Console output; null means the process's stdout.
+    /// Console output; null means the process's stdout.
     std::shared_ptr<ConsoleSink> console;
-    // How the KVM slot tables are guarded (see kvm_memory.hpp).
+    /// How the KVM slot tables are guarded (see kvm_memory.hpp).
     LockPolicy lock_policy = LockPolicy::global;
-    // Backing of guest RAM (anonymous by default).
-    // Default: anonymous memory with transparent huge pages, the best
-    // measured backing that needs no root and changes nothing on the host
-    // (README "Knobs"); hugetlbfs measured better still but grows the host's
-    // huge page pool.
+    /// Backing of guest RAM.
+    /// Default: anonymous memory with transparent huge pages, the best
+    /// measured backing that needs no root and changes nothing on the host
+    /// (README "Knobs"); hugetlbfs measured better still but grows the host's
+    /// huge page pool.
     RamBlockOptions ram = guest_ram_defaults();
-    // Dirty logging mode: 0 = bitmap (KVM_GET_DIRTY_LOG/KVM_CLEAR_DIRTY_LOG);
-    // N > 0 = a dirty ring of N entries per vCPU (a power of two).
+    /// Dirty logging mode: 0 = bitmap (KVM_GET_DIRTY_LOG/KVM_CLEAR_DIRTY_LOG);
+    /// N > 0 = a dirty ring of N entries per vCPU (a power of two).
     std::uint32_t dirty_ring_entries = 0;
-    // Paravirtual block device (README "Block device"): a host file that must
-    // exist; empty = no disk. Opened read-only with disk_readonly.
+    /// Paravirtual block device (README "Block device"): a host file that must
+    /// exist; empty = no disk. Opened read-only with disk_readonly.
     std::string disk_path;
-    bool disk_readonly = false;
-    // How its requests reach the VMM (block_io_mode.hpp): hypercall per
-    // request, or rings with an exit, ioeventfd or polling doorbell.
+    bool disk_readonly = false; ///< open disk_path read-only; guest writes fail
+    /// How its requests reach the VMM (block_io_mode.hpp): hypercall per
+    /// request, or rings with an exit, ioeventfd or polling doorbell.
     BlockIoOptions disk_io;
-    // Host CPUs for the vCPU threads: vCPU i runs on vcpu_cpus[i % size()]
-    // (pthread_setaffinity_np). Empty = no pinning. Every CPU must be in the
-    // process's affinity mask (ConfigError otherwise).
+    /// Host CPUs for the vCPU threads: vCPU i runs on vcpu_cpus[i % size()]
+    /// (pthread_setaffinity_np). Empty = no pinning. Every CPU must be in the
+    /// process's affinity mask (ConfigError otherwise).
     std::vector<int> vcpu_cpus;
 };
 
-// Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs, and the
-// port I/O exits broken down by hypercall number.
+/// Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs, and the
+/// port I/O exits broken down by hypercall number (a value type).
 struct ExitCounts {
-    static constexpr std::size_t kReasons = 64;
-    static constexpr std::size_t kHypercalls = 256; // ports 0x500 + nr
-    std::array<std::uint64_t, kReasons> by_reason{};
-    // KVM_EXIT_IO exits on hypercall port 0x500 + nr, by nr.
+    static constexpr std::size_t kReasons = 64;      ///< reasons counted; higher ones count as 63
+    static constexpr std::size_t kHypercalls = 256;  ///< ports 0x500 + nr
+    std::array<std::uint64_t, kReasons> by_reason{}; ///< exits by KVM_EXIT_* reason
+    /// KVM_EXIT_IO exits on hypercall port 0x500 + nr, by nr.
     std::array<std::uint64_t, kHypercalls> hypercalls{};
-    // KVM_EXIT_IO exits on any other port (exception reports, devices).
+    /// KVM_EXIT_IO exits on any other port (exception reports, devices).
     std::uint64_t other_io = 0;
-    // Not exits to user space, but what replaced them on the block
-    // device's ring path: doorbells that ended in the kernel (ioeventfd
-    // signals, as the I/O threads read them) and requests served from rings.
+    /// Not exits to user space, but what replaced them on the block
+    /// device's ring path: doorbells that ended in the kernel (ioeventfd
+    /// signals, as the I/O threads read them)...
     std::uint64_t ioeventfd_signals = 0;
+    /// ...and requests served from rings.
     std::uint64_t ring_requests = 0;
 
+    /// Every exit, of any reason.
     std::uint64_t total() const noexcept;
+    /// KVM_EXIT_IO exits.
     std::uint64_t io() const noexcept { return by_reason[KVM_EXIT_IO]; }
+    /// KVM_EXIT_MMIO exits.
     std::uint64_t mmio() const noexcept { return by_reason[KVM_EXIT_MMIO]; }
+    /// Adds every counter of `other`.
     ExitCounts& operator+=(const ExitCounts& other) noexcept;
-    // "hlt", "io", "mmio", ... for KVM_EXIT_* values; "reason<N>" for others.
+    /// "hlt", "io", "mmio", ... for KVM_EXIT_* values; "reason<N>" for others.
     static std::string reason_name(std::size_t reason);
 };
 
+/// A virtual machine running one guest image. Owns everything it is made
+/// of: the KVM VM and vCPU fds, guest RAM, the memory topology and slot
+/// tables, the buses and devices, the vCPU threads (joined before it is
+/// destroyed) and the disk; shares the console. Neither copyable nor movable.
+///
+/// Threads: run() blocks the calling thread, which runs the event loop;
+/// request_stop() and the dirty_log_*() calls may come from any thread
+/// meanwhile. The accessors return parts the VM owns (valid while it
+/// lives); change them before run() or through their own thread-safe
+/// members.
 class Vm {
   public:
-    // Creates the VM, its RAM and vCPUs, loads `image` and builds the boot
-    // state. Throws ConfigError, ImageError or KvmError.
+    /// Creates the VM, its RAM and vCPUs, loads `image` and builds the boot
+    /// state. \throws ConfigError for an impossible configuration (RAM,
+    /// vCPUs, CPUs to pin to, dirty ring, disk that cannot be opened),
+    /// ImageError for an image that does not fit, KvmError when KVM or the
+    /// host refuses (ioctls, mmap).
     Vm(const KvmSystem& kvm, VmConfig config, const GuestImage& image);
+    /// Joins the vCPU threads if run() started them; releases everything.
     ~Vm();
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
 
-    // Starts every vCPU at the entry point and blocks until the VM stops.
-    // Call once. Never throws for guest behaviour: that is in the VmExit.
+    /// Starts every vCPU at the entry point and blocks until the VM stops.
+    /// Call once. Never throws for guest behaviour: that is in the VmExit
+    /// (so is a VMM failure while running: VmExit::Kind::vmm_error).
+    /// \throws ConfigError when called a second time.
     VmExit run();
-    // Thread-safe; the first reason wins. Kicks every vCPU out of KVM_RUN.
+    /// Thread-safe; the first reason wins. Kicks every vCPU out of KVM_RUN.
     void request_stop(VmExit reason) noexcept;
 
+    /// Guest RAM (bounds-checked access; see GuestMemory for threads).
     GuestMemory& memory() noexcept;
+    /// The port I/O bus (hypercall ports and the exception port are taken).
+    /// Add devices before run() only: the bus is not synchronized.
     IoBus& port_bus() noexcept;
-    // Guest-physical space: the root container holds "ram" at 0 (priority 0);
-    // add ROM, MMIO or more RAM through topology(). MMIO and ROM writes are
-    // dispatched through this address space's flat view.
+    /// Guest-physical space: the root container holds "ram" at 0 (priority 0);
+    /// add ROM, MMIO or more RAM through topology(). MMIO and ROM writes are
+    /// dispatched through this address space's flat view.
     MemoryTopology& topology() noexcept;
+    /// The guest-physical address space ("memory").
     AddressSpace& address_space() noexcept;
+    /// Its root container ("system").
     MemoryRegion& root_region() noexcept;
+    /// The region of guest RAM ("ram") in the root container.
     MemoryRegion& ram_region() noexcept;
+    /// The KVM slot manager.
     KvmMemory& kvm_memory() noexcept;
 
-    // Dirty logging of every RAM region (thread-safe; callable while the
-    // guest runs and after run() returned). start clears the RAM blocks'
-    // bitmaps first; sync returns the guest-physical addresses of the pages
-    // written since start or the previous sync (by the guest or the VMM), in
-    // ascending order, and re-arms tracking for them.
+    /// Dirty logging of every RAM region (thread-safe; callable while the
+    /// guest runs and after run() returned). start clears the RAM blocks'
+    /// bitmaps first; sync returns the guest-physical addresses of the pages
+    /// written since start or the previous sync (by the guest or the VMM), in
+    /// ascending order, and re-arms tracking for them; stop turns it off.
+    /// They throw what KVM's dirty-log ioctls throw (KvmError).
     void dirty_log_start();
+    /// \copydoc dirty_log_start()
     std::vector<std::uint64_t> dirty_log_sync();
+    /// \copydoc dirty_log_start()
     void dirty_log_stop();
+    /// Where image, heap and stacks are.
     const BootPlan& plan() const noexcept;
+    /// The KVM VM fd.
     const KvmVm& kvm_vm() const noexcept;
+    /// The TSC rate KVM reported (0 if unknown), as in the boot info.
     std::uint32_t tsc_khz() const noexcept;
-    // Valid after run() returned.
+    /// Exit counts summed over the vCPUs. Valid after run() returned.
     ExitCounts exit_counts() const noexcept;
 
   private:
@@ -130,7 +166,9 @@ class Vm {
     std::unique_ptr<Impl> impl_;
 };
 
-// Reads an image file sized for `config` (RAM minus the vCPU stacks).
+/// Reads an image file sized for `config` (RAM minus the vCPU stacks).
+/// \throws ImageError as GuestImage::load_file(), ConfigError for an
+/// impossible RAM size or vCPU count.
 GuestImage load_image_for(const std::string& path, const VmConfig& config);
 
 } // namespace minivmm
