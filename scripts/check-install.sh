@@ -108,7 +108,8 @@ static_if=$(link_interface minivmm_static)
 step "find_package consumer (examples/consumer)"
 cmake -S "$src/examples/consumer" -B "$tmp/cmake-consumer" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
-    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >"$tmp/consumer-configure.log" || {
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+    >"$tmp/consumer-configure.log" || {
     cat "$tmp/consumer-configure.log" >&2
     fail "configuring examples/consumer against the installed prefix"
 }
@@ -138,7 +139,8 @@ for want in -lminivmm -lspdlog -lfmt; do
 done
 [[ " $static_libs " == *" -pthread "* ]] || fail "pkg-config --static --libs lacks -pthread"
 [[ "$cflags $libs $static_libs" != *boost* ]] || fail "pkg-config names Boost: $cflags $libs"
-# Every installed header compiles on its own with just these flags.
+# All installed headers compile with just these flags (nothing from the
+# source tree on the path).
 for h in "$prefix"/include/minivmm/*.hpp; do echo "#include \"minivmm/${h##*/}\""; done \
     >"$tmp/all_headers.cpp"
 # shellcheck disable=SC2086 # word splitting of pkg-config output is intended
