@@ -12,6 +12,9 @@ packages=(
   clang-format                           # the format check in scripts/test.sh
   chromium                               # headless check of minivmm-bench overhead's HTML
   sysbench                               # the reference the native workloads are checked against
+  doxygen                                # the API reference (warnings are errors)
+  pkgconf dpkg-dev                       # packaging checks: pkg-config consumer, CPack's .deb
+  lintian                                # the .deb check (about 30 s to install)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, checks formatting, then builds and runs the whole test suite in
-# three configurations: default (RelWithDebInfo), ASan+UBSan, and TSan.
+# three configurations: default (RelWithDebInfo, plus the API reference and
+# the packaging tests), ASan+UBSan, and TSan.
 # MINIVMM_TEST_CONFIGS="default" (or any subset) narrows it for a quick run.
 # Set MINIVMM_REQUIRE_KVM=1 to make a missing /dev/kvm a failure (CI does).
 set -euo pipefail
@@ -12,7 +13,11 @@ git ls-files '*.cpp' '*.hpp' '*.h' '*.c' | xargs clang-format --dry-run --Werror
 
 for config in ${MINIVMM_TEST_CONFIGS:-default asan tsan}; do
   case "$config" in
-    default) dir=build;      flags=() ;;
+    # The default build also builds the API reference and runs the
+    # packaging tests (install + consumer, .deb), once: they do not depend on
+    # sanitizers. Prefix /usr: the .deb needs Debian's multiarch libdir.
+    default) dir=build;      flags=(-DCMAKE_INSTALL_PREFIX=/usr -DMINIVMM_BUILD_DOCS=ON
+                                    -DMINIVMM_PACKAGING_TESTS=ON) ;;
     asan)    dir=build-asan; flags=(-DMINIVMM_SANITIZE=address,undefined) ;;
     tsan)    dir=build-tsan; flags=(-DMINIVMM_SANITIZE=thread) ;;
     *) echo "unknown configuration '$config' (default, asan, tsan)" >&2; exit 2 ;;

@@ -37,8 +37,22 @@ if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
                       "(CMAKE_SYSTEM_PROCESSOR=${CMAKE_SYSTEM_PROCESSOR})")
 endif()
 
-get_filename_component(_mvg_root "${CMAKE_CURRENT_LIST_DIR}/.." REALPATH)
-set(_MVG_SDK_DIR "${_mvg_root}/sdk" CACHE INTERNAL "minivmm guest SDK")
+# The SDK: MINIVMM_GUEST_SDK_DIR if set (find_package(minivmm COMPONENTS
+# guest) sets it), else sdk/ next to this file's folder, which is where it is
+# both in the source tree (guest/cmake, guest/sdk) and in an installed prefix
+# (share/minivmm/guest/cmake, share/minivmm/guest/sdk).
+if(MINIVMM_GUEST_SDK_DIR)
+  get_filename_component(_mvg_sdk "${MINIVMM_GUEST_SDK_DIR}" REALPATH)
+else()
+  get_filename_component(_mvg_sdk "${CMAKE_CURRENT_LIST_DIR}/../sdk" REALPATH)
+endif()
+foreach(_mvg_file start.S entry.c hypercall.c console.c string.c guest.ld include/mvg/mvg.h)
+  if(NOT EXISTS "${_mvg_sdk}/${_mvg_file}")
+    message(FATAL_ERROR "minivmm guest SDK not found: ${_mvg_sdk}/${_mvg_file} is missing "
+                        "(set MINIVMM_GUEST_SDK_DIR to the SDK folder)")
+  endif()
+endforeach()
+set(_MVG_SDK_DIR "${_mvg_sdk}" CACHE INTERNAL "minivmm guest SDK")
 set(_MVG_CMAKE_FILE "${CMAKE_CURRENT_LIST_FILE}" CACHE INTERNAL "")
 
 if(NOT DEFINED MINIVMM_GUEST_DIR)

@@ -1,7 +1,12 @@
-// Builds the machine state guest ABI v1 promises: identity page tables over
-// all of guest RAM, a GDT with 64-bit user segments and one TSS per vCPU
-// (with an all-ports I/O bitmap), an IDT whose ring-0 stubs report
-// exceptions to the VMM, the boot info, and the initial registers.
+/// \file
+/// Builds the machine state guest ABI v1 promises: identity page tables over
+/// all of guest RAM, a GDT with 64-bit user segments and one TSS per vCPU
+/// (with an all-ports I/O bitmap), an IDT whose ring-0 stubs report
+/// exceptions to the VMM, the boot info, and the initial registers.
+///
+/// The builders write guest RAM through GuestMemory's throwing writers: a
+/// ConfigError from them means RAM too small for the layout. They are
+/// plain functions over their arguments (no shared state).
 #pragma once
 
 #include <linux/kvm.h>
@@ -14,25 +19,27 @@
 
 namespace minivmm {
 
-// Where the image, heap and stacks go for one VM. Validated on creation.
+/// Where the image, heap and stacks go for one VM. Validated on creation;
+/// an immutable value afterwards.
 class BootPlan {
   public:
-    // Throws ConfigError for an impossible RAM size or vCPU count and
-    // ImageError for an image that does not fit below the stacks.
+    /// \throws ConfigError for an impossible RAM size or vCPU count and
+    /// ImageError for an image that does not fit below the stacks.
     BootPlan(std::uint64_t mem_size, unsigned nr_vcpus, const GuestImage& image);
 
-    // Space an image may occupy with this RAM and vCPU count (for load limits).
+    /// Space an image may occupy with this RAM and vCPU count (for load
+    /// limits). \throws ConfigError as validate().
     static std::uint64_t max_image_size(std::uint64_t mem_size, unsigned nr_vcpus);
-    // Checks RAM size and vCPU count alone; throws ConfigError.
+    /// Checks RAM size and vCPU count alone. \throws ConfigError naming the problem.
     static void validate(std::uint64_t mem_size, unsigned nr_vcpus);
 
-    std::uint64_t mem_size() const noexcept { return mem_size_; }
-    unsigned nr_vcpus() const noexcept { return nr_vcpus_; }
-    std::uint64_t entry() const noexcept { return entry_; }
-    std::uint64_t heap_start() const noexcept { return heap_start_; }
-    std::uint64_t heap_end() const noexcept { return heap_end_; }
-    // Top of vCPU `i`'s stack (16-byte aligned); the stack is the
-    // kVcpuStackSize bytes below it. vCPU 0's is the highest.
+    std::uint64_t mem_size() const noexcept { return mem_size_; }     ///< guest RAM bytes
+    unsigned nr_vcpus() const noexcept { return nr_vcpus_; }          ///< vCPU count
+    std::uint64_t entry() const noexcept { return entry_; }           ///< the image's entry point
+    std::uint64_t heap_start() const noexcept { return heap_start_; } ///< page after the image
+    std::uint64_t heap_end() const noexcept { return heap_end_; }     ///< bottom of the stacks
+    /// Top of vCPU `i`'s stack (16-byte aligned); the stack is the
+    /// kVcpuStackSize bytes below it. vCPU 0's is the highest.
     std::uint64_t stack_top(unsigned vcpu) const noexcept;
 
   private:
@@ -44,34 +51,51 @@ class BootPlan {
 };
 
 // Individual builders (exposed so tests can decode what each one wrote).
-// Returns CR3 (the PML4's address).
+/// Identity page tables over all of guest RAM (page 0 unmapped, the rest of
+/// the first MiB read-only but for the supervisor-only exception stacks).
+/// Returns CR3 (the PML4's address).
+/// \throws ConfigError if the page-table pool is too small for the RAM.
 std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan);
-// Maps (present) or unmaps hot-added RAM [gpa, gpa + size) in the page
-// tables at `cr3` with 2 MiB user pages; both 2 MiB aligned, above `mem`'s
-// RAM and below layout::kMaxMemSize (every directory there exists since
-// build_page_tables). Throws ConfigError otherwise. Unmapping is only safe
-// once the vCPUs can no longer hold the translation: the caller then
-// removes the KVM slot, which flushes every vCPU's TLB.
+/// Maps (present) or unmaps hot-added RAM [gpa, gpa + size) in the page
+/// tables at `cr3` with 2 MiB user pages; both 2 MiB aligned, above `mem`'s
+/// RAM and below layout::kMaxMemSize (every directory there exists since
+/// build_page_tables). Unmapping is only safe once the vCPUs can no longer
+/// hold the translation: the caller then removes the KVM slot, which flushes
+/// every vCPU's TLB.
+/// \throws ConfigError for a range outside those bounds or page tables that
+/// are not the ones build_page_tables made.
 void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
                      bool present);
+/// The GDT: flat ring-0 and ring-3 64-bit segments, then one TSS
+/// descriptor per vCPU.
 void build_gdt(GuestMemory& mem, unsigned nr_vcpus);
+/// One TSS per vCPU (its ring-0 exception stack) and the shared I/O bitmap.
 void build_tss(GuestMemory& mem, unsigned nr_vcpus);
+/// The IDT and its ring-0 stubs, which report exceptions on layout::kExceptionPort.
 void build_idt(GuestMemory& mem);
+/// The BootInfo block and the command line.
+/// \throws ConfigError for a command line of kCmdlineMax bytes or more, or
+/// one with a NUL byte.
 void build_boot_info(GuestMemory& mem, const BootPlan& plan, std::uint32_t tsc_khz,
                      std::string_view cmdline);
+/// Copies the image's segments into guest RAM (zeroing their tails).
 void load_image(GuestMemory& mem, const GuestImage& image);
 
-// All of the above, in order. Returns CR3.
+/// All of the above, in order. Returns CR3.
 std::uint64_t build_guest(GuestMemory& mem, const BootPlan& plan, const GuestImage& image,
                           std::uint32_t tsc_khz, std::string_view cmdline);
 
-// Register state at entry for vCPU `vcpu`. `base` is the vCPU's current
-// sregs (to keep fields such as apic_base that KVM filled in).
+/// Special registers at entry for vCPU `vcpu` (64-bit ring 3, paging with
+/// `cr3`). `base` is the vCPU's current sregs (to keep fields such as
+/// apic_base that KVM filled in).
 kvm_sregs initial_sregs(const kvm_sregs& base, unsigned vcpu, std::uint64_t cr3);
+/// General registers at entry for vCPU `vcpu`: RIP = entry, RDI = boot
+/// info, RSI = vCPU index, RSP = its stack top.
 kvm_regs initial_regs(const BootPlan& plan, unsigned vcpu);
 
-// Names of exception vectors ("#PF"), and whether the CPU pushes an error code.
+/// Name of an exception vector ("#PF"); "#??" for vectors of 32 and up.
 std::string_view exception_mnemonic(unsigned vector) noexcept;
+/// Whether the CPU pushes an error code for this vector.
 bool exception_has_error_code(unsigned vector) noexcept;
 
 } // namespace minivmm

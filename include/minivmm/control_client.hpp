@@ -1,5 +1,6 @@
-// A client of the control socket (README "Control socket"): what minivmm-ctl
-// and the control benchmark use. One connection, one request at a time.
+/// \file
+/// A client of the control socket (README "Control socket"), as minivmm-ctl
+/// and the control benchmark use it.
 #pragma once
 
 #include <chrono>
@@ -11,27 +12,37 @@
 
 namespace minivmm {
 
-// The socket could not be reached, or the connection failed mid-request.
+/// The socket could not be reached, or the connection failed mid-request
+/// (timeout, closed by the VMM, an over-long response).
 class ControlError : public Error {
   public:
     using Error::Error;
 };
 
+/// One connection to a control socket: owns the socket fd and the bytes
+/// read past the last line. One request at a time; not thread-safe (use
+/// one client per thread). Move-only.
 class ControlClient {
   public:
-    // Connects to the socket at `path`; throws ControlError. Every later
-    // read or write gives up after `timeout`.
+    /// Connects to the socket at `path`. Every later read or write gives up
+    /// after `timeout`.
+    /// \throws ControlError when the path is too long or nobody listens.
     explicit ControlClient(const std::string& path,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-    // Sends `line` (a newline is added) and returns the response line without
-    // its newline. Throws ControlError on a timeout, a closed connection or a
-    // response line longer than max_response bytes.
+    /// Sends `line` (a newline is added) and returns the response line
+    /// without its newline.
+    /// \throws ControlError on a timeout, a closed connection or a response
+    /// longer than max_response bytes.
     std::string request(std::string_view line);
-    // Only sends / only reads one line (pipelining, tests of partial lines).
+    /// Sends raw bytes (pipelining several requests, or a partial line).
+    /// \throws ControlError as request().
     void send(std::string_view bytes);
+    /// Reads one response line (without its newline).
+    /// \throws ControlError as request().
     std::string read_line();
 
+    /// The longest response line accepted, in bytes.
     std::size_t max_response = 64u << 20;
 
   private:

@@ -1,7 +1,8 @@
-// One vCPU's dirty ring (api.rst 8.29, KVM_CAP_DIRTY_LOG_RING): KVM pushes
-// {slot, offset} for every page the vCPU dirties; the VMM harvests entries
-// in order, marks each collected, and later asks KVM (KVM_RESET_DIRTY_RINGS)
-// to re-protect the collected pages.
+/// \file
+/// One vCPU's dirty ring (api.rst 8.29, KVM_CAP_DIRTY_LOG_RING): KVM pushes
+/// {slot, offset} for every page the vCPU dirties; the VMM harvests entries
+/// in order, marks each collected, and later asks KVM (KVM_RESET_DIRTY_RINGS)
+/// to re-protect the collected pages.
 #pragma once
 
 #include <linux/kvm.h>
@@ -14,13 +15,17 @@ namespace minivmm {
 
 class KvmVcpu;
 
+/// One vCPU's dirty ring: owns its mapping of the ring (unmapped when
+/// destroyed); the vCPU must outlive it. One consumer at a time.
 class DirtyRing {
   public:
-    // Maps the ring of `vcpu`; `entries` is what the VM enabled (a power of two).
+    /// Maps the ring of `vcpu`; `entries` is what the VM enabled (a power of two).
+    /// \throws KvmError if the mmap fails (e.g. the ring was not enabled).
     DirtyRing(const KvmVcpu& vcpu, std::uint32_t entries);
 
-    // Calls fn(slot, offset) for each dirty entry, from the last harvested
-    // one on, marking each collected. Single consumer per ring.
+    /// Calls fn(slot, offset) for each dirty entry, from the last harvested
+    /// one on, marking each collected; returns how many there were. Single
+    /// consumer per ring.
     template <typename Fn>
     std::uint64_t harvest(Fn&& fn) {
         std::uint64_t n = 0;

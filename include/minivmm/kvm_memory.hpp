@@ -1,13 +1,15 @@
-// The KVM side of guest memory: KVM memory slots kept in one table per KVM
-// address space (QEMU's KVMSlot / KVMMemoryListener, accel/kvm/kvm-all.c),
-// fed by a MemoryListener per address space, and guarded by a lock policy
-// chosen at run time:
-//   per-listener  one mutex per listener (QEMU 4.1 to 6.0, kvm_slots_lock(kml))
-//   global        one mutex for every listener (QEMU 6.1+, kml_slots_lock)
-//   rcu           readers never lock: they read an immutable published table;
-//                 writers serialize on one mutex, publish a new table, wait
-//                 for readers of the old one, then free it.
-// Every operation has the same meaning under every policy.
+/// \file
+/// The KVM side of guest memory: KVM memory slots kept in one table per KVM
+/// address space (QEMU's KVMSlot / KVMMemoryListener, accel/kvm/kvm-all.c),
+/// fed by a MemoryListener per address space, and guarded by a lock policy
+/// chosen at run time:
+/// - per-listener: one mutex per listener (QEMU 4.1 to 6.0, kvm_slots_lock(kml))
+/// - global: one mutex for every listener (QEMU 6.1+, kml_slots_lock)
+/// - rcu: readers never lock: they read an immutable published table;
+///   writers serialize on one mutex, publish a new table, wait
+///   for readers of the old one, then free it.
+///
+/// Every operation has the same meaning under every policy.
 #pragma once
 
 #include <cstdint>
@@ -23,40 +25,55 @@
 
 namespace minivmm {
 
-enum class LockPolicy { per_listener, global, rcu };
+/// How the KVM slot tables are guarded.
+enum class LockPolicy {
+    per_listener, ///< one mutex per address space's table
+    global,       ///< one mutex for all tables
+    rcu           ///< lock-free readers; writers publish copies
+};
+/// "per-listener", "global", "rcu".
 const char* to_string(LockPolicy policy) noexcept;
-// "per-listener", "global", "rcu".
+/// "per-listener", "global", "rcu"; nullopt for anything else.
 std::optional<LockPolicy> parse_lock_policy(std::string_view text) noexcept;
 
 // KVM_MEM_* flags of a slot.
-inline constexpr std::uint32_t kSlotLogDirty = 1u << 0; // KVM_MEM_LOG_DIRTY_PAGES
-inline constexpr std::uint32_t kSlotReadonly = 1u << 1; // KVM_MEM_READONLY
+inline constexpr std::uint32_t kSlotLogDirty = 1u << 0; ///< KVM_MEM_LOG_DIRTY_PAGES
+inline constexpr std::uint32_t kSlotReadonly = 1u << 1; ///< KVM_MEM_READONLY
 
+/// One KVM memory slot (a value type; `ram` and `block` point into the
+/// RamBlock the slot maps).
 struct KvmSlot {
-    std::uint64_t start_addr = 0; // guest-physical
-    std::uint64_t memory_size = 0;
-    std::byte* ram = nullptr; // host address of start_addr
-    std::uint32_t slot = 0;   // id within its address space
-    std::uint32_t flags = 0;
-    std::uint32_t old_flags = 0; // flags before the last change
-    RamBlock* block = nullptr;
-    std::uint64_t block_offset = 0; // of start_addr within block
+    std::uint64_t start_addr = 0;   ///< guest-physical
+    std::uint64_t memory_size = 0;  ///< bytes
+    std::byte* ram = nullptr;       ///< host address of start_addr
+    std::uint32_t slot = 0;         ///< id within its address space
+    std::uint32_t flags = 0;        ///< kSlotLogDirty, kSlotReadonly
+    std::uint32_t old_flags = 0;    ///< flags before the last change
+    RamBlock* block = nullptr;      ///< the backing block
+    std::uint64_t block_offset = 0; ///< of start_addr within block
 };
 
-// The slot table of one address space. A value type: the rcu policy copies it.
+/// The slot table of one address space. A value type: the rcu policy copies
+/// it. Not synchronized (KvmMemory guards it by its lock policy).
 class SlotTable {
   public:
-    const KvmSlot* find(std::uint64_t gpa) const noexcept; // O(log n)
+    /// The slot holding `gpa`, or null. O(log n).
+    const KvmSlot* find(std::uint64_t gpa) const noexcept;
+    /// The slot with id `id`, or null. O(n).
     const KvmSlot* find_id(std::uint32_t id) const noexcept;
-    // Copies of the slots that start in [start, end), in address order.
+    /// Copies of the slots that start in [start, end), in address order.
     std::vector<KvmSlot> starting_in(std::uint64_t start, std::uint64_t end) const;
-    // The guest address of host address `hva`, through the host-interval
-    // index (host ranges may overlap, e.g. two aliases of one block).
+    /// The guest address of host address `hva`, through the host-interval
+    /// index (host ranges may overlap, e.g. two aliases of one block).
     std::optional<std::uint64_t> gpa_of_host(const void* hva) const noexcept;
+    /// Every slot, sorted by start_addr.
     const std::vector<KvmSlot>& slots() const noexcept { return by_gpa_; }
 
+    /// Adds `slot` (which must not overlap another).
     void insert(const KvmSlot& slot);
+    /// Removes the slot that starts at `start_addr`, if any.
     void erase(std::uint64_t start_addr);
+    /// Sets the flags of the slot that starts at `start_addr` (and its old_flags).
     void set_flags(std::uint64_t start_addr, std::uint32_t flags);
 
   private:
@@ -72,71 +89,97 @@ class SlotTable {
     std::vector<std::uintptr_t> max_end_; // prefix maximum of by_host_[i].end
 };
 
+/// Contention on the slot-table locks, since the KvmMemory was created.
 struct SlotLockStats {
-    std::uint64_t contended = 0; // lock acquisitions that had to wait
-    std::uint64_t wait_ns = 0;   // time spent waiting for them
+    std::uint64_t contended = 0; ///< lock acquisitions that had to wait
+    std::uint64_t wait_ns = 0;   ///< time spent waiting for them
 };
 
 class KvmMemoryListener;
 class DirtyRing;
 
+/// The KVM slot manager: owns one slot table and one KvmMemoryListener per
+/// KVM address space, and talks to KVM through `backend` (which must outlive
+/// it). Thread-safe under every policy: the readers may be called from any
+/// thread while the listeners change the tables; listener() must be called
+/// before other threads use the object. Backend failures are thrown
+/// (KvmError); a section that needs a slot when every slot is in use throws
+/// ConfigError.
 class KvmMemory {
   public:
+    /// Construction options (a value type).
     struct Options {
-        LockPolicy policy = LockPolicy::global;
-        // Split sections into slots of at most this size (0: no limit), as
-        // kvm_max_slot_size does.
+        LockPolicy policy = LockPolicy::global; ///< how the tables are guarded
+        /// Split sections into slots of at most this size (0: no limit), as
+        /// kvm_max_slot_size does.
         std::uint64_t max_slot_size = 0;
-        // Slots cover whole host pages (kvm_align_section).
+        /// Slots cover whole host pages (kvm_align_section).
         std::uint64_t page_size = 4096;
     };
 
+    /// A manager with no slots yet.
+    /// \throws ConfigError if page_size is not a power of two or
+    /// max_slot_size not a multiple of it.
     KvmMemory(SlotBackend& backend, Options options);
+    /// Frees the tables (the KVM slots themselves stay until the VM goes).
     ~KvmMemory();
     KvmMemory(const KvmMemory&) = delete;
     KvmMemory& operator=(const KvmMemory&) = delete;
 
-    // The listener for KVM address space `as_id` (created on first use);
-    // register it with MemoryTopology::add_listener. Throws ConfigError for
-    // an address space KVM does not have.
+    /// The listener for KVM address space `as_id` (created on first use,
+    /// owned by this object); register it with MemoryTopology::add_listener.
+    /// \throws ConfigError for an address space KVM does not have.
     KvmMemoryListener& listener(unsigned as_id);
+    /// The policy chosen at construction.
     LockPolicy policy() const noexcept;
+    /// Number of KVM address spaces (the backend's).
     unsigned address_spaces() const noexcept;
 
-    // Readers, from any thread.
+    /// The slot holding `gpa` in `as_id`, or nullopt. Readers like this one
+    /// may be called from any thread. \throws ConfigError for an address
+    /// space without a listener.
     std::optional<KvmSlot> find_slot(unsigned as_id, std::uint64_t gpa) const;
+    /// The guest address of host address `hva` in `as_id`, or nullopt.
+    /// \throws ConfigError as find_slot().
     std::optional<std::uint64_t> gpa_of_host(unsigned as_id, const void* hva) const;
-    // Is `hva` guest RAM in any address space? (Takes every table at once.)
+    /// Is `hva` guest RAM in any address space? (Takes every table at once.)
     bool is_guest_ram(const void* hva) const;
+    /// Slot ids still free in `as_id`. \throws ConfigError as find_slot().
     std::uint32_t free_slots(unsigned as_id) const;
+    /// A copy of the slots of `as_id`, by address. \throws ConfigError as find_slot().
     std::vector<KvmSlot> slots(unsigned as_id) const;
 
-    // Pulls the dirty log of every logging slot of every address space into
-    // the RAM blocks' bitmaps, with every table held at once (per-listener:
-    // every listener's lock, in address-space order).
+    /// Pulls the dirty log of every logging slot of every address space into
+    /// the RAM blocks' bitmaps, with every table held at once (per-listener:
+    /// every listener's lock, in address-space order).
     void sync_dirty_all();
-    // Ring mode: harvests every vCPU's dirty ring into the RAM blocks'
-    // bitmaps with every table held at once (as kvm_dirty_ring_reap_locked),
-    // then re-arms the collected pages. Returns the entries harvested.
+    /// Ring mode: harvests every vCPU's dirty ring into the RAM blocks'
+    /// bitmaps with every table held at once (as kvm_dirty_ring_reap_locked),
+    /// then re-arms the collected pages. Returns the entries harvested.
     std::uint64_t harvest_dirty_rings();
-    // Switches to ring mode: dirty pages come from these rings (one per
-    // vCPU, owned by the caller, outliving this object), never from
-    // KVM_GET_DIRTY_LOG, which KVM refuses once rings are on.
+    /// Switches to ring mode: dirty pages come from these rings (one per
+    /// vCPU, owned by the caller, outliving this object), never from
+    /// KVM_GET_DIRTY_LOG, which KVM refuses once rings are on.
     void use_dirty_rings(std::vector<DirtyRing*> rings);
+    /// Lock contention so far (under rcu, readers never wait: only writers count).
     SlotLockStats lock_stats() const noexcept;
-    // The waits of the contended acquisitions counted in lock_stats.
+    /// The waits of the contended acquisitions counted in lock_stats.
     LatencySnapshot lock_waits() const noexcept;
 
-    struct Impl;
+    struct Impl; ///< internal
 
   private:
     std::unique_ptr<Impl> impl_;
 };
 
-// One per KVM address space; as_id is encoded in the slot id KVM sees.
+/// One per KVM address space, created and owned by KvmMemory; as_id is
+/// encoded in the slot id KVM sees. Its callbacks (see MemoryListener) turn
+/// sections into KVM slots under the table's lock.
 class KvmMemoryListener final : public MemoryListener {
   public:
+    /// Internal: made by KvmMemory::listener().
     KvmMemoryListener(KvmMemory::Impl& memory, unsigned as_id) : memory_(memory), as_id_(as_id) {}
+    /// The KVM address space it feeds.
     unsigned as_id() const noexcept { return as_id_; }
 
     void begin() override;

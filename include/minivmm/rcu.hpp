@@ -1,7 +1,8 @@
-// A small userspace RCU: readers announce the epoch they started in, in a
-// cache line of their own, and never write shared data or take a lock;
-// synchronize() waits until every reader that may still see an old pointer
-// has left its read-side section.
+/// \file
+/// A small userspace RCU: readers announce the epoch they started in, in a
+/// cache line of their own, and never write shared data or take a lock;
+/// synchronize() waits until every reader that may still see an old pointer
+/// has left its read-side section.
 #pragma once
 
 #include <atomic>
@@ -12,16 +13,26 @@
 
 namespace minivmm {
 
+/// One RCU domain. Thread-safe: any thread may read and synchronize. The
+/// domain must outlive its ReadGuards; per-thread reader records live until
+/// both the domain and the thread have gone.
 class RcuDomain {
   public:
+    /// One thread's reader record (internal; public for the thread-local table).
     struct alignas(64) Reader {
-        std::atomic<std::uint64_t> active{0}; // 0: outside; else the epoch it entered in
-        unsigned depth = 0;                   // nesting, owner thread only
+        std::atomic<std::uint64_t> active{0}; ///< 0: outside; else the epoch it entered in
+        unsigned depth = 0;                   ///< nesting, owner thread only
     };
 
+    /// A read-side section, from construction to destruction, on the
+    /// constructing thread. Sections nest. Never call synchronize() inside
+    /// one: it would wait for itself.
     class ReadGuard {
       public:
+        /// Enters a read-side section of `domain` (the first one on a
+        /// thread takes a lock once to register the thread).
         explicit ReadGuard(const RcuDomain& domain);
+        /// Leaves it.
         ~ReadGuard();
         ReadGuard(const ReadGuard&) = delete;
         ReadGuard& operator=(const ReadGuard&) = delete;
@@ -30,8 +41,10 @@ class RcuDomain {
         Reader* reader_;
     };
 
+    /// A domain with no readers.
     RcuDomain();
-    // Returns once every read-side section that began before the call has ended.
+    /// Returns once every read-side section that began before the call has
+    /// ended (spinning, then yielding, while one has not).
     void synchronize() const;
 
   private:

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -149,9 +150,15 @@ int main(int argc, char** argv) {
     auto self = fs::read_symlink("/proc/self/exe").parent_path();
     paths.run = (self / "minivmm-run").string();
     paths.bare = (self / "minivmm-bare-run").string();
-    paths.guests = MINIVMM_GUEST_DIR;
+    // Installed (cmake --install, the .deb), the guest images are at a fixed
+    // place relative to this program; in the build tree, in its guest-images.
+    std::error_code ec;
+    auto installed_guests = (self / MINIVMM_INSTALLED_GUEST_DIR).lexically_normal();
+    paths.guests = fs::is_directory(installed_guests, ec) ? installed_guests.string()
+                                                          : std::string(MINIVMM_GUEST_DIR);
     app.add_option("--guest-dir", paths.guests, "folder with the guest images")
-        ->check(CLI::ExistingDirectory);
+        ->check(CLI::ExistingDirectory)
+        ->capture_default_str();
 
     unsigned repeat = 7;
     std::uint64_t iterations = 500'000'000, hypercalls = 20'000;
