@@ -154,6 +154,8 @@ struct Vm::Impl final : VmControl {
     void enable_dirty_ring(const KvmSystem& kvm);
     std::vector<std::uint64_t> collect_dirty();
     void stop_locked(VmExit reason) noexcept; // with stop_mutex_ held
+    // Gets every vCPU out of KVM_RUN (stop, pause); with stop_mutex_ held.
+    void kick_all_locked() noexcept;
 
     VmConfig config;
     KvmVm vm;
@@ -337,10 +339,7 @@ void Vm::Impl::request_stop(VmExit reason) noexcept {
     stop_locked(std::move(reason));
 }
 
-void Vm::Impl::stop_locked(VmExit reason) noexcept {
-    if (stopping_.load(std::memory_order_relaxed)) return; // the first reason wins
-    result_ = std::move(reason);
-    stopping_.store(true, std::memory_order_release);
+void Vm::Impl::kick_all_locked() noexcept {
     // immediate_exit catches a vCPU about to enter KVM_RUN, the signal one
     // already inside it (api.rst, kvm_run.immediate_exit).
     for (auto& v : vcpus)
@@ -348,6 +347,13 @@ void Vm::Impl::stop_locked(VmExit reason) noexcept {
     int sig = vcpu_kick_signal();
     for (pthread_t t : thread_handles)
         pthread_kill(t, sig);
+}
+
+void Vm::Impl::stop_locked(VmExit reason) noexcept {
+    if (stopping_.load(std::memory_order_relaxed)) return; // the first reason wins
+    result_ = std::move(reason);
+    stopping_.store(true, std::memory_order_release);
+    kick_all_locked();
     stopping_.notify_all();
     {
         std::lock_guard pause_lock(pause_mutex); // wake paused vCPUs so they see the stop
@@ -394,13 +400,7 @@ bool Vm::Impl::pause(std::chrono::milliseconds wait) {
         std::lock_guard lock(stop_mutex_);
         if (stopping()) return false;
         pause_requested.store(true, std::memory_order_release);
-        // As a stop does: immediate_exit for a vCPU about to enter KVM_RUN,
-        // the signal for one inside it (api.rst, kvm_run.immediate_exit).
-        for (auto& v : vcpus)
-            v.run_state().immediate_exit = 1;
-        int sig = vcpu_kick_signal();
-        for (pthread_t t : thread_handles)
-            pthread_kill(t, sig);
+        kick_all_locked();
         started = thread_handles.size();
     }
     if (!ran) return true; // the vCPUs will start held
