@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -54,8 +55,11 @@ ChildResult in_child(Body body) {
 } // namespace
 
 TEST_CASE("seccomp: a forbidden system call stops the process with a clear line", "[seccomp]") {
-    for (auto role :
-         {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm}) {
+    std::vector<minivmm::ThreadRole> roles{minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io};
+#if !defined(__SANITIZE_ADDRESS__)
+    roles.push_back(minivmm::ThreadRole::vmm); // not installed in ASan builds (LeakSanitizer)
+#endif
+    for (auto role : roles) {
         CAPTURE(minivmm::to_string(role));
         auto r = in_child([role] {
             minivmm::install_seccomp(role);
