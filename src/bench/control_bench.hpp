@@ -1,6 +1,6 @@
 // minivmm-bench control: control-plane figures (README "Control benchmark").
-// For each lock policy and round, two runs of the sb_memory guest (2 vCPUs
-// writing one shared 8K block) under minivmm-run --api-sock: a baseline with
+// For each lock policy and round, two runs of the sb_memory guest (2 vCPUs,
+// each writing its own 8K block) under minivmm-run --api-sock: a baseline with
 // no control traffic, and a loaded run during which one client loops
 // memory-add + memory-remove of 64 MiB at 4 GiB and another sends query-stats
 // every 10 ms, both until the guest exits. Reports round trips/s and their
