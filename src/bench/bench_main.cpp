@@ -15,6 +15,11 @@
 //                          [--json FILE] [--html FILE] [--full]
 //     sysbench-style cpu/memory/mutex/threads natively and in the sb_* guests,
 //     with overhead, 95% CI and a verdict (see bench/overhead_bench.hpp)
+//
+//   minivmm-bench control [--lock LIST] [--repeat N] [--time S] [--json FILE]
+//     memory-add + memory-remove round trips on the control socket while the
+//     sb_memory guest runs, per lock policy; the guest's slowdown under that
+//     load with a 95% CI; query-stats latency (see bench/control_bench.hpp)
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -27,6 +32,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "bench/control_bench.hpp"
 #include "bench/overhead_bench.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
@@ -247,13 +253,50 @@ int main(int argc, char** argv) {
     ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
     ov->add_flag("--full", oo.full, "sysbench's 10 s per run (instead of --time)")
         ->excludes("--time");
+    minivmm::bench::ControlOptions co;
+    auto* ctl = app.add_subcommand(
+        "control", "memory-add + memory-remove round trips while a memory-writing guest runs, per "
+                   "lock policy: round trips/s, the guest's slowdown, query-stats latency");
+    ctl->add_option("--lock", co.policies, "lock policies (default per-listener,global,rcu)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
+    ctl->add_option("--repeat", co.repeat, "rounds per policy (default 5)")
+        ->check(CLI::Range(1u, 1000u));
+    ctl->add_option("--time", co.time_s, "seconds per guest run (default 2)")
+        ->check(CLI::Range(1u, 600u));
+    ctl->add_option("--json", co.json_path, "write all samples and summaries to FILE as JSON");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : 2; // usage errors: status 2, as minivmm-run
+        if (e.get_exit_code() == 0) return app.exit(e); // --help
+        // Usage errors: one line and status 2, as minivmm-run.
+        std::string what = e.what();
+        std::replace(what.begin(), what.end(), '\n', ' ');
+        fmt::print(stderr, "minivmm-bench: error: {} (see --help)\n", what);
+        return 2;
     }
     try {
         if (*f) return foundation(paths, repeat, iterations, hypercalls);
+        if (*ctl) {
+            auto usage = [](const std::string& msg) {
+                fmt::print(stderr, "minivmm-bench control: {}\n", msg);
+                return 2;
+            };
+            for (std::size_t i = 0; i < co.policies.size(); ++i)
+                for (std::size_t k = 0; k < i; ++k)
+                    if (co.policies[i] == co.policies[k])
+                        return usage("--lock lists " + co.policies[i] + " twice");
+            if (!co.json_path.empty()) {
+                // Fail now, not after the runs.
+                auto dir = fs::path(co.json_path).parent_path();
+                if (dir.empty()) dir = ".";
+                if (fs::is_directory(co.json_path) || ::access(dir.c_str(), W_OK) != 0)
+                    return usage("--json " + co.json_path + ": cannot write there");
+            }
+            co.run_path = paths.run;
+            co.guest_dir = paths.guests;
+            return minivmm::bench::run_control(co);
+        }
         if (*ov) {
             // An option for a test that is not run would be silently ignored.
             auto runs = [&](std::initializer_list<const char*> names) {

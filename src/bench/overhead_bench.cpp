@@ -267,6 +267,8 @@ std::vector<std::string> split_words(const std::string& text) {
     return out;
 }
 
+} // namespace
+
 std::string host_info() {
     std::string out;
     utsname u{};
@@ -291,8 +293,6 @@ void write_file(const std::string& path, const std::string& text) {
     if (!f) throw std::runtime_error("cannot write " + path);
     fmt::print(stderr, "wrote {}\n", path);
 }
-
-} // namespace
 
 int run_overhead(const OverheadOptions& o) {
     auto t0 = std::chrono::steady_clock::now();

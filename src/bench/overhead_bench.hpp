@@ -30,6 +30,12 @@ struct OverheadOptions {
     std::string run_path, guest_dir;
 };
 
+// "Linux 6.1.0 x86_64, 2 x <CPU model>" for a report's host line.
+std::string host_info();
+
+// Writes `text` to `path` (throws when it cannot) and says so on stderr.
+void write_file(const std::string& path, const std::string& text);
+
 // Returns the process exit code; throws when a run fails or a check does
 // not match.
 int run_overhead(const OverheadOptions& options);

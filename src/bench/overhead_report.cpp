@@ -34,6 +34,8 @@ std::vector<double> lat_p95(const std::vector<OverheadSample>& s) {
     return out;
 }
 
+} // namespace
+
 // 2.35M, 12.3k, 6.41: rates over six orders of magnitude in one column.
 std::string fmt_rate(double v) {
     if (v >= 1e6) return fmt::format("{:.3f}M", v / 1e6);
@@ -62,6 +64,8 @@ std::string ci_text(const OverheadStats& o) {
     if (!o.ci_valid) return "n/a (1 round)";
     return fmt::format("[{}..{}]", pct(o.ci_lo), pct(o.ci_hi));
 }
+
+namespace {
 
 nlohmann::json summary_json(const Summary& s) {
     return {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}};

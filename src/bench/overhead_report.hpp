@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/stats.hpp"
+
 namespace minivmm::bench {
 
 // One run of one side.
@@ -79,6 +81,18 @@ struct ReferenceStats {
     std::string text; // "native 3.1% slower than sysbench 1.0.20: within 10%"
 };
 ReferenceStats compare_reference(const TestSeries& t, double bound = 0.10);
+
+// Formatting shared with the other reports (control_report.hpp).
+// 2.35M, 12.3k, 6.41: a rate in 4 significant digits or so.
+std::string fmt_rate(double v);
+// "median [min..max]" of rates, each as fmt_rate.
+std::string fmt_rate_summary(const Summary& s);
+// 812 ns, 1.20 us, 3.45 ms, 1.02 s.
+std::string fmt_ns(double ns);
+// "+4.2%" for 0.042.
+std::string pct(double ratio);
+// "[+1.0%..+3.2%]", or "n/a (1 round)" without an interval.
+std::string ci_text(const OverheadStats& o);
 
 struct OverheadReport {
     unsigned repeat = 0;
