@@ -46,7 +46,7 @@ for t in $targets; do
     continue
   fi
   # The last status line ("#N DONE cov: ... ft: ... exec/s: ...") and the totals.
-  grep -E '^#[0-9]+ +DONE' "$log" | tail -n1 || true
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n1 || true
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
     "$log" | tr '\n' ' ' && echo
   if [ "$rc" -ne 0 ]; then
