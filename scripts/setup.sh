@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev                     # JSON output of minivmm-bench
   catch2                                 # tests (2.13 on Debian 12)
   clang-format                           # the format check in scripts/test.sh
+  clang libclang-rt-14-dev               # libFuzzer targets (scripts/fuzz.sh)
   chromium                               # headless check of minivmm-bench overhead's HTML
   sysbench                               # the reference the native workloads are checked against
   doxygen                                # the API reference (warnings are errors)

@@ -391,11 +391,21 @@ TEST_CASE("block ring: exit mode serves a batch, each malformed entry fails alon
     CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
     for (std::uint64_t k = n; k < 2 * n; ++k)
         CHECK(status_of(rig, k, n) == blk::kOk);
-    // A tail more than a ring ahead is served one ring at a time, not trusted.
+    // A tail more than a ring ahead is not trusted: one ring's worth (each
+    // slot once), then the tail is taken as the new head.
     publish_tail(rig.mem, kRing, 1000);
     CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
     REQUIRE_FALSE(rig.control.stop);
     CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == 1000);
+    CHECK(rig.device.counters().ring_requests == 3 * n);
+    // Also one far ahead (found by fuzz_block_ring too: served one ring at a
+    // time until the head caught up, this doorbell would never return).
+    publish_tail(rig.mem, kRing, 1000 + (1ull << 62));
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    CHECK(header(rig, offsetof(blk::RingHeader, sq_head)) == 1000 + (1ull << 62));
+    CHECK(rig.device.counters().ring_requests == 4 * n);
+    CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume); // nothing new
+    CHECK(rig.device.counters().ring_requests == 4 * n);
     // A doorbell for an address that is no ring stops the guest.
     CHECK(rig.out(4, 0x300000) == ExitAction::stop);
     REQUIRE(rig.control.stop);

@@ -7,8 +7,10 @@
 #include <functional>
 #include <string>
 
+#include "minivmm/boot.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
+#include "minivmm/guest_memory.hpp"
 #include "test_util.hpp"
 
 using Catch::Matchers::Contains;
@@ -112,6 +114,26 @@ TEST_CASE("ELF non-PT_LOAD and empty segments are ignored", "[image][elf]") {
     elf.ph.push_back(empty);
     auto image = GuestImage::parse(elf.bytes());
     CHECK(image.segments.size() == 2);
+}
+
+TEST_CASE("ELF segment with no file bytes (only .bss) loads as zeros", "[image][elf]") {
+    // Found by fuzz_image: the segment's empty data reached memcpy as a null
+    // source pointer, which UBSan reports (nonnull attribute) even for 0 bytes.
+    ElfBuilder elf;
+    elf.data().p_filesz = 0;
+    auto image = GuestImage::parse(elf.bytes());
+    REQUIRE(image.segments.size() == 2);
+    CHECK(image.segments[1].data.empty());
+    CHECK(image.segments[1].mem_size == ElfBuilder::kDataMemSize);
+    minivmm::GuestMemory mem(4 << 20);
+    mem.fill(ElfBuilder::kDataAddr, ElfBuilder::kDataMemSize, std::byte{0xaa});
+    minivmm::load_image(mem, image);
+    auto bss = mem.range(ElfBuilder::kDataAddr, ElfBuilder::kDataMemSize);
+    REQUIRE(bss);
+    CHECK(std::all_of(bss->begin(), bss->end(), [](std::byte b) { return b == std::byte{0}; }));
+    // An empty write (a null span) is fine anywhere in RAM, up to its end.
+    CHECK_NOTHROW(mem.write_bytes(0x200000, std::span<const std::byte>()));
+    CHECK_NOTHROW(mem.write_bytes(mem.size(), std::span<const std::byte>()));
 }
 
 TEST_CASE("malformed ELF images are rejected with a message naming the problem", "[image][elf]") {

@@ -1,5 +1,6 @@
 // The control socket end to end (README "Control socket", "Memory hotplug"):
 // minivmm-run --api-sock with running guests, driven by ControlClient.
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -300,6 +302,67 @@ TEST_CASE("control socket: bad input gets an error object and the connection goe
     vm.child.send(SIGTERM);
     auto r = vm.child.finish(std::chrono::seconds(10));
     CHECK(r.status == 143);
+}
+
+namespace {
+
+// Runs `fn` on a thread with a 512 KiB stack (an event loop thread of a
+// library user may have no more) and returns its result.
+std::string on_small_stack(const std::function<std::string()>& fn) {
+    struct Job {
+        const std::function<std::string()>* fn;
+        std::string out;
+    } job{&fn, {}};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    pthread_t t;
+    const int rc = pthread_create(
+        &t, &attr,
+        [](void* p) -> void* {
+            auto* j = static_cast<Job*>(p);
+            j->out = (*j->fn)();
+            return nullptr;
+        },
+        &job);
+    pthread_attr_destroy(&attr);
+    REQUIRE(rc == 0);
+    pthread_join(t, nullptr);
+    return job.out;
+}
+
+} // namespace
+
+TEST_CASE("control in process: JSON nested deeper than 64 levels is refused, not recursed into",
+          "[kvm][control]") {
+    // Found while fuzzing the control JSON (fuzz_control, ASan): a 60 KB
+    // line of nested arrays as the id or an argument overflowed the stack,
+    // as the request was copied and the id printed one recursion per level.
+    minivmm::VmConfig config;
+    config.mem_size = 64ull << 20;
+    config.handle_signals = false;
+    config.console = std::make_shared<minivmm::StringConsole>();
+    minivmm::Vm vm(minivmm::test::kvm(), config,
+                   minivmm::load_image_for(guest_path("spin.bin"), config));
+    auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+    auto handle = [&](const std::string& line) {
+        return json::parse(on_small_stack([&] { return vm.control(line); }));
+    };
+    constexpr int kDeep = 30000;
+    auto r = handle(R"({"id":)" + nested(kDeep) + R"(,"command":"query-status"})");
+    CHECK(r["id"].is_null());
+    CHECK(r["error"]["class"] == "InvalidRequest");
+    CHECK_THAT(r["error"]["desc"].get<std::string>(), Contains("deeper than 64"));
+    r = handle(R"({"id":7,"command":"query-status","arguments":{"x":)" + nested(kDeep) + "}}");
+    CHECK(r["id"].is_null()); // not read: what is left of the request may be a cut id
+    CHECK(r["error"]["class"] == "InvalidRequest");
+    CHECK(handle(nested(kDeep))["error"]["class"] == "InvalidRequest");
+    // The request object and 63 levels inside it are fine; one more is not.
+    r = handle(R"({"id":)" + nested(63) + R"(,"command":"query-status"})");
+    CHECK(r.contains("return"));
+    CHECK(r["id"].dump() == nested(63));
+    r = handle(R"({"id":)" + nested(64) + R"(,"command":"query-status"})");
+    CHECK(r["error"]["class"] == "InvalidRequest");
 }
 
 TEST_CASE("control socket: many clients at once, and one too many", "[kvm][control]") {

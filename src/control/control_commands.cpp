@@ -280,8 +280,28 @@ std::string handle_control_request(Vm& vm, std::string_view line) {
     if (line.size() > kControlMaxLine)
         return reply_error("LineTooLong",
                            fmt::format("a request line is at most {} bytes", kControlMaxLine));
-    json request = json::parse(line, nullptr, false);
+    // Containers nested too deep are dropped while parsing, never built:
+    // copying and printing a json value recurse once per level, and a line
+    // of 64 KiB of '[' nests 32768 deep, enough to overflow the stack.
+    bool too_deep = false;
+    json request = json::parse(
+        line,
+        [&too_deep](int depth, json::parse_event_t event, json&) {
+            if ((event == json::parse_event_t::object_start ||
+                 event == json::parse_event_t::array_start) &&
+                depth >= kControlMaxDepth) {
+                too_deep = true;
+                return false;
+            }
+            return true;
+        },
+        false);
     if (request.is_discarded()) return reply_error("ParseError", "the line is not valid JSON");
+    // With "id": null, as for a line too long: what is left of the request
+    // may be the id itself, cut short or holding a dropped value.
+    if (too_deep)
+        return reply_error("InvalidRequest",
+                           fmt::format("JSON nested deeper than {} levels", kControlMaxDepth));
     if (!request.is_object())
         return reply_error("InvalidRequest",
                            "a request is a JSON object: "

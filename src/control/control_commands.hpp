@@ -11,6 +11,8 @@ class Vm;
 
 // Requests longer than this (bytes, without the newline) are refused.
 inline constexpr std::size_t kControlMaxLine = 64 * 1024;
+// Requests whose JSON nests arrays/objects deeper than this are refused.
+inline constexpr int kControlMaxDepth = 64;
 
 // Handles one request line; never throws (bad input gives an error object).
 std::string handle_control_request(Vm& vm, std::string_view line);

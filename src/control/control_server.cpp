@@ -118,7 +118,7 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : io_(io), path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
+    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
     if (path_.empty() || path_.size() >= sizeof(sockaddr_un{}.sun_path))
         throw ConfigError(fmt::format("--api-sock '{}': a socket path is 1 to {} bytes", path_,
                                       sizeof(sockaddr_un{}.sun_path) - 1));

@@ -44,7 +44,6 @@ class ControlServer {
     class Session;
     void accept();
 
-    boost::asio::io_context& io_;
     std::string path_;
     Handler handler_;
     boost::asio::local::stream_protocol::acceptor acceptor_;

@@ -33,7 +33,9 @@ void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data
         throw ConfigError(fmt::format("write of {} bytes at guest address {:#x} is outside "
                                       "guest RAM ({} bytes)",
                                       data.size(), gpa, size_));
-    std::memcpy(r->data(), data.data(), data.size());
+    // An empty span's data() may be null, which memcpy must not be given
+    // even for 0 bytes (an ELF segment with no file bytes has empty data).
+    if (!data.empty()) std::memcpy(r->data(), data.data(), data.size());
 }
 
 void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
