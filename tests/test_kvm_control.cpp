@@ -500,3 +500,32 @@ TEST_CASE("control socket: dirty-log-sync through dirty rings (--dirty-ring)", "
     ok(c, "quit");
     CHECK(vm.child.finish(std::chrono::seconds(10)).status == 0);
 }
+
+TEST_CASE("pause: back-to-back pause and resume never lose a kick on a guest that never exits",
+          "[kvm][control][concurrency]") {
+    // spin: pure register loops, no exits. A pause whose kick a resuming vCPU
+    // wiped out would leave that vCPU in KVM_RUN for good.
+    minivmm::VmConfig config;
+    config.vcpus = 2;
+    config.mem_size = 64ull << 20;
+    config.timeout = std::chrono::seconds(60);
+    config.handle_signals = false;
+    config.console = std::make_shared<minivmm::StringConsole>();
+    minivmm::Vm vm(minivmm::test::kvm(), config,
+                   minivmm::load_image_for(guest_path("spin.bin"), config));
+    minivmm::VmExit exit;
+    std::thread runner([&] { exit = vm.run(); });
+    // Both vCPUs are in the guest once vCPU 0 has printed "spinning".
+    for (int i = 0; i < 2000 && vm.stats().exits.hypercalls[0] == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(vm.stats().exits.hypercalls[0] >= 1);
+    int failed = 0;
+    for (int i = 0; i < 300; ++i) {
+        if (!vm.pause(std::chrono::seconds(10))) ++failed;
+        vm.resume();
+    }
+    CHECK(failed == 0);
+    vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
+    runner.join();
+    CHECK(exit.kind == minivmm::VmExit::Kind::quit);
+}

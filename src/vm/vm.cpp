@@ -181,7 +181,7 @@ struct Vm::Impl final : VmControl {
     std::vector<VcpuLoop> loops;
     std::vector<std::thread> threads;
     std::vector<pthread_t> thread_handles; // for kicks; guarded by stop_mutex_
-    bool ran = false;
+    std::atomic<bool> ran{false};          // read by pause() from other threads
     std::unique_ptr<RamHotplug> hotplug;
     std::atomic<bool> dirty_logging{false};
 
@@ -380,18 +380,24 @@ void Vm::Impl::park(unsigned vcpu) noexcept {
 }
 
 void Vm::Impl::pause_point(const KvmVcpu& vcpu) noexcept {
-    if (!pause_requested.load(std::memory_order_acquire)) return;
-    {
-        std::unique_lock lock(pause_mutex);
-        ++held;
-        pause_cv.notify_all();
-        pause_cv.wait(lock, [&] { return !pause_requested.load() || stopping(); });
-        --held;
+    while (pause_requested.load(std::memory_order_acquire)) {
+        {
+            std::unique_lock lock(pause_mutex);
+            ++held;
+            pause_cv.notify_all();
+            pause_cv.wait(lock, [&] { return !pause_requested.load() || stopping(); });
+            --held;
+        }
+        // pause() set immediate_exit to kick us. Clear it only if no stop
+        // and no new pause came meanwhile (both set it under stop_mutex_):
+        // clearing a newer kick would let this vCPU run on unpaused.
+        std::lock_guard lock(stop_mutex_);
+        if (stopping()) return;
+        if (!pause_requested.load()) {
+            vcpu.run_state().immediate_exit = 0;
+            return;
+        }
     }
-    // pause() set immediate_exit to kick it; clear it unless a stop set it
-    // too (both under stop_mutex_, so a stop's kick is never lost).
-    std::lock_guard lock(stop_mutex_);
-    if (!stopping()) vcpu.run_state().immediate_exit = 0;
 }
 
 bool Vm::Impl::pause(std::chrono::milliseconds wait) {
@@ -420,8 +426,7 @@ void Vm::Impl::resume() noexcept {
 }
 
 VmExit Vm::Impl::run() {
-    if (ran) throw ConfigError("Vm::run may be called only once");
-    ran = true;
+    if (ran.exchange(true)) throw ConfigError("Vm::run may be called only once");
     if (config.timeout) {
         timer.expires_after(*config.timeout);
         timer.async_wait([this](const boost::system::error_code& ec) {
