@@ -106,6 +106,19 @@ std::string error_class(ControlClient& c, const std::string& line) {
     return resp["error"]["class"];
 }
 
+// An in-process VM for the concurrency tests: 2 vCPUs, 64 MiB, a time limit,
+// console captured, no signal handling (the test binary's own).
+minivmm::VmConfig in_process_config(std::string cmdline) {
+    minivmm::VmConfig config;
+    config.vcpus = 2;
+    config.mem_size = 64ull << 20;
+    config.timeout = std::chrono::seconds(60);
+    config.handle_signals = false;
+    config.console = std::make_shared<minivmm::StringConsole>();
+    config.cmdline = std::move(cmdline);
+    return config;
+}
+
 std::uint64_t hypercalls_0(ControlClient& c) {
     auto s = ok(c, "query-stats");
     return s["hypercalls"].contains("0") ? s["hypercalls"]["0"]["total"].get<std::uint64_t>() : 0;
@@ -429,15 +442,9 @@ TEST_CASE("control socket: a stale socket is replaced, a live one or a file is r
 
 TEST_CASE("control in process: hotplug, pause and stats from several threads while vCPUs run",
           "[kvm][control][concurrency]") {
-    minivmm::VmConfig config;
-    config.vcpus = 2;
-    config.mem_size = 64ull << 20;
-    config.timeout = std::chrono::seconds(60);
-    config.handle_signals = false;
-    config.console = std::make_shared<minivmm::StringConsole>();
-    auto image = minivmm::load_image_for(guest_path("hcloop.bin"), config);
-    config.cmdline = "1000000000";
-    minivmm::Vm vm(minivmm::test::kvm(), config, image);
+    auto config = in_process_config("1000000000");
+    minivmm::Vm vm(minivmm::test::kvm(), config,
+                   minivmm::load_image_for(guest_path("hcloop.bin"), config));
     minivmm::VmExit exit;
     std::thread runner([&] { exit = vm.run(); });
 
@@ -505,12 +512,7 @@ TEST_CASE("pause: back-to-back pause and resume never lose a kick on a guest tha
           "[kvm][control][concurrency]") {
     // spin: pure register loops, no exits. A pause whose kick a resuming vCPU
     // wiped out would leave that vCPU in KVM_RUN for good.
-    minivmm::VmConfig config;
-    config.vcpus = 2;
-    config.mem_size = 64ull << 20;
-    config.timeout = std::chrono::seconds(60);
-    config.handle_signals = false;
-    config.console = std::make_shared<minivmm::StringConsole>();
+    auto config = in_process_config("");
     minivmm::Vm vm(minivmm::test::kvm(), config,
                    minivmm::load_image_for(guest_path("spin.bin"), config));
     minivmm::VmExit exit;
