@@ -70,13 +70,6 @@ struct MemClaimArgs {
     std::uint64_t gpa, claim, status;
 };
 
-template <typename T>
-T read_back(GuardedMemory& ram, std::uint32_t block) {
-    auto v = ram.mem().read<T>(block);
-    MINIVMM_FUZZ_CHECK(v);
-    return *v;
-}
-
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -152,6 +152,15 @@ class GuardedMemory {
     std::uint64_t total_ = 0;
 };
 
+// The argument block the VMM wrote back (the fuzz input put it in RAM, so
+// it must still read).
+template <typename T>
+T read_back(GuardedMemory& ram, std::uint32_t block) {
+    auto v = ram.mem().read<T>(block);
+    MINIVMM_FUZZ_CHECK(v);
+    return *v;
+}
+
 // A VmControl that records the first stop request, as Vm does.
 struct FakeControl final : VmControl {
     bool stopping() const noexcept override { return stop.has_value(); }
