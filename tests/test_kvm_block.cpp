@@ -74,6 +74,10 @@ TEST_CASE("sb_fileio guest verifies every read on 1 and 2 vCPUs, in every I/O mo
     CHECK(res->events == 1500);
     CHECK(res->check > 500);
     CHECK_THAT(r.out, Contains("verify_failures=0 io_errors=0"));
+    // sysbench's report first, with this run's event count
+    CHECK(r.out.rfind("Running the test with following options:\n--file-num=8 ", 0) == 0);
+    CHECK_THAT(r.out, Contains("\nFile operations:\n    reads/s:"));
+    CHECK_THAT(r.out, Contains("    total number of events:              1500\n"));
     // Through a ring, requests do not exit to user space one by one: the
     // ioeventfd and poll doorbells end in the kernel (prepare and run
     // make > 2000 requests here).

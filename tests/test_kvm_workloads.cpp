@@ -30,6 +30,12 @@ Result run_sb_guest(const std::string& image, const std::string& cmdline, unsign
     auto r = parse_result_line(run.console);
     REQUIRE(r);
     CHECK(r->threads == vcpus);
+    // Before the line, the guest printed sysbench's report of the run: the
+    // same text the native formatter makes of that line.
+    CHECK(run.console.rfind(minivmm::workloads::format_report(*r, cmdline), 0) == 0);
+    CHECK(r->lat_sum_ns >= r->events * r->lat_min_ns);
+    CHECK(r->lat_sum_ns <= r->events * r->lat_max_ns);
+    CHECK(r->fairness_time_avg_ns == r->lat_sum_ns / vcpus);
     return *r;
 }
 

@@ -35,6 +35,8 @@ void check_line_round_trip(const Result& r) {
     CHECK(back->check == r.check);
     CHECK(back->time_ns == r.time_ns);
     CHECK(back->lat_p95_ns == r.lat_p95_ns);
+    CHECK(back->lat_sum_ns == r.lat_sum_ns);
+    CHECK(back->fairness_time_avg_ns == r.fairness_time_avg_ns);
     CHECK(format_result(*back) == line);
 }
 
@@ -171,13 +173,21 @@ TEST_CASE("a time-limited native run stops by itself", "[workloads]") {
 TEST_CASE("result lines parse from guest output and reject junk", "[workloads]") {
     auto r = parse_result_line(
         "noise\nsb-result test=cpu threads=2 events=100 time_ns=5 lat_min_ns=1 lat_avg_ns=2 "
-        "lat_max_ns=3 lat_p95_ns=3 check=2261 fairness_events_avg=50.000 "
-        "fairness_events_stddev=1.500\nmore\n");
+        "lat_max_ns=3 lat_p95_ns=3 lat_sum_ns=200 check=2261 fairness_events_avg=50.000 "
+        "fairness_events_stddev=1.500 fairness_time_avg_ns=100 fairness_time_stddev_ns=7\nmore\n");
     REQUIRE(r);
     CHECK(r->test == "cpu");
     CHECK(r->events == 100);
     CHECK(r->check == 2261);
     CHECK(r->fairness_events_stddev == 1.5);
+    CHECK(r->lat_sum_ns == 200);
+    CHECK(r->fairness_time_avg_ns == 100);
+    CHECK(r->fairness_time_stddev_ns == 7);
+    // a line without the sum and the time fairness (an older guest) is refused
+    CHECK_FALSE(parse_result_line(
+        "sb-result test=cpu threads=2 events=100 time_ns=5 lat_min_ns=1 lat_avg_ns=2 "
+        "lat_max_ns=3 lat_p95_ns=3 check=2261 fairness_events_avg=50.000 "
+        "fairness_events_stddev=1.500"));
     CHECK_FALSE(parse_result_line("hello"));
     CHECK_FALSE(parse_result_line("sb-result test=cpu events=1"));
     CHECK_FALSE(parse_result_line(

@@ -15,10 +15,12 @@
 
 #include "blk.h"
 #include "sb_fileio.h"
+#include "sb_report.h"
 
 #define FIO_MAX_RINGS 64
 
 static struct sb_fio_run fio;
+static char fio_report[4096];
 static struct blk_ring fio_rings[FIO_MAX_RINGS];
 static uint64_t fio_use_rings; /* set by vCPU 0 before releasing the others */
 static uint64_t fio_go;        /* 1: prepare, 2: vCPU 0 gave up, 3: run */
@@ -146,6 +148,17 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     if (vcpu != 0) return 0;
     mvg_wait_ge(&fio_done, bi->nr_vcpus);
     rc = sb_fio_finish(&fio, &res);
+    {
+        struct sb_report_info info = {"fileio",
+                                      mvg_cmdline(bi),
+                                      0,
+                                      fio.opt.file_block_size,
+                                      sb_fio_total(&fio, 0),
+                                      sb_fio_total(&fio, 1),
+                                      sb_fio_total(&fio, 2)};
+        size_t n = sb_report_format(fio_report, sizeof fio_report, &res, &info);
+        mvg_write(fio_report, n < sizeof fio_report ? n : sizeof fio_report - 1);
+    }
     mvg_printf(SB_RESULT_FMT, SB_FIO_RESULT_ARGS(res));
     mvg_printf(SB_FIO_STATS_FMT, SB_FIO_STATS_ARGS(&fio));
     if (rc == 4) mvg_printf("sb_fileio: verification FAILED\n");

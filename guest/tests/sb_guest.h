@@ -19,9 +19,11 @@
 
 #include <mvg/mvg.h>
 
+#include "sb_report.h"
 #include "sb_run.h"
 
 static struct sb_run sb_guest_run;
+static char sb_guest_report[4096];
 static uint64_t sb_guest_go;   /* 1: run, 2: vCPU 0 gave up */
 static uint64_t sb_guest_done; /* workers finished */
 
@@ -93,6 +95,12 @@ static int sb_guest_main(const struct mvg_boot_info* bi, unsigned vcpu, int test
     if (vcpu != 0) return 0;
     mvg_wait_ge(&sb_guest_done, bi->nr_vcpus);
     sb_run_finish(&sb_guest_run, &res);
+    {
+        struct sb_report_info info = {
+            sb_test_name(test), mvg_cmdline(bi), sb_guest_run.opt.memory_block_size, 0, 0, 0, 0};
+        size_t n = sb_report_format(sb_guest_report, sizeof sb_guest_report, &res, &info);
+        mvg_write(sb_guest_report, n < sizeof sb_guest_report ? n : sizeof sb_guest_report - 1);
+    }
     mvg_printf(SB_RESULT_FMT, SB_RESULT_ARGS(res));
     return 0;
 }

@@ -412,14 +412,7 @@ static inline uint64_t sb_fio_total(const struct sb_fio_run* r, int what) {
 }
 
 /* The result line (SB_RESULT_FMT from sb_run.h) with test=fileio. */
-#define SB_FIO_RESULT_ARGS(r)                                                                      \
-    "fileio", (unsigned long)(r).threads, (unsigned long)(r).events, (unsigned long)(r).time_ns,   \
-        (unsigned long)(r).lat_min_ns, (unsigned long)(r).lat_avg_ns,                              \
-        (unsigned long)(r).lat_max_ns, (unsigned long)(r).lat_p95_ns, (unsigned long)(r).check,    \
-        (unsigned long)((r).fairness_events_avg_milli / 1000),                                     \
-        (unsigned long)((r).fairness_events_avg_milli % 1000),                                     \
-        (unsigned long)((r).fairness_events_stddev_milli / 1000),                                  \
-        (unsigned long)((r).fairness_events_stddev_milli % 1000)
+#define SB_FIO_RESULT_ARGS(r) SB_RESULT_ARGS_NAMED("fileio", r)
 
 /* A second line with the I/O counts: reads writes syncs failures errors. */
 #define SB_FIO_STATS_FMT                                                                           \

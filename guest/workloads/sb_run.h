@@ -54,9 +54,13 @@ struct sb_result {
     uint64_t events;  /* events executed */
     uint64_t time_ns; /* start to the last thread's end */
     uint64_t lat_min_ns, lat_avg_ns, lat_max_ns, lat_p95_ns;
+    uint64_t lat_sum_ns;                   /* every event's latency, added up */
     uint64_t check;                        /* see sb_run_finish */
     uint64_t fairness_events_avg_milli;    /* events per thread, x1000 */
     uint64_t fairness_events_stddev_milli; /* population stddev, x1000 */
+    /* Time each thread spent in events (its latency sum; sysbench's
+     * "execution time"): mean and population stddev over the threads. */
+    uint64_t fairness_time_avg_ns, fairness_time_stddev_ns;
 };
 
 /* Zeroes one thread's statistics (the minimum starts at UINT64_MAX). */
@@ -68,20 +72,24 @@ static inline void sb_stats_reset(struct sb_thread_stats* s) {
         s->hist[b] = 0;
 }
 
-/* The machine-readable result line; use with SB_RESULT_ARGS in any
+/* The machine-readable result line; use with SB_RESULT_ARGS (or
+ * SB_RESULT_ARGS_NAMED for a test outside enum sb_test_kind) in any
  * printf-like function (mvg_printf in the guest, printf natively). */
 #define SB_RESULT_FMT                                                                              \
     "sb-result test=%s threads=%lu events=%lu time_ns=%lu lat_min_ns=%lu lat_avg_ns=%lu "          \
-    "lat_max_ns=%lu lat_p95_ns=%lu check=%lu fairness_events_avg=%lu.%03lu "                       \
-    "fairness_events_stddev=%lu.%03lu\n"
-#define SB_RESULT_ARGS(r)                                                                          \
-    sb_test_name((r).test), (unsigned long)(r).threads, (unsigned long)(r).events,                 \
-        (unsigned long)(r).time_ns, (unsigned long)(r).lat_min_ns, (unsigned long)(r).lat_avg_ns,  \
-        (unsigned long)(r).lat_max_ns, (unsigned long)(r).lat_p95_ns, (unsigned long)(r).check,    \
+    "lat_max_ns=%lu lat_p95_ns=%lu lat_sum_ns=%lu check=%lu fairness_events_avg=%lu.%03lu "        \
+    "fairness_events_stddev=%lu.%03lu fairness_time_avg_ns=%lu fairness_time_stddev_ns=%lu\n"
+#define SB_RESULT_ARGS_NAMED(name, r)                                                              \
+    (name), (unsigned long)(r).threads, (unsigned long)(r).events, (unsigned long)(r).time_ns,     \
+        (unsigned long)(r).lat_min_ns, (unsigned long)(r).lat_avg_ns,                              \
+        (unsigned long)(r).lat_max_ns, (unsigned long)(r).lat_p95_ns,                              \
+        (unsigned long)(r).lat_sum_ns, (unsigned long)(r).check,                                   \
         (unsigned long)((r).fairness_events_avg_milli / 1000),                                     \
         (unsigned long)((r).fairness_events_avg_milli % 1000),                                     \
         (unsigned long)((r).fairness_events_stddev_milli / 1000),                                  \
-        (unsigned long)((r).fairness_events_stddev_milli % 1000)
+        (unsigned long)((r).fairness_events_stddev_milli % 1000),                                  \
+        (unsigned long)(r).fairness_time_avg_ns, (unsigned long)(r).fairness_time_stddev_ns
+#define SB_RESULT_ARGS(r) SB_RESULT_ARGS_NAMED(sb_test_name((r).test), r)
 
 typedef uint64_t (*sb_now_fn)(void* arg);
 
@@ -306,7 +314,7 @@ static inline void sb_run_worker(struct sb_run* r, uint32_t tid) {
 static inline void sb_run_finish(struct sb_run* r, struct sb_result* out) {
     uint64_t events = 0, sum = 0, mn = UINT64_MAX, mx = 0, end = r->start_ns, check = 0;
     uint64_t p95 = 0, seen = 0, want, b;
-    double avg, var = 0;
+    double avg, var = 0, tavg, tvar = 0;
     int bad = 0;
     uint32_t i;
     for (i = 0; i < r->threads; i++) {
@@ -357,6 +365,12 @@ static inline void sb_run_finish(struct sb_run* r, struct sb_result* out) {
         var += d * d;
     }
     var /= (double)r->threads;
+    tavg = (double)sum / (double)r->threads;
+    for (i = 0; i < r->threads; i++) {
+        double d = (double)r->stats[i].lat_sum_ns - tavg;
+        tvar += d * d;
+    }
+    tvar /= (double)r->threads;
     out->test = r->test;
     out->threads = r->threads;
     out->events = events;
@@ -365,9 +379,12 @@ static inline void sb_run_finish(struct sb_run* r, struct sb_result* out) {
     out->lat_avg_ns = events ? sum / events : 0;
     out->lat_max_ns = mx;
     out->lat_p95_ns = p95;
+    out->lat_sum_ns = sum;
     out->check = check;
     out->fairness_events_avg_milli = events * 1000 / r->threads;
     out->fairness_events_stddev_milli = (uint64_t)(sb_sqrt(var) * 1000.0 + 0.5);
+    out->fairness_time_avg_ns = sum / r->threads;
+    out->fairness_time_stddev_ns = (uint64_t)(sb_sqrt(tvar) + 0.5);
 }
 
 #endif

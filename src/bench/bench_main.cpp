@@ -236,10 +236,14 @@ int main(int argc, char** argv) {
                    "--blk-* knobs apply to fileio only)");
     auto* region_opt =
         ov->add_option("--memory-region", oo.memory_region,
-                       "bytes of the large-region (touch) test (default 1073741824 = 1G)")
+                       "bytes of the large-region (touch) test, K/M/G suffixes (powers of 1024) "
+                       "as sysbench's sizes (default 1G)")
+            ->transform(CLI::AsSizeValue(false))
             ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
     auto* fsize_opt = ov->add_option("--file-total-size", oo.file_total_size,
-                                     "bytes of the fileio test's files (default 1073741824 = 1G)")
+                                     "bytes of the fileio test's files, K/M/G suffixes (powers of "
+                                     "1024) as sysbench's sizes (default 1G)")
+                          ->transform(CLI::AsSizeValue(false))
                           ->check(CLI::Range(std::uint64_t{128} << 14, std::uint64_t{1} << 40));
     auto* fdir_opt =
         ov->add_option("--file-dir", oo.file_dir,
@@ -253,6 +257,9 @@ int main(int argc, char** argv) {
     ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
     ov->add_flag("--full", oo.full, "sysbench's 10 s per run (instead of --time)")
         ->excludes("--time");
+    ov->add_flag("--verbose", oo.verbose,
+                 "print every run's report as it ends, in sysbench's layout (native, sysbench and "
+                 "guest runs)");
     minivmm::bench::ControlOptions co;
     auto* ctl = app.add_subcommand(
         "control", "memory-add + memory-remove round trips while a memory-writing guest runs, per "

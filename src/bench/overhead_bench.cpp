@@ -168,6 +168,13 @@ OverheadSample to_sample(const Result& r, bool first) {
     s.check = r.check;
     s.lat_avg_ns = static_cast<double>(r.lat_avg_ns);
     s.lat_p95_ns = static_cast<double>(r.lat_p95_ns);
+    s.lat_min_ns = static_cast<double>(r.lat_min_ns);
+    s.lat_max_ns = static_cast<double>(r.lat_max_ns);
+    s.lat_sum_ns = static_cast<double>(r.lat_sum_ns);
+    s.fairness_events_avg = r.fairness_events_avg;
+    s.fairness_events_stddev = r.fairness_events_stddev;
+    s.fairness_time_avg_ns = static_cast<double>(r.fairness_time_avg_ns);
+    s.fairness_time_stddev_ns = static_cast<double>(r.fairness_time_stddev_ns);
     s.first = first;
     return s;
 }
@@ -368,6 +375,13 @@ int run_overhead(const OverheadOptions& o) {
                 }
                 std::fflush(stderr);
             };
+            // --verbose: every run's report as that side printed it.
+            auto show_run = [&](const std::string& side, const std::string& text) {
+                if (!o.verbose) return;
+                fmt::print("=== {} round {}/{}: {} ===\n{}", v.name, round + 1, rounds, side, text);
+                if (!text.empty() && text.back() != '\n') fmt::print("\n");
+                std::fflush(stdout);
+            };
             auto native_side = [&] {
                 progress("native");
                 Result r;
@@ -380,9 +394,12 @@ int run_overhead(const OverheadOptions& o) {
                             "CHECK FAILED: fileio native status {}: {}", run.status, run.output));
                     check_fileio_stats(run.output);
                     r = *parsed;
+                    show_run("native", run.output);
                 } else {
                     r = workloads::run_native(*workloads::parse_test(v.test), ts.options,
                                               o.threads);
+                    show_run("native",
+                             workloads::format_report(r, ts.options) + workloads::format_result(r));
                 }
                 basic_check(v, r, o.threads);
                 if (!ref) ref = r;
@@ -399,6 +416,7 @@ int run_overhead(const OverheadOptions& o) {
                         argv.push_back(a);
                 argv.push_back("run");
                 auto out = run_checked(argv).out;
+                show_run(sysbench_name, out);
                 auto r = workloads::parse_sysbench_report(out, v.test, o.threads);
                 if (!r)
                     throw std::runtime_error(
@@ -417,6 +435,7 @@ int run_overhead(const OverheadOptions& o) {
                 argv.push_back("--");
                 argv.insert(argv.end(), guest_args.begin(), guest_args.end());
                 auto pr = run_checked(argv);
+                show_run("guest " + ts.guests[pi].policy, pr.out);
                 if (v.test == "fileio") {
                     fileio_dir->remove_disk(); // cleanup, as natively
                     check_fileio_stats(pr.out);

@@ -26,6 +26,7 @@ struct OverheadOptions {
     std::uint64_t file_total_size = std::uint64_t{1} << 30; // fileio: sysbench's 1G
     std::string file_dir = ".";                             // fileio: parent of the working folder
     std::string sysbench = "sysbench"; // reference binary (PATH lookup), "none": skip
+    bool verbose = false;              // print every run's report (sysbench's layout) as it ends
     std::string json_path, html_path;
     std::string run_path, guest_dir;
 };

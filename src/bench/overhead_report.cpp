@@ -77,8 +77,15 @@ nlohmann::json samples_json(const std::vector<OverheadSample>& samples) {
         a.push_back({{"events", s.events},
                      {"time_ns", s.time_ns},
                      {"events_per_s", s.rate()},
+                     {"lat_min_ns", s.lat_min_ns},
                      {"lat_avg_ns", s.lat_avg_ns},
+                     {"lat_max_ns", s.lat_max_ns},
                      {"lat_p95_ns", s.lat_p95_ns},
+                     {"lat_sum_ns", s.lat_sum_ns},
+                     {"fairness_events_avg", s.fairness_events_avg},
+                     {"fairness_events_stddev", s.fairness_events_stddev},
+                     {"fairness_time_avg_ns", s.fairness_time_avg_ns},
+                     {"fairness_time_stddev_ns", s.fairness_time_stddev_ns},
                      {"check", s.check},
                      {"ran_first", s.first}});
     return a;

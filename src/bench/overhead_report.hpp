@@ -14,10 +14,15 @@
 
 namespace minivmm::bench {
 
-// One run of one side.
+// One run of one side: what sysbench's report of the run says.
 struct OverheadSample {
     std::uint64_t events = 0, time_ns = 0, check = 0;
     double lat_avg_ns = 0, lat_p95_ns = 0;
+    double lat_min_ns = 0, lat_max_ns = 0, lat_sum_ns = 0;
+    // Threads fairness: events per thread and time in events per thread,
+    // mean and population stddev.
+    double fairness_events_avg = 0, fairness_events_stddev = 0;
+    double fairness_time_avg_ns = 0, fairness_time_stddev_ns = 0;
     bool first = false; // ran first in its round
     // events per second (0 when the run took no time)
     double rate() const {

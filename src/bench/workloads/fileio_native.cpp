@@ -16,6 +16,7 @@
 #include "minivmm/unique_fd.hpp"
 #include "native_workloads.hpp"
 #include "sb_fileio.h"
+#include "sb_report.h"
 
 namespace minivmm::workloads {
 
@@ -110,10 +111,20 @@ FileioNativeRun run_fileio_native(const std::string& dir, std::string_view optio
     sb_result res{};
     FileioNativeRun out;
     out.status = sb_fio_finish(&run, &res);
-    // The guest's two lines, from the same format macros (sb_run.h, sb_fileio.h).
+    // What the guest prints: the report and two lines, from the same code
+    // (sb_report.h, sb_run.h, sb_fileio.h).
+    sb_report_info info{"fileio",
+                        opts.c_str(),
+                        0,
+                        run.opt.file_block_size,
+                        sb_fio_total(&run, 0),
+                        sb_fio_total(&run, 1),
+                        sb_fio_total(&run, 2)};
+    out.output.assign(sb_report_format(nullptr, 0, &res, &info) + 1, '\0');
+    out.output.resize(sb_report_format(out.output.data(), out.output.size(), &res, &info));
     char line[512];
     int n = std::snprintf(line, sizeof line, SB_RESULT_FMT, SB_FIO_RESULT_ARGS(res));
-    out.output.assign(line, n > 0 ? static_cast<std::size_t>(n) : 0);
+    out.output.append(line, n > 0 ? static_cast<std::size_t>(n) : 0);
     n = std::snprintf(line, sizeof line, SB_FIO_STATS_FMT, SB_FIO_STATS_ARGS(&run));
     out.output.append(line, n > 0 ? static_cast<std::size_t>(n) : 0);
     return out; // cleanup: ~NativeFiles removes the files

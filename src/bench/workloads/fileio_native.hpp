@@ -1,7 +1,7 @@
 // Native runner for the fileio workload core (guest/workloads/sb_fileio.h):
 // the same core the sb_fileio guest runs on the block device, here on real
-// files with pread/pwrite/fdatasync and std::thread threads. A test helper
-// for now; the benchmark can call it as is (see README "Block device").
+// files with pread/pwrite/fdatasync and std::thread threads; the overhead
+// benchmark's native side of the fileio row.
 #pragma once
 
 #include <string>
@@ -10,8 +10,10 @@
 namespace minivmm::workloads {
 
 struct FileioNativeRun {
-    int status = 0;     // 0 ok, 4 verification failure, 5 I/O error (as the guest)
-    std::string output; // the "sb-result test=fileio ..." and "sb-fileio ..." lines
+    int status = 0; // 0 ok, 4 verification failure, 5 I/O error (as the guest)
+    // What the guest prints: sysbench's report, then the "sb-result
+    // test=fileio ..." and "sb-fileio ..." lines.
+    std::string output;
 };
 
 // prepare: creates `dir`/test_file.0 .. N-1 (file_size bytes each, written

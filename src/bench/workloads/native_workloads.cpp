@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "minivmm/host_mapping.hpp"
+#include "sb_report.h"
 #include "sb_run.h"
 
 namespace minivmm::workloads {
@@ -66,9 +67,12 @@ Result to_result(const sb_result& r) {
     out.lat_avg_ns = r.lat_avg_ns;
     out.lat_max_ns = r.lat_max_ns;
     out.lat_p95_ns = r.lat_p95_ns;
+    out.lat_sum_ns = r.lat_sum_ns;
     out.check = r.check;
     out.fairness_events_avg = static_cast<double>(r.fairness_events_avg_milli) / 1000.0;
     out.fairness_events_stddev = static_cast<double>(r.fairness_events_stddev_milli) / 1000.0;
+    out.fairness_time_avg_ns = r.fairness_time_avg_ns;
+    out.fairness_time_stddev_ns = r.fairness_time_stddev_ns;
     return out;
 }
 
@@ -127,7 +131,9 @@ Result run_native(Test test, std::string_view options, unsigned threads) {
     return to_result(res);
 }
 
-std::string format_result(const Result& r) {
+namespace {
+
+sb_result to_sb_result(const Result& r) {
     sb_result s{};
     auto kind = parse_test(r.test);
     s.test = kind ? static_cast<int>(*kind) : -1;
@@ -141,9 +147,35 @@ std::string format_result(const Result& r) {
     s.check = r.check;
     s.fairness_events_avg_milli = to_milli(r.fairness_events_avg);
     s.fairness_events_stddev_milli = to_milli(r.fairness_events_stddev);
+    s.lat_sum_ns = r.lat_sum_ns;
+    s.fairness_time_avg_ns = r.fairness_time_avg_ns;
+    s.fairness_time_stddev_ns = r.fairness_time_stddev_ns;
+    return s;
+}
+
+} // namespace
+
+std::string format_result(const Result& r) {
+    sb_result s = to_sb_result(r);
     char buf[512];
-    int n = std::snprintf(buf, sizeof buf, SB_RESULT_FMT, SB_RESULT_ARGS(s));
+    int n = std::snprintf(buf, sizeof buf, SB_RESULT_FMT, SB_RESULT_ARGS_NAMED(r.test.c_str(), s));
     return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+std::string format_report(const Result& r, std::string_view options) {
+    sb_options opt{};
+    sb_options_default(&opt);
+    std::string cmdline(options);
+    const char* bad = nullptr;
+    // fileio's options are its own (sb_fileio.h); only memory needs a value here
+    if (r.test == "memory" && !sb_parse_options(cmdline.c_str(), &opt, &bad))
+        throw std::invalid_argument("workloads: bad option at '" + std::string(bad ? bad : "") +
+                                    "' in '" + cmdline + "'");
+    sb_result s = to_sb_result(r);
+    sb_report_info info{r.test.c_str(), cmdline.c_str(), opt.memory_block_size, 0, 0, 0, 0};
+    std::string out(sb_report_format(nullptr, 0, &s, &info) + 1, '\0');
+    out.resize(sb_report_format(out.data(), out.size(), &s, &info));
+    return out;
 }
 
 std::optional<Result> parse_result_line(std::string_view text) {
@@ -158,10 +190,17 @@ std::optional<Result> parse_result_line(std::string_view text) {
         std::uint64_t* field;
         bool seen = false;
     };
-    U64Field nums[] = {{"threads", &r.threads},       {"events", &r.events},
-                       {"time_ns", &r.time_ns},       {"lat_min_ns", &r.lat_min_ns},
-                       {"lat_avg_ns", &r.lat_avg_ns}, {"lat_max_ns", &r.lat_max_ns},
-                       {"lat_p95_ns", &r.lat_p95_ns}, {"check", &r.check}};
+    U64Field nums[] = {{"threads", &r.threads},
+                       {"events", &r.events},
+                       {"time_ns", &r.time_ns},
+                       {"lat_min_ns", &r.lat_min_ns},
+                       {"lat_avg_ns", &r.lat_avg_ns},
+                       {"lat_max_ns", &r.lat_max_ns},
+                       {"lat_p95_ns", &r.lat_p95_ns},
+                       {"lat_sum_ns", &r.lat_sum_ns},
+                       {"check", &r.check},
+                       {"fairness_time_avg_ns", &r.fairness_time_avg_ns},
+                       {"fairness_time_stddev_ns", &r.fairness_time_stddev_ns}};
     bool have_test = false, have_avg = false, have_stddev = false;
     while (!line.empty()) {
         auto sp = line.find(' ');
@@ -224,6 +263,28 @@ std::optional<Result> parse_sysbench_report(std::string_view text, std::string_v
     r.time_ns = static_cast<std::uint64_t>(std::llround(*time_s * 1e9));
     r.lat_avg_ns = static_cast<std::uint64_t>(std::llround(*avg * 1e6));
     r.lat_p95_ns = static_cast<std::uint64_t>(std::llround(*p95 * 1e6));
+    // The rest of the report when it is there (older sysbench versions
+    // print less): ms, and "avg/stddev" pairs for fairness.
+    auto ms = [](std::optional<double> v) {
+        return v ? static_cast<std::uint64_t>(std::llround(*v * 1e6)) : 0;
+    };
+    r.lat_min_ns = ms(value("min:"));
+    r.lat_max_ns = ms(value("max:"));
+    r.lat_sum_ns = ms(value("sum:"));
+    auto pair = [&](const char* tag, double& avg_out, double& stddev_out) {
+        auto at = out.find(tag);
+        double a = 0, d = 0;
+        if (at != std::string::npos &&
+            std::sscanf(out.c_str() + at + std::strlen(tag), " %lf/%lf", &a, &d) == 2) {
+            avg_out = a;
+            stddev_out = d;
+        }
+    };
+    pair("events (avg/stddev):", r.fairness_events_avg, r.fairness_events_stddev);
+    double exec_avg = 0, exec_stddev = 0;
+    pair("execution time (avg/stddev):", exec_avg, exec_stddev);
+    r.fairness_time_avg_ns = static_cast<std::uint64_t>(std::llround(exec_avg * 1e9));
+    r.fairness_time_stddev_ns = static_cast<std::uint64_t>(std::llround(exec_stddev * 1e9));
     return r;
 }
 

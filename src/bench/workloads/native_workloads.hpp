@@ -20,9 +20,11 @@ struct Result {
     std::uint64_t events = 0;
     std::uint64_t time_ns = 0;
     std::uint64_t lat_min_ns = 0, lat_avg_ns = 0, lat_max_ns = 0, lat_p95_ns = 0;
+    std::uint64_t lat_sum_ns = 0;
     std::uint64_t check = 0;
     double fairness_events_avg = 0;
     double fairness_events_stddev = 0;
+    std::uint64_t fairness_time_avg_ns = 0, fairness_time_stddev_ns = 0;
 };
 
 // The workloads' clock on the native side: the TSC in nanoseconds, as the
@@ -46,16 +48,23 @@ Result run_native(Test test, std::string_view options, unsigned threads = 0);
 // The result line, exactly as a guest prints it (with the trailing '\n').
 std::string format_result(const Result& r);
 
+// sysbench 1.0's report of the run (guest/workloads/sb_report.h), exactly as
+// a guest prints it before its result line: `options` are the run's options
+// (printed in the header; the memory test's block size is read from them).
+// Throws std::invalid_argument when they do not parse.
+std::string format_report(const Result& r, std::string_view options);
+
 // Parses a line produced by format_result or by a guest ("sb-result" and
 // key=value fields; unknown keys are ignored; a line that is part of a
 // larger text is found by its "sb-result " prefix). nullopt if no such line
 // or a required field is missing or malformed.
 std::optional<Result> parse_result_line(std::string_view text);
 
-// sysbench 1.0's own report of a run ("total number of events:", "total
-// time:", and the "avg:" and "95th percentile:" latency lines in ms) as a
-// Result with the given test name and thread count; min/max latency, check
-// and fairness stay 0. nullopt when the text is not such a report.
+// sysbench 1.0's own report of a run as a Result with the given test name
+// and thread count: "total number of events:", "total time:" and the "avg:"
+// and "95th percentile:" latency lines (ms) are required; min, max, sum and
+// the threads-fairness lines are read when present (else 0); check stays 0.
+// nullopt when the text is not such a report.
 std::optional<Result> parse_sysbench_report(std::string_view text, std::string_view test,
                                             std::uint64_t threads);
 
