@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "kvm_support.hpp"
@@ -112,4 +113,33 @@ TEST_CASE("sb guests reject bad options and oversized runs", "[kvm][workloads]")
         GuestOptions("sb_memory.bin", "--memory-oper=touch --memory-total-size=1G --time=0"));
     CHECK(big.exit.kind == VmExit::Kind::guest_exit);
     CHECK(big.exit.code == 3);
+}
+
+TEST_CASE("gaps guest: every vCPU spins for the time asked and reports its gaps",
+          "[kvm][workloads]") {
+    auto run = run_guest(GuestOptions("gaps.bin", "200 2000").with_vcpus(2).with_mem(64ull << 20));
+    INFO(describe(run.exit) << "\n" << run.console);
+    REQUIRE(run.exit.kind == VmExit::Kind::guest_exit);
+    REQUIRE(run.exit.code == 0);
+    unsigned long vcpus = 0, spun = 0, gaps = 0, lost = 0, max = 0, over10 = 0, over100 = 0;
+    auto at = run.console.find("gaps: ");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(std::sscanf(run.console.c_str() + at,
+                        "gaps: vcpus=%lu spun=%lu gaps=%lu lost=%lu max=%lu over10=%lu "
+                        "over100=%lu",
+                        &vcpus, &spun, &gaps, &lost, &max, &over10, &over100) == 7);
+    CHECK(vcpus == 2);
+    // 2 x 200 ms of TSC cycles (the native calibration of the same TSC)
+    const double want = 2 * 0.2 * static_cast<double>(minivmm::workloads::tsc_khz()) * 1e3;
+    CHECK(static_cast<double>(spun) == Approx(want).epsilon(0.02));
+    CHECK(lost <= spun);
+    CHECK(max <= lost);
+    CHECK(over100 <= over10);
+    CHECK(over10 <= gaps);
+    // bad command lines are refused with a usage line
+    for (const char* bad : {"x", "0 2000", "100 y"}) {
+        auto b = run_guest(GuestOptions("gaps.bin", bad).with_mem(64ull << 20));
+        CHECK(b.exit.code == 2);
+        CHECK_THAT(b.console, Catch::Matchers::Contains("gaps: "));
+    }
 }

@@ -4,6 +4,8 @@
 //   minivmm-bench foundation [--repeat N] [--iterations N] [--hypercalls N]
 //     cpu loop:  the same register loop natively and in a guest (TSC cycles)
 //     clock read: back-to-back rdtsc natively and in a guest (cycles per read)
+//     interruptions: 2 threads / vCPUs spinning on rdtsc: CPU time lost in
+//                gaps > 2 us (interrupts, preemption, world switches)
 //     exit path: N zero-length write hypercalls under minivmm-run and under
 //                minivmm-bare-run (the barest correct KVM_RUN loop)
 //     start-up:  minivmm-run hello.bin as a whole process: wall time, peak RSS
@@ -12,7 +14,7 @@
 //     KVM memory-slot tables under each lock policy (see bench/slots_bench.hpp)
 //
 //   minivmm-bench overhead [--tests LIST] [--repeat N] [--time S] [--lock LIST]
-//                          [--json FILE] [--html FILE] [--full]
+//                          [--json FILE] [--html FILE] [--full] [--verbose] ...
 //     sysbench-style cpu/memory/mutex/threads natively and in the sb_* guests,
 //     with overhead, 95% CI and a verdict (see bench/overhead_bench.hpp)
 //
@@ -37,6 +39,8 @@
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
+#include "gaps.h"
+#include "native_workloads.hpp"
 #include "regloop.h"
 #include "tscloop.h"
 
@@ -64,11 +68,52 @@ std::uint64_t native_regloop_cycles(std::uint64_t iterations) {
 
 constexpr std::uint64_t kTscReads = 10'000'000;
 
+// Interruptions: `threads` threads (or vCPUs) spin on the TSC for kGapMs and
+// sum the gaps longer than kGapNs (guest/workloads/gaps.h).
+constexpr std::uint64_t kGapMs = 1000, kGapNs = 2000;
+
+struct GapRun {
+    double lost_fraction = 0; // of the CPU time spun
+    double gaps_per_cpu_s = 0;
+    double ns_per_gap = 0;
+};
+
+GapRun gap_run(const mv_gaps& g, std::uint64_t khz) {
+    GapRun r;
+    const double secs = static_cast<double>(g.spun) / (static_cast<double>(khz) * 1e3);
+    r.lost_fraction = static_cast<double>(g.lost) / static_cast<double>(g.spun);
+    r.gaps_per_cpu_s = static_cast<double>(g.gaps) / secs; // spun (so secs) sums the CPUs
+    r.ns_per_gap = g.gaps ? static_cast<double>(g.lost) / static_cast<double>(g.gaps) /
+                                (static_cast<double>(khz) / 1e6)
+                          : 0;
+    return r;
+}
+
+GapRun native_gaps(unsigned threads) {
+    const std::uint64_t khz = minivmm::workloads::tsc_khz();
+    std::vector<mv_gaps> per(threads);
+    {
+        std::vector<std::jthread> pool;
+        for (unsigned t = 0; t < threads; ++t)
+            pool.emplace_back(
+                [&per, t, khz] { mv_gaps_run(kGapMs * khz, kGapNs * khz / 1000000, &per[t]); });
+    }
+    mv_gaps sum{};
+    for (const auto& g : per) {
+        sum.spun += g.spun;
+        sum.gaps += g.gaps;
+        sum.lost += g.lost;
+    }
+    return gap_run(sum, khz);
+}
+
 int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
                std::uint64_t hypercalls) {
     const char* cycles_fmt = "regloop: %*u iterations, %lf tsc cycles";
     const char* hc_fmt = "hcloop: %*u hypercalls, %lf cycles/hypercall";
     std::vector<double> native_tsc, guest_tsc;
+    std::vector<GapRun> native_gap, guest_gap;
+    constexpr unsigned kGapThreads = 2;
     std::vector<double> native_cyc, guest_cyc, bare_wall, run_wall, bare_hc, run_hc, hello_wall,
         hello_rss;
     const std::string hc = std::to_string(hypercalls), it = std::to_string(iterations);
@@ -98,6 +143,18 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
             volatile std::uint64_t keep = sink;
             (void)keep;
         };
+        auto native_interruptions = [&] { native_gap.push_back(native_gaps(kGapThreads)); };
+        auto guest_interruptions = [&] {
+            auto r =
+                run_checked({p.run, "--vcpus", std::to_string(kGapThreads), p.guests + "/gaps.bin",
+                             "--", std::to_string(kGapMs), std::to_string(kGapNs)});
+            mv_gaps g{};
+            g.spun = static_cast<std::uint64_t>(
+                parse_number(r.out, "gaps:", "gaps: vcpus=%*u spun=%lf"));
+            g.gaps = static_cast<std::uint64_t>(parse_number(r.out, " gaps=", " gaps=%lf"));
+            g.lost = static_cast<std::uint64_t>(parse_number(r.out, " lost=", " lost=%lf"));
+            guest_gap.push_back(gap_run(g, minivmm::workloads::tsc_khz()));
+        };
         auto run_side = [&] {
             auto r = run_checked({p.run, p.guests + "/hcloop.bin", "--", hc});
             run_wall.push_back(r.wall_seconds);
@@ -109,9 +166,11 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
             bare_hc.push_back(parse_number(r.out, "hcloop:", hc_fmt));
         };
         if (native_first) {
-            native_side(), guest_side(), native_clock(), guest_clock(), bare_side(), run_side();
+            native_side(), guest_side(), native_clock(), guest_clock(), native_interruptions(),
+                guest_interruptions(), bare_side(), run_side();
         } else {
-            guest_side(), native_side(), guest_clock(), native_clock(), run_side(), bare_side();
+            guest_side(), native_side(), guest_clock(), native_clock(), guest_interruptions(),
+                native_interruptions(), run_side(), bare_side();
         }
         auto h = run_checked({p.run, p.guests + "/hello.bin"});
         hello_wall.push_back(h.wall_seconds);
@@ -133,6 +192,27 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
     fmt::print("  native        {}\n", format_summary(nt, 1, "cycles", 1));
     fmt::print("  guest         {}\n", format_summary(gt, 1, "cycles", 1));
     fmt::print("  guest/native  {:.2f}\n\n", gt.median / nt.median);
+    auto gap_field = [](const std::vector<GapRun>& runs, double GapRun::*field) {
+        std::vector<double> v;
+        for (const auto& r : runs)
+            v.push_back(r.*field);
+        return summarize(v);
+    };
+    std::vector<double> extra;
+    for (std::size_t i = 0; i < native_gap.size(); ++i)
+        extra.push_back(guest_gap[i].lost_fraction - native_gap[i].lost_fraction);
+    fmt::print("interruptions: {} threads / vCPUs spinning on rdtsc for {} ms, gaps > {} us\n",
+               kGapThreads, kGapMs, kGapNs / 1000);
+    for (const auto* side : {&native_gap, &guest_gap}) {
+        fmt::print("  {:<12}  CPU time lost {}, {} gaps/s per CPU, {} per gap\n",
+                   side == &native_gap ? "native" : "guest",
+                   format_summary(gap_field(*side, &GapRun::lost_fraction), 100, "%", 2),
+                   format_summary(gap_field(*side, &GapRun::gaps_per_cpu_s), 1e-3, "k", 2),
+                   format_summary(gap_field(*side, &GapRun::ns_per_gap), 1e-3, "us", 2));
+    }
+    fmt::print("  guest-native  {} of CPU time (per round; what a CPU-bound guest loses to "
+               "interruptions beyond native)\n\n",
+               format_summary(summarize(extra), 100, "%", 2));
     fmt::print("exit path, {} zero-length write hypercalls (whole process)\n", hypercalls);
     fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest\n",
                format_summary(bw, 1, "s"), bh.median);

@@ -19,8 +19,6 @@
 
 namespace minivmm::workloads {
 
-namespace {
-
 // Both sides time events with the same code (sb_tsc_ns in sb_run.h): the
 // guest has no vDSO clock, and clock_gettime costs ~20 ns here, a sixth of a
 // memory-read event, which would be charged to the native side only. The
@@ -38,8 +36,6 @@ std::uint64_t tsc_khz() {
     }();
     return khz;
 }
-
-} // namespace
 
 std::uint64_t tsc_now_ns(void*) {
     return sb_tsc_ns(tsc_khz());

@@ -33,6 +33,9 @@ struct Result {
 // argument is unused (the cores' sb_now_fn signature).
 std::uint64_t tsc_now_ns(void* unused = nullptr);
 
+// The TSC rate behind tsc_now_ns, in kHz (calibrated once, ~50 ms).
+std::uint64_t tsc_khz();
+
 // "cpu" -> Test::cpu, ...; nullopt for anything else.
 std::optional<Test> parse_test(std::string_view name);
 
