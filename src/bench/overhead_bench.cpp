@@ -53,6 +53,17 @@ struct Variant {
     unsigned round_factor = 1;
 };
 
+// The host's transparent-huge-page mode ("madvise", ...), the selected one
+// in /sys/kernel/mm/transparent_hugepage/enabled; "unknown" without it.
+std::string host_thp_mode() {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string text;
+    std::getline(f, text);
+    auto open = text.find('['), close = text.find(']');
+    if (open == std::string::npos || close == std::string::npos || close < open) return "unknown";
+    return text.substr(open + 1, close - open - 1);
+}
+
 [[noreturn]] void check_failed(const std::string& what, const Result& r) {
     throw std::runtime_error(
         fmt::format("CHECK FAILED: {}: {}", what, workloads::format_result(r)));
@@ -107,8 +118,10 @@ std::vector<Variant> variants(const OverheadOptions& o) {
                          region),
                      0, fmt::format("{}M", (region >> 20) + 512),
                      fmt::format("touches all {} pages of a fresh {} MiB region once (first touch "
-                                 "included, no time limit)",
-                                 pages, region >> 20),
+                                 "included, no time limit); guest RAM on transparent huge pages "
+                                 "(minivmm-run's default), native memory plain anonymous as "
+                                 "sysbench's (host THP mode: {})",
+                                 pages, region >> 20, host_thp_mode()),
                      [pages](const Result& r, const Result&) {
                          if (r.check != pages)
                              check_failed(fmt::format("touched pages != {}", pages), r);
