@@ -23,6 +23,7 @@
 #include "cli/run_options.hpp"
 #include "devices/block_device.hpp"
 #include "devices/hypercalls.hpp"
+#include "fake_control.hpp"
 #include "minivmm/block_abi.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/error.hpp"
@@ -46,15 +47,7 @@ constexpr std::uint64_t kBuf = 0x300000;   // data buffer
 // 128 whole sectors and a partial one that the disk does not expose.
 constexpr std::size_t kFileSize = 128 * 512 + 100;
 
-struct FakeControl final : minivmm::VmControl {
-    bool stopping() const noexcept override { return stop.has_value(); }
-    void request_stop(VmExit reason) noexcept override {
-        if (!stop) stop = std::move(reason);
-    }
-    void park(unsigned) noexcept override {}
-    void dirty_ring_full(unsigned) override {}
-    std::optional<VmExit> stop;
-};
+using minivmm::test::FakeControl;
 
 std::vector<std::byte> disk_contents() {
     std::vector<std::byte> v(kFileSize);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "devices/hypercalls.hpp"
+#include "fake_control.hpp"
 #include "minivmm/boot_info.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/guest_memory.hpp"
@@ -26,17 +27,7 @@ namespace {
 
 constexpr std::uint64_t kMemSize = 1 << 20;
 
-struct FakeControl final : minivmm::VmControl {
-    bool stopping() const noexcept override { return stop.has_value(); }
-    void request_stop(VmExit reason) noexcept override {
-        if (!stop) stop = std::move(reason);
-    }
-    void park(unsigned) noexcept override { ++parks; }
-    void dirty_ring_full(unsigned) override {}
-
-    std::optional<VmExit> stop;
-    int parks = 0;
-};
+using minivmm::test::FakeControl;
 
 struct Rig {
     minivmm::GuestMemory mem{kMemSize};

@@ -24,6 +24,8 @@
 #include "minivmm/vm_exit.hpp"
 #include "vcpu/vm_control.hpp"
 
+#include "../fake_control.hpp"
+
 namespace minivmm::fuzz {
 
 // An invariant broken: abort, which libFuzzer reports as a crash with the input.
@@ -161,16 +163,7 @@ T read_back(GuardedMemory& ram, std::uint32_t block) {
     return *v;
 }
 
-// A VmControl that records the first stop request, as Vm does.
-struct FakeControl final : VmControl {
-    bool stopping() const noexcept override { return stop.has_value(); }
-    void request_stop(VmExit reason) noexcept override {
-        if (!stop) stop = std::move(reason);
-    }
-    void park(unsigned) noexcept override {}
-    void dirty_ring_full(unsigned) override {}
-    std::optional<VmExit> stop;
-};
+using test::FakeControl; // tests/fake_control.hpp
 
 // An address the input gives relative to an anchor, so that values just
 // below RAM's end, 4 GiB or 2^64 (wrapping sums) are one mutation away.
