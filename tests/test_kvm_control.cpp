@@ -119,6 +119,34 @@ minivmm::VmConfig in_process_config(std::string cmdline) {
     return config;
 }
 
+// A 2-vCPU VM of this process running `image` on a thread of its own, for
+// the tests that drive the Vm API from several threads. quit() stops it and
+// returns how it exited; the destructor does the same if a test failed first.
+class RunningVm {
+  public:
+    RunningVm(const std::string& image, std::string cmdline)
+        : config(in_process_config(std::move(cmdline))),
+          vm(minivmm::test::kvm(), config, minivmm::load_image_for(guest_path(image), config)),
+          runner_([this] { exit_ = vm.run(); }) {}
+    RunningVm(const RunningVm&) = delete;
+    RunningVm& operator=(const RunningVm&) = delete;
+    ~RunningVm() {
+        if (runner_.joinable()) quit();
+    }
+    minivmm::VmExit quit() {
+        vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
+        runner_.join();
+        return exit_;
+    }
+
+    minivmm::VmConfig config;
+    minivmm::Vm vm;
+
+  private:
+    minivmm::VmExit exit_;
+    std::thread runner_;
+};
+
 std::uint64_t hypercalls_0(ControlClient& c) {
     auto s = ok(c, "query-stats");
     return s["hypercalls"].contains("0") ? s["hypercalls"]["0"]["total"].get<std::uint64_t>() : 0;
@@ -442,11 +470,8 @@ TEST_CASE("control socket: a stale socket is replaced, a live one or a file is r
 
 TEST_CASE("control in process: hotplug, pause and stats from several threads while vCPUs run",
           "[kvm][control][concurrency]") {
-    auto config = in_process_config("1000000000");
-    minivmm::Vm vm(minivmm::test::kvm(), config,
-                   minivmm::load_image_for(guest_path("hcloop.bin"), config));
-    minivmm::VmExit exit;
-    std::thread runner([&] { exit = vm.run(); });
+    RunningVm running("hcloop.bin", "1000000000");
+    minivmm::Vm& vm = running.vm;
 
     std::atomic<bool> stop{false};
     std::atomic<int> failures{0};
@@ -489,9 +514,7 @@ TEST_CASE("control in process: hotplug, pause and stats from several threads whi
     CHECK(stats.ram_adds.count == 60);
     CHECK(stats.ram_removes.count == 60);
     CHECK(stats.slot_updates.count >= 121); // boot RAM + one add and one delete per round
-    vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
-    runner.join();
-    CHECK(exit.kind == minivmm::VmExit::Kind::quit);
+    CHECK(running.quit().kind == minivmm::VmExit::Kind::quit);
 }
 
 TEST_CASE("control socket: dirty-log-sync through dirty rings (--dirty-ring)", "[kvm][control]") {
@@ -512,11 +535,8 @@ TEST_CASE("pause: back-to-back pause and resume never lose a kick on a guest tha
           "[kvm][control][concurrency]") {
     // spin: pure register loops, no exits. A pause whose kick a resuming vCPU
     // wiped out would leave that vCPU in KVM_RUN for good.
-    auto config = in_process_config("");
-    minivmm::Vm vm(minivmm::test::kvm(), config,
-                   minivmm::load_image_for(guest_path("spin.bin"), config));
-    minivmm::VmExit exit;
-    std::thread runner([&] { exit = vm.run(); });
+    RunningVm running("spin.bin", "");
+    minivmm::Vm& vm = running.vm;
     // Both vCPUs are in the guest once vCPU 0 has printed "spinning".
     for (int i = 0; i < 2000 && vm.stats().exits.hypercalls[0] == 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -527,7 +547,5 @@ TEST_CASE("pause: back-to-back pause and resume never lose a kick on a guest tha
         vm.resume();
     }
     CHECK(failed == 0);
-    vm.request_stop({minivmm::VmExit::Kind::quit, 0, -1, "test done"});
-    runner.join();
-    CHECK(exit.kind == minivmm::VmExit::Kind::quit);
+    CHECK(running.quit().kind == minivmm::VmExit::Kind::quit);
 }

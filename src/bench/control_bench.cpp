@@ -227,17 +227,31 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
             return false; // refused or closed: the VMM has stopped serving
         }
     };
-    struct ClientEnd {
-        std::string reason;
+    // Why each client stopped.
+    std::string hot_end, stats_end;
+    // Runs one client's loop: a broken connection while the guest runs is a
+    // failure; afterwards it is only why the client stopped.
+    auto run_client = [&](const char* who, std::string& end, auto&& loop) {
+        try {
+            loop();
+            if (end.empty()) end = "stopped at the guest's exit";
+        } catch (const ControlError& e) {
+            if (guest_running(nullptr))
+                fail(fmt::format("the {} client's connection failed while the guest was running "
+                                 "({}): {}",
+                                 who, g.what, e.what()));
+            end = e.what();
+        } catch (const std::exception& e) {
+            fail(fmt::format("{} client ({}): {}", who, g.what, e.what()));
+        }
     };
-    ClientEnd hot_end, stats_end;
     LoadedRun run;
     json last_stats;
 
     const auto t0 = Clock::now();
     std::thread hot([&] {
         auto last = t0;
-        try {
+        run_client("hotplug", hot_end, [&] {
             ControlClient c(g.socket, 10s);
             const std::string add =
                 json{{"id", "add"},
@@ -259,7 +273,7 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
                                          "guest was running ({}): {}",
                                          kHotplugGpa, kHotplugSize, g.what, *err));
                     else
-                        hot_end.reason = "memory-add refused after the guest ended: " + *err;
+                        hot_end = "memory-add refused after the guest ended: " + *err;
                     break;
                 }
                 line = c.request(remove);
@@ -270,7 +284,7 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
                                          "running ({}): {}",
                                          kHotplugGpa, g.what, *err));
                     else
-                        hot_end.reason = "memory-remove refused after the guest ended: " + *err;
+                        hot_end = "memory-remove refused after the guest ended: " + *err;
                     break;
                 }
                 run.add_ns.push_back(ns_between(a0, a1));
@@ -279,20 +293,11 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
                 ++run.round_trips;
                 last = r1;
             }
-            if (hot_end.reason.empty()) hot_end.reason = "stopped at the guest's exit";
-        } catch (const ControlError& e) {
-            if (guest_running(nullptr))
-                fail(fmt::format("the hotplug client's connection failed while the guest was "
-                                 "running ({}): {}",
-                                 g.what, e.what()));
-            hot_end.reason = e.what();
-        } catch (const std::exception& e) {
-            fail(fmt::format("hotplug client ({}): {}", g.what, e.what()));
-        }
+        });
         run.hotplug_seconds = std::chrono::duration<double>(last - t0).count();
     });
     std::thread stats([&] {
-        try {
+        run_client("query-stats", stats_end, [&] {
             ControlClient c(g.socket, 10s);
             auto next = t0;
             while (!stop.load()) {
@@ -308,7 +313,7 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
                                          "({}): {}",
                                          g.what, *err));
                     else
-                        stats_end.reason = "query-stats refused after the guest ended: " + *err;
+                        stats_end = "query-stats refused after the guest ended: " + *err;
                     break;
                 }
                 run.query_stats_ns.push_back(ns_between(q0, q1));
@@ -318,16 +323,7 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
                 next += kStatsPeriod;
                 if (next < q1) next = q1;
             }
-            if (stats_end.reason.empty()) stats_end.reason = "stopped at the guest's exit";
-        } catch (const ControlError& e) {
-            if (guest_running(nullptr))
-                fail(fmt::format("the query-stats client's connection failed while the guest was "
-                                 "running ({}): {}",
-                                 g.what, e.what()));
-            stats_end.reason = e.what();
-        } catch (const std::exception& e) {
-            fail(fmt::format("query-stats client ({}): {}", g.what, e.what()));
-        }
+        });
     });
     const ProcessResult& result = child.wait();
     stop = true;
@@ -339,12 +335,11 @@ LoadedRun loaded_run(const ControlOptions& o, const std::string& policy) {
     if (run.round_trips == 0)
         throw std::runtime_error(fmt::format(
             "no memory-add + memory-remove round trip completed while the guest ran ({}): {}",
-            g.what, hot_end.reason));
+            g.what, hot_end));
     if (run.query_stats_ns.empty() || last_stats.is_null())
         throw std::runtime_error(fmt::format(
-            "no query-stats was answered while the guest ran ({}): {}", g.what, stats_end.reason));
-    run.ended_by =
-        fmt::format("hotplug client: {}; query-stats client: {}", hot_end.reason, stats_end.reason);
+            "no query-stats was answered while the guest ran ({}): {}", g.what, stats_end));
+    run.ended_by = fmt::format("hotplug client: {}; query-stats client: {}", hot_end, stats_end);
     run.vmm = vmm_stats(last_stats);
     return run;
 }
