@@ -55,14 +55,8 @@ int main(const struct mvg_boot_info* bi, unsigned vcpu) {
     mvg_atomic_add(&done, 1);
     if (vcpu != 0) return 0;
     mvg_wait_ge(&done, bi->nr_vcpus);
-    for (i = 0; i < bi->nr_vcpus; i++) {
-        sum.spun += per_vcpu[i].spun;
-        sum.gaps += per_vcpu[i].gaps;
-        sum.lost += per_vcpu[i].lost;
-        sum.over10 += per_vcpu[i].over10;
-        sum.over100 += per_vcpu[i].over100;
-        if (per_vcpu[i].max > sum.max) sum.max = per_vcpu[i].max;
-    }
+    for (i = 0; i < bi->nr_vcpus; i++)
+        mv_gaps_add(&sum, &per_vcpu[i]);
     mvg_printf("gaps: vcpus=%lu spun=%lu gaps=%lu lost=%lu max=%lu over10=%lu over100=%lu\n",
                bi->nr_vcpus, sum.spun, sum.gaps, sum.lost, sum.max, sum.over10, sum.over100);
     return 0;

@@ -43,4 +43,14 @@ static inline void mv_gaps_run(uint64_t cycles, uint64_t threshold, struct mv_ga
     g->spun = now - start;
 }
 
+/* Adds one CPU's gaps to a total over several CPUs (max: the longest). */
+static inline void mv_gaps_add(struct mv_gaps* sum, const struct mv_gaps* g) {
+    sum->spun += g->spun;
+    sum->gaps += g->gaps;
+    sum->lost += g->lost;
+    sum->over10 += g->over10;
+    sum->over100 += g->over100;
+    if (g->max > sum->max) sum->max = g->max;
+}
+
 #endif

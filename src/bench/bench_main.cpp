@@ -99,11 +99,8 @@ GapRun native_gaps(unsigned threads) {
                 [&per, t, khz] { mv_gaps_run(kGapMs * khz, kGapNs * khz / 1000000, &per[t]); });
     }
     mv_gaps sum{};
-    for (const auto& g : per) {
-        sum.spun += g.spun;
-        sum.gaps += g.gaps;
-        sum.lost += g.lost;
-    }
+    for (const auto& g : per)
+        mv_gaps_add(&sum, &g);
     return gap_run(sum, khz);
 }
 
