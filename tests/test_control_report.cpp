@@ -2,10 +2,12 @@
 // samples: the table's figures, the verdict, the policy comparison, the JSON.
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/control_report.hpp"
+#include "bench/emulated.hpp"
 
 using Catch::Matchers::Contains;
 using minivmm::bench::compare_policies;
@@ -111,4 +113,58 @@ TEST_CASE("control report: refuses a policy without round trips", "[control_repo
     r.policies[0].rounds[1].loaded.round_trip_ns.clear();
     r.policies[0].rounds[2].loaded.round_trip_ns.clear();
     CHECK_THROWS_WITH(render_control_table(r), Contains("no round trip"));
+}
+
+TEST_CASE("control report: a real KVM's report has no emulated mark", "[control_report]") {
+    auto r = fixed_report();
+    CHECK_THAT(render_control_table(r), !Contains("EMULATED") && !Contains("[emulated]"));
+    auto j = control_report_json(r);
+    CHECK(j.at("kvm_flavor") == "hardware");
+    CHECK(j.at("emulated") == false);
+    CHECK(j["policies"][0].at("emulated") == false);
+}
+
+TEST_CASE("control report: on an emulated KVM every figure is marked", "[control_report]") {
+    auto r = fixed_report();
+    r.kvm_flavor = "emulated";
+    r.wall_seconds = 12.5;
+    // Table: the banner first, then every row with a measured figure ends
+    // with the mark.
+    std::istringstream in(render_control_table(r));
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    CHECK(line == minivmm::bench::kEmulatedBanner);
+    std::size_t figure_rows = 0;
+    const std::string mark(minivmm::bench::kEmulatedSuffix);
+    while (std::getline(in, line)) {
+        bool figures = false;
+        for (const char* prefix :
+             {"  hotplug round trips/s", "  round-trip latency", "  guest events/s baseline",
+              "  guest events/s loaded", "  guest slowdown", "  query-stats latency",
+              "    slot lock:", "    memory-add in the VMM:", "round trips/s by policy",
+              "wall time"})
+            figures = figures || line.rfind(prefix, 0) == 0;
+        INFO(line);
+        const bool marked = line.size() >= mark.size() &&
+                            line.compare(line.size() - mark.size(), mark.size(), mark) == 0;
+        CHECK(figures == marked);
+        figure_rows += figures;
+    }
+    CHECK(figure_rows == 2 * 8 + 2); // 8 per policy, the comparison, the wall time
+
+    // JSON: the flavor at the top, the mark on every policy, round and summary.
+    auto j = control_report_json(r);
+    CHECK(j.at("kvm_flavor") == "emulated");
+    CHECK(j.at("emulated") == true);
+    REQUIRE(j.at("policies").size() == 2);
+    std::size_t rounds = 0;
+    for (const auto& p : j["policies"]) {
+        CHECK(p.at("emulated") == true);
+        CHECK(p.at("summary").at("emulated") == true);
+        for (const auto& x : p.at("rounds")) {
+            CHECK(x.at("emulated") == true);
+            ++rounds;
+        }
+    }
+    CHECK(rounds == 6);
 }

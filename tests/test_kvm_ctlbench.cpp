@@ -1,19 +1,24 @@
 // minivmm-bench end to end: control (src/bench/control_bench.*), one short
 // round under one policy, and overhead (src/bench/overhead_bench.*), short
 // rounds of a few rows; checked for correctness (every figure was measured,
-// every run reported), not for speed; and their usage errors.
+// every run reported), not for speed; their usage errors; and the refusal of
+// an emulated KVM (minivmm/kvm_flavor.hpp) without --allow-emulated. The runs
+// pass --allow-emulated so that they also check correctness where the suite
+// runs on an emulated KVM.
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "kvm_support.hpp"
+#include "minivmm/kvm_flavor.hpp"
 
 using json = nlohmann::json;
 using minivmm::test::Child;
@@ -22,13 +27,24 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// `env` puts VAR=VALUE words into the child's environment only.
 minivmm::test::ProcessResult run_bench(const std::vector<std::string>& args,
                                        std::chrono::milliseconds limit = 120s,
-                                       const std::string& command = "control") {
-    std::vector<std::string> argv{MINIVMM_BENCH_PATH, command};
+                                       const std::string& command = "control",
+                                       const std::vector<std::string>& env = {}) {
+    std::vector<std::string> argv;
+    if (!env.empty()) {
+        argv.push_back("/usr/bin/env");
+        argv.insert(argv.end(), env.begin(), env.end());
+    }
+    argv.insert(argv.end(), {MINIVMM_BENCH_PATH, command});
     argv.insert(argv.end(), args.begin(), args.end());
     Child child(argv);
     return child.finish(limit);
+}
+
+bool emulated_here() {
+    return minivmm::detect_kvm_flavor() == minivmm::KvmFlavor::emulated;
 }
 
 } // namespace
@@ -38,7 +54,8 @@ TEST_CASE("minivmm-bench control: one round under load measures every figure", "
     std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/minivmm-ctlbench-test-XXXXXX";
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     const std::string json_path = tmpl + "/control.json";
-    auto r = run_bench({"--repeat", "1", "--time", "1", "--lock", "global", "--json", json_path});
+    auto r = run_bench({"--repeat", "1", "--time", "1", "--lock", "global", "--json", json_path,
+                        "--allow-emulated"});
     INFO(describe(r));
     REQUIRE(r.status == 0);
     CHECK_THAT(r.out, Catch::Matchers::Contains("policy global"));
@@ -98,10 +115,10 @@ TEST_CASE("minivmm-bench overhead: short rounds, every run reported as sysbench 
     std::string tmpl = (std::filesystem::current_path() / "minivmm-ovbench-test-XXXXXX").string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     const std::string json_path = tmpl + "/overhead.json";
-    auto r =
-        run_bench({"--tests", "cpu,fileio,threads", "--repeat", "2", "--time", "1",
-                   "--file-total-size", "4M", "--file-dir", tmpl, "--verbose", "--json", json_path},
-                  300s, "overhead");
+    auto r = run_bench({"--tests", "cpu,fileio,threads", "--repeat", "2", "--time", "1",
+                        "--file-total-size", "4M", "--file-dir", tmpl, "--verbose", "--json",
+                        json_path, "--allow-emulated"},
+                       300s, "overhead");
     INFO(describe(r));
     REQUIRE(r.status == 0);
     std::ifstream in(json_path);
@@ -147,11 +164,76 @@ TEST_CASE("minivmm-bench overhead: short rounds, every run reported as sysbench 
         ++headers;
     CHECK(headers == reports);
     CHECK(reports >= runs);
-    CHECK_THAT(r.out, Catch::Matchers::Contains("=== cpu round 1/2: native ===\n"
+    const std::string mark = emulated_here() ? "[emulated] " : "";
+    CHECK_THAT(r.out, Catch::Matchers::Contains("=== " + mark +
+                                                "cpu round 1/2: native ===\n"
                                                 "Running the test with following options:\n"));
-    CHECK_THAT(r.out, Catch::Matchers::Contains("=== fileio round 2/2: guest global ===\n"));
+    CHECK_THAT(r.out,
+               Catch::Matchers::Contains("=== " + mark + "fileio round 2/2: guest global ===\n"));
     CHECK_THAT(r.out, Catch::Matchers::Contains("Threads fairness:\n    events (avg/stddev):"));
     CHECK_THAT(r.out, Catch::Matchers::Contains("File operations:\n    reads/s:"));
     // then the table
     CHECK_THAT(r.out, Catch::Matchers::Contains("overhead, guest global: median of rounds"));
+}
+
+TEST_CASE("minivmm-bench: an emulated KVM is refused without --allow-emulated", "[ctlbench]") {
+    const std::vector<std::pair<std::string, std::vector<std::string>>> commands{
+        {"overhead", {"--tests", "cpu", "--repeat", "1", "--time", "1"}},
+        {"control", {"--repeat", "1", "--time", "1"}},
+        {"foundation", {"--repeat", "1"}},
+        {"slots", {"--quick"}}};
+    for (const auto& [command, args] : commands) {
+        auto r = run_bench(args, 20s, command, {"MINIVMM_KVM_EMULATED=1"});
+        INFO(command << ": " << describe(r));
+        CHECK(r.status == 2);
+        CHECK(r.out.empty());
+        CHECK(minivmm::test::line_count(r.err) == 1);
+        CHECK_THAT(r.err, Catch::Matchers::Contains("this KVM is emulated") &&
+                              Catch::Matchers::Contains("--allow-emulated"));
+    }
+}
+
+TEST_CASE("minivmm-bench overhead --allow-emulated: every figure marked emulated",
+          "[ctlbench][overhead]") {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/minivmm-embench-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    const std::string json_path = tmpl + "/overhead.json";
+    auto r = run_bench(
+        {"--tests", "cpu", "--repeat", "1", "--time", "1", "--allow-emulated", "--json", json_path},
+        120s, "overhead", {"MINIVMM_KVM_EMULATED=1"});
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    CHECK(r.out.rfind("*** EMULATED KVM: timings are not real ***\n", 0) == 0);
+    // every figure row of the table ends with the mark
+    std::size_t rows = 0;
+    for (const char* row :
+         {"\n  native ", "\n  guest global ", "\n  overhead, guest global: ", "\nwall time "}) {
+        INFO(row);
+        auto at = r.out.find(row);
+        REQUIRE(at != std::string::npos);
+        auto end = r.out.find('\n', at + 1);
+        CHECK(r.out.substr(at + 1, end - at - 1).ends_with("  [emulated]"));
+        ++rows;
+    }
+    CHECK(rows == 4);
+    std::ifstream in(json_path);
+    REQUIRE(in);
+    json j = json::parse(in);
+    std::filesystem::remove_all(tmpl);
+    CHECK(j.at("kvm_flavor") == "emulated");
+    CHECK(j.at("emulated") == true);
+    REQUIRE(j.at("tests").size() == 1);
+    const auto& t = j["tests"][0];
+    CHECK(t.at("emulated") == true);
+    std::vector<const json*> sides{&t.at("native")};
+    for (const auto& g : t.at("guests"))
+        sides.push_back(&g);
+    if (t.contains("reference")) sides.push_back(&t.at("reference"));
+    REQUIRE(sides.size() >= 2);
+    for (const json* side : sides) {
+        CHECK(side->at("emulated") == true);
+        REQUIRE(side->at("samples").size() == 1);
+        CHECK(side->at("samples")[0].at("emulated") == true);
+    }
 }

@@ -1,9 +1,14 @@
-// Small pieces: the string console, exit kind names, typed errors.
+// Small pieces: the string console, exit kind names, typed errors, the KVM
+// flavor.
 #include <catch2/catch.hpp>
+
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -11,6 +16,7 @@
 
 #include "minivmm/console.hpp"
 #include "minivmm/error.hpp"
+#include "minivmm/kvm_flavor.hpp"
 #include "minivmm/version.hpp"
 #include "minivmm/vm_exit.hpp"
 
@@ -59,4 +65,59 @@ TEST_CASE("version string is the project version", "[version]") {
     std::string v = minivmm::version();
     CHECK_FALSE(v.empty());
     CHECK(std::count(v.begin(), v.end(), '.') == 2);
+}
+
+namespace {
+
+// Sets or clears an environment variable for one scope, then puts back what
+// was there (the emulated-VM runner sets MINIVMM_KVM_EMULATED for the tests).
+class ScopedEnv {
+  public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        if (value)
+            ::setenv(name, value, 1);
+        else
+            ::unsetenv(name);
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    ~ScopedEnv() {
+        if (old_)
+            ::setenv(name_, old_->c_str(), 1);
+        else
+            ::unsetenv(name_);
+    }
+
+  private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
+} // namespace
+
+TEST_CASE("KVM flavor: names, and MINIVMM_KVM_EMULATED=1 forces emulated", "[kvm_flavor]") {
+    using minivmm::KvmFlavor;
+    CHECK(minivmm::to_string(KvmFlavor::hardware) == "hardware");
+    CHECK(minivmm::to_string(KvmFlavor::pvm) == "pvm");
+    CHECK(minivmm::to_string(KvmFlavor::emulated) == "emulated");
+    CHECK(minivmm::describe_kvm_flavor(KvmFlavor::emulated) ==
+          "emulated (QEMU's software CPU): its timings mean nothing");
+    {
+        ScopedEnv forced("MINIVMM_KVM_EMULATED", "1");
+        CHECK(minivmm::detect_kvm_flavor() == KvmFlavor::emulated);
+    }
+    // Without the variable (or with another value) the machine decides:
+    // pvm exactly where the kvm_pvm module is, unless the CPU is QEMU's.
+    KvmFlavor machine;
+    {
+        ScopedEnv cleared("MINIVMM_KVM_EMULATED", nullptr);
+        machine = minivmm::detect_kvm_flavor();
+    }
+    {
+        ScopedEnv other("MINIVMM_KVM_EMULATED", "0");
+        CHECK(minivmm::detect_kvm_flavor() == machine);
+    }
+    if (machine != KvmFlavor::emulated)
+        CHECK((machine == KvmFlavor::pvm) == (::access("/sys/module/kvm_pvm", F_OK) == 0));
 }

@@ -13,9 +13,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "bench/emulated.hpp"
 #include "bench/overhead_report.hpp"
 
 using minivmm::bench::compare_rates;
@@ -79,6 +82,25 @@ OverheadReport fixed_report() {
 std::string slurp(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        out.push_back(line);
+    return out;
+}
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+    return n;
+}
+
+bool ends_with(const std::string& s, std::string_view tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 bool browser_required() {
@@ -165,6 +187,85 @@ TEST_CASE("overhead: table, JSON and HTML carry the verdicts", "[unit][overhead]
     CHECK(html.find("https://") == std::string::npos);
 }
 
+TEST_CASE("overhead: a real KVM's report has no emulated mark", "[unit][overhead]") {
+    auto r = fixed_report();
+    CHECK(r.kvm_flavor == "hardware");
+    auto table = render_table(r);
+    CHECK(table.find("EMULATED") == std::string::npos);
+    CHECK(table.find("[emulated]") == std::string::npos);
+    auto j = report_json(r);
+    CHECK(j.at("kvm_flavor") == "hardware");
+    CHECK(j.at("emulated") == false);
+    CHECK(j["tests"][0].at("emulated") == false);
+    CHECK(j["tests"][0]["native"]["samples"][0].at("emulated") == false);
+    r.kvm_flavor = "pvm";
+    CHECK(report_json(r).at("kvm_flavor") == "pvm");
+    CHECK(render_table(r).find("[emulated]") == std::string::npos);
+    auto html = render_html(r);
+    CHECK(html.find("<p class=\"emulated-banner\">") == std::string::npos);
+    CHECK(html.find("[emulated]") == std::string::npos);
+}
+
+TEST_CASE("overhead: on an emulated KVM the table, JSON and HTML mark every figure",
+          "[unit][overhead]") {
+    using minivmm::bench::kEmulatedBanner;
+    auto r = fixed_report();
+    r.kvm_flavor = "emulated";
+
+    // Table: the banner first, then every row with a measured figure ends
+    // with the mark (cpu: 3 sides, overhead, reference; mutex: 3 sides, 2
+    // overheads; the wall time).
+    auto lines = lines_of(render_table(r));
+    REQUIRE(!lines.empty());
+    CHECK(lines.front() == kEmulatedBanner);
+    std::size_t figure_rows = 0;
+    for (const auto& line : lines) {
+        bool figures = false;
+        for (const char* prefix :
+             {"  native ", "  guest ", "  sysbench ", "  overhead,", "  reference:", "wall time"})
+            figures = figures || line.rfind(prefix, 0) == 0;
+        INFO(line);
+        CHECK(figures == ends_with(line, minivmm::bench::kEmulatedSuffix));
+        figure_rows += figures;
+    }
+    CHECK(figure_rows == 11);
+
+    // JSON: the flavor at the top, the mark on every test, side and sample.
+    auto j = report_json(r);
+    CHECK(j.at("kvm_flavor") == "emulated");
+    CHECK(j.at("emulated") == true);
+    std::size_t marked = 0;
+    for (const auto& t : j.at("tests")) {
+        CHECK(t.at("emulated") == true);
+        std::vector<const nlohmann::json*> sides{&t.at("native")};
+        for (const auto& g : t.at("guests"))
+            sides.push_back(&g);
+        if (t.contains("reference")) sides.push_back(&t.at("reference"));
+        for (const auto* side : sides) {
+            CHECK(side->at("emulated") == true);
+            for (const auto& s : side->at("samples")) {
+                CHECK(s.at("emulated") == true);
+                ++marked;
+            }
+        }
+    }
+    CHECK(marked == 5 * 6); // 5 rounds of cpu native, guest, sysbench and mutex native, 2 guests
+
+    // HTML: the banner and title, every table row and every chart marked.
+    auto html = render_html(r);
+    CHECK(html.find("<title>EMULATED KVM: ") != std::string::npos);
+    CHECK(html.find("<p class=\"emulated-banner\">" + std::string(kEmulatedBanner)) !=
+          std::string::npos);
+    CHECK(html.find("<p class=\"emulated-banner\">") < html.find("<table"));
+    const std::size_t rows = count_of(html, "<tr><td>");
+    CHECK(rows == 3 + 6); // summary: cpu global, mutex global, mutex rcu; sides: 3 + 3
+    CHECK(count_of(html, "<tr><td>") ==
+          count_of(html, "<span class=\"emulated\">[emulated]</span></td>"));
+    CHECK(count_of(html, "<svg") == 2);
+    CHECK(count_of(html, "class=\"emulated\">EMULATED KVM</text>") == 2);
+    CHECK(count_of(html, "(emulated)</title>") == 6); // every bar
+}
+
 TEST_CASE("overhead: the HTML report renders in headless Chromium", "[unit][overhead][browser]") {
     const fs::path chromium = "/usr/bin/chromium";
     if (!fs::exists(chromium)) {
@@ -201,6 +302,21 @@ TEST_CASE("overhead: the HTML report renders in headless Chromium", "[unit][over
     CHECK(text.find("class=\"whisker\"") != std::string::npos);
     CHECK(text.find("no measurable difference") != std::string::npos);
     CHECK(text.find("guest slower by 20.0%") != std::string::npos);
+
+    // The emulated page shows its banner.
+    const auto emulated_page = dir / "emulated.html";
+    {
+        auto emulated = fixed_report();
+        emulated.kvm_flavor = "emulated";
+        std::ofstream f(emulated_page);
+        f << render_html(emulated);
+        REQUIRE(f.good());
+    }
+    const std::string emulated_cmd = common + " --dump-dom file://" + emulated_page.string() +
+                                     " >" + dom.string() + " 2>/dev/null";
+    REQUIRE(std::system(emulated_cmd.c_str()) == 0);
+    CHECK(slurp(dom).find("class=\"emulated-banner\">*** EMULATED KVM: timings are not real ***") !=
+          std::string::npos);
 
     const std::string shot_cmd = common + " --window-size=1200,1800 --screenshot=" + png.string() +
                                  " file://" + report.string() + " >/dev/null 2>&1";

@@ -1,6 +1,10 @@
 // minivmm-bench: benchmarks that put minivmm next to a baseline in one run,
 // alternating the two sides and reporting medians with their spread.
 //
+// Each subcommand refuses an emulated KVM (minivmm/kvm_flavor.hpp: timings
+// there mean nothing) with status 2 unless given --allow-emulated; with it,
+// every figure it prints or writes is marked emulated (bench/emulated.hpp).
+//
 //   minivmm-bench foundation [--repeat N] [--iterations N] [--hypercalls N]
 //     cpu loop:  the same register loop natively and in a guest (TSC cycles)
 //     clock read: back-to-back rdtsc natively and in a guest (cycles per read)
@@ -35,16 +39,20 @@
 #include <fmt/core.h>
 
 #include "bench/control_bench.hpp"
+#include "bench/emulated.hpp"
 #include "bench/overhead_bench.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
 #include "gaps.h"
+#include "minivmm/kvm_flavor.hpp"
 #include "native_workloads.hpp"
 #include "regloop.h"
 #include "tscloop.h"
 
 namespace fs = std::filesystem;
+using minivmm::KvmFlavor;
+using minivmm::bench::emulated_suffix;
 using minivmm::bench::format_summary;
 using minivmm::bench::parse_number;
 using minivmm::bench::run_checked;
@@ -104,8 +112,8 @@ GapRun native_gaps(unsigned threads) {
     return gap_run(sum, khz);
 }
 
-int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
-               std::uint64_t hypercalls) {
+int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations, std::uint64_t hypercalls,
+               bool emulated) {
     const char* cycles_fmt = "regloop: %*u iterations, %lf tsc cycles";
     const char* hc_fmt = "hcloop: %*u hypercalls, %lf cycles/hypercall";
     std::vector<double> native_tsc, guest_tsc;
@@ -178,17 +186,19 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
     auto bw = summarize(bare_wall), rw = summarize(run_wall);
     auto bh = summarize(bare_hc), rh = summarize(run_hc);
     auto hw = summarize(hello_wall), hr = summarize(hello_rss);
-    fmt::print("minivmm-bench foundation: {} alternated runs; median [min..max]\n\n", repeat);
+    const auto mark = emulated_suffix(emulated);
+    fmt::print("{}minivmm-bench foundation: {} alternated runs; median [min..max]\n\n",
+               minivmm::bench::emulated_banner_line(emulated), repeat);
     fmt::print("cpu loop, {} iterations (TSC cycles)\n", iterations);
-    fmt::print("  native        {}\n", format_summary(nc, 1e-9, "Gcycles"));
-    fmt::print("  guest         {}\n", format_summary(gc, 1e-9, "Gcycles"));
-    fmt::print("  guest/native  {:.4f}  ({:+.2f}%)\n\n", gc.median / nc.median,
-               (gc.median / nc.median - 1) * 100);
+    fmt::print("  native        {}{}\n", format_summary(nc, 1e-9, "Gcycles"), mark);
+    fmt::print("  guest         {}{}\n", format_summary(gc, 1e-9, "Gcycles"), mark);
+    fmt::print("  guest/native  {:.4f}  ({:+.2f}%){}\n\n", gc.median / nc.median,
+               (gc.median / nc.median - 1) * 100, mark);
     auto nt = summarize(native_tsc), gt = summarize(guest_tsc);
     fmt::print("clock read, {} back-to-back rdtsc (TSC cycles per read)\n", kTscReads);
-    fmt::print("  native        {}\n", format_summary(nt, 1, "cycles", 1));
-    fmt::print("  guest         {}\n", format_summary(gt, 1, "cycles", 1));
-    fmt::print("  guest/native  {:.2f}\n\n", gt.median / nt.median);
+    fmt::print("  native        {}{}\n", format_summary(nt, 1, "cycles", 1), mark);
+    fmt::print("  guest         {}{}\n", format_summary(gt, 1, "cycles", 1), mark);
+    fmt::print("  guest/native  {:.2f}{}\n\n", gt.median / nt.median, mark);
     auto gap_field = [](const std::vector<GapRun>& runs, double GapRun::*field) {
         std::vector<double> v;
         for (const auto& r : runs)
@@ -201,25 +211,26 @@ int foundation(const Paths& p, unsigned repeat, std::uint64_t iterations,
     fmt::print("interruptions: {} threads / vCPUs spinning on rdtsc for {} ms, gaps > {} us\n",
                kGapThreads, kGapMs, kGapNs / 1000);
     for (const auto* side : {&native_gap, &guest_gap}) {
-        fmt::print("  {:<12}  CPU time lost {}, {} gaps/s per CPU, {} per gap\n",
+        fmt::print("  {:<12}  CPU time lost {}, {} gaps/s per CPU, {} per gap{}\n",
                    side == &native_gap ? "native" : "guest",
                    format_summary(gap_field(*side, &GapRun::lost_fraction), 100, "%", 2),
                    format_summary(gap_field(*side, &GapRun::gaps_per_cpu_s), 1e-3, "k", 2),
-                   format_summary(gap_field(*side, &GapRun::ns_per_gap), 1e-3, "us", 2));
+                   format_summary(gap_field(*side, &GapRun::ns_per_gap), 1e-3, "us", 2), mark);
     }
     fmt::print("  guest-native  {} of CPU time (per round; what a CPU-bound guest loses to "
-               "interruptions beyond native)\n\n",
-               format_summary(summarize(extra), 100, "%", 2));
+               "interruptions beyond native){}\n\n",
+               format_summary(summarize(extra), 100, "%", 2), mark);
     fmt::print("exit path, {} zero-length write hypercalls (whole process)\n", hypercalls);
-    fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest\n",
-               format_summary(bw, 1, "s"), bh.median);
-    fmt::print("  minivmm-run        {}   {:.0f} cycles/hypercall in guest\n",
-               format_summary(rw, 1, "s"), rh.median);
-    fmt::print("  minivmm-run/bare   {:.4f}  ({:+.2f}%) wall, {:.4f} per hypercall\n\n",
-               rw.median / bw.median, (rw.median / bw.median - 1) * 100, rh.median / bh.median);
+    fmt::print("  bare KVM_RUN loop  {}   {:.0f} cycles/hypercall in guest{}\n",
+               format_summary(bw, 1, "s"), bh.median, mark);
+    fmt::print("  minivmm-run        {}   {:.0f} cycles/hypercall in guest{}\n",
+               format_summary(rw, 1, "s"), rh.median, mark);
+    fmt::print("  minivmm-run/bare   {:.4f}  ({:+.2f}%) wall, {:.4f} per hypercall{}\n\n",
+               rw.median / bw.median, (rw.median / bw.median - 1) * 100, rh.median / bh.median,
+               mark);
     fmt::print("minivmm-run hello.bin (whole process)\n");
-    fmt::print("  wall          {}\n", format_summary(hw, 1e3, "ms", 2));
-    fmt::print("  peak RSS      {}\n", format_summary(hr, 1.0 / 1024, "MiB", 2));
+    fmt::print("  wall          {}{}\n", format_summary(hw, 1e3, "ms", 2), mark);
+    fmt::print("  peak RSS      {}{}\n", format_summary(hr, 1.0 / 1024, "MiB", 2), mark);
     return 0;
 }
 
@@ -349,6 +360,11 @@ int main(int argc, char** argv) {
     ctl->add_option("--time", co.time_s, "seconds per guest run (default 2)")
         ->check(CLI::Range(1u, 600u));
     ctl->add_option("--json", co.json_path, "write all samples and summaries to FILE as JSON");
+    bool allow_emulated = false;
+    for (auto* sub : {f, s, ov, ctl})
+        sub->add_flag("--allow-emulated", allow_emulated,
+                      "run even on an emulated KVM (QEMU's software CPU), where timings mean "
+                      "nothing; every figure is then marked emulated");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -359,8 +375,23 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "minivmm-bench: error: {} (see --help)\n", what);
         return 2;
     }
+    const KvmFlavor flavor = minivmm::detect_kvm_flavor();
+    // Called once the options are known good, before any work: one line and
+    // status 2, as a usage error.
+    auto refuse_emulated = [&] {
+        if (flavor != KvmFlavor::emulated || allow_emulated) return false;
+        fmt::print(stderr,
+                   "minivmm-bench: this KVM is {}; run on real KVM, or pass --allow-emulated to "
+                   "run anyway with every figure marked emulated\n",
+                   minivmm::describe_kvm_flavor(flavor));
+        return true;
+    };
+    const bool emulated = flavor == KvmFlavor::emulated;
     try {
-        if (*f) return foundation(paths, repeat, iterations, hypercalls);
+        if (*f) {
+            if (refuse_emulated()) return 2;
+            return foundation(paths, repeat, iterations, hypercalls, emulated);
+        }
         if (*ctl) {
             auto usage = [](const std::string& msg) {
                 fmt::print(stderr, "minivmm-bench control: {}\n", msg);
@@ -377,8 +408,10 @@ int main(int argc, char** argv) {
                 if (fs::is_directory(co.json_path) || ::access(dir.c_str(), W_OK) != 0)
                     return usage("--json " + co.json_path + ": cannot write there");
             }
+            if (refuse_emulated()) return 2;
             co.run_path = paths.run;
             co.guest_dir = paths.guests;
+            co.kvm_flavor = flavor;
             return minivmm::bench::run_control(co);
         }
         if (*ov) {
@@ -400,11 +433,14 @@ int main(int argc, char** argv) {
             if (sysbench_opt->count() &&
                 !runs({"cpu", "memory", "memory-write", "memory-read", "threads"}))
                 return refuse("--sysbench", "cpu, memory or threads");
+            if (refuse_emulated()) return 2;
             oo.run_path = paths.run;
             oo.guest_dir = paths.guests;
+            oo.kvm_flavor = flavor;
             return minivmm::bench::run_overhead(oo);
         }
         if (*s) {
+            if (refuse_emulated()) return 2;
             if (quick) {
                 if (slots_opt->count() == 0) so.slots = {16, 512};
                 if (seconds_opt->count() == 0) so.seconds = 0.5;
@@ -421,6 +457,7 @@ int main(int argc, char** argv) {
             so.guest = has("guests");
             so.run_path = paths.run;
             so.guest_dir = paths.guests;
+            so.kvm_flavor = flavor;
             return minivmm::bench::run_slots(so);
         }
     } catch (const std::exception& e) {

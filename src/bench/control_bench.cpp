@@ -368,6 +368,7 @@ int run_control(const ControlOptions& o) {
     report.hotplug_size = kHotplugSize;
     report.stats_period_ms = static_cast<unsigned>(kStatsPeriod.count());
     report.host = host_info();
+    report.kvm_flavor = to_string(o.kvm_flavor);
     const std::string load_before = load_average();
     for (const auto& p : o.policies)
         report.policies.push_back({p, {}});

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "minivmm/kvm_flavor.hpp"
+
 namespace minivmm::bench {
 
 struct ControlOptions {
@@ -20,6 +22,7 @@ struct ControlOptions {
     unsigned time_s = 2; // the guest's --time
     std::string json_path;
     std::string run_path, guest_dir;
+    KvmFlavor kvm_flavor = KvmFlavor::hardware; // detect_kvm_flavor(): emulated marks every figure
 };
 
 // Returns the process exit code; throws when a run fails (a child's

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
 #include "bench/overhead_report.hpp"
 #include "bench/stats.hpp"
 
@@ -106,7 +107,9 @@ std::string compare_policies(const ControlReport& r) {
 }
 
 std::string render_control_table(const ControlReport& r) {
-    std::string out = fmt::format(
+    const auto mark = emulated_suffix(r.emulated());
+    std::string out = emulated_banner_line(r.emulated());
+    out += fmt::format(
         "minivmm-bench control: {} round{} per policy, {} s guest runs; the policy order rotates "
         "and baseline/loaded order alternates every round\n"
         "guest: {}, {} vCPUs, --mem {}: {}\n"
@@ -129,36 +132,36 @@ std::string render_control_table(const ControlReport& r) {
         }
         auto o = compare_rates(baseline_rates(p), loaded_rates(p));
         out += fmt::format("\npolicy {}\n", p.policy);
-        out += fmt::format("  {:<26}{}   ({} in all)\n", "hotplug round trips/s",
-                           fmt_rate_summary(summarize(round_trip_rates(p))), trips);
-        out += fmt::format("  {:<26}{}\n", "round-trip latency",
-                           latency_text(pooled(p, &LoadedRun::round_trip_ns)));
-        out += fmt::format("  {:<26}{}\n", "guest events/s baseline",
-                           fmt_rate_summary(summarize(baseline_rates(p))));
-        out += fmt::format("  {:<26}{}\n", "guest events/s loaded",
-                           fmt_rate_summary(summarize(loaded_rates(p))));
-        out += fmt::format("  {:<26}median of rounds {}, 95% CI {}: {}\n", "guest slowdown",
-                           pct(o.median_ratio), ci_text(o), o.verdict);
-        out += fmt::format("  {:<26}{}   ({} requests)\n", "query-stats latency",
-                           latency_text(pooled(p, &LoadedRun::query_stats_ns)), queries);
+        out += fmt::format("  {:<26}{}   ({} in all){}\n", "hotplug round trips/s",
+                           fmt_rate_summary(summarize(round_trip_rates(p))), trips, mark);
+        out += fmt::format("  {:<26}{}{}\n", "round-trip latency",
+                           latency_text(pooled(p, &LoadedRun::round_trip_ns)), mark);
+        out += fmt::format("  {:<26}{}{}\n", "guest events/s baseline",
+                           fmt_rate_summary(summarize(baseline_rates(p))), mark);
+        out += fmt::format("  {:<26}{}{}\n", "guest events/s loaded",
+                           fmt_rate_summary(summarize(loaded_rates(p))), mark);
+        out += fmt::format("  {:<26}median of rounds {}, 95% CI {}: {}{}\n", "guest slowdown",
+                           pct(o.median_ratio), ci_text(o), o.verdict, mark);
+        out += fmt::format("  {:<26}{}   ({} requests){}\n", "query-stats latency",
+                           latency_text(pooled(p, &LoadedRun::query_stats_ns)), queries, mark);
         auto med = [&](std::uint64_t VmmStats::*m) { return summarize(per_run(p, m)).median; };
         out += fmt::format("  VMM's query-stats at the end of each loaded run (median [min..max] "
                            "of runs):\n");
         out += fmt::format("    slot lock: {} contended acquisitions [{:.0f}..{:.0f}], {} "
-                           "waited\n",
+                           "waited{}\n",
                            med(&VmmStats::lock_contended),
                            summarize(per_run(p, &VmmStats::lock_contended)).min,
                            summarize(per_run(p, &VmmStats::lock_contended)).max,
-                           fmt_ns(med(&VmmStats::lock_wait_ns)));
+                           fmt_ns(med(&VmmStats::lock_wait_ns)), mark);
         out += fmt::format("    memory-add in the VMM: {:.0f} counted, p50 <= {}, p99 <= {}; "
-                           "memory-remove: {:.0f}, p50 <= {}, p99 <= {}\n",
+                           "memory-remove: {:.0f}, p50 <= {}, p99 <= {}{}\n",
                            med(&VmmStats::adds), fmt_ns(med(&VmmStats::add_p50_ns)),
                            fmt_ns(med(&VmmStats::add_p99_ns)), med(&VmmStats::removes),
                            fmt_ns(med(&VmmStats::remove_p50_ns)),
-                           fmt_ns(med(&VmmStats::remove_p99_ns)));
+                           fmt_ns(med(&VmmStats::remove_p99_ns)), mark);
     }
-    if (auto c = compare_policies(r); !c.empty()) out += "\n" + c + "\n";
-    if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s\n", r.wall_seconds);
+    if (auto c = compare_policies(r); !c.empty()) out += fmt::format("\n{}{}\n", c, mark);
+    if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s{}\n", r.wall_seconds, mark);
     return out;
 }
 
@@ -173,6 +176,8 @@ json control_report_json(const ControlReport& r) {
            {"hotplug", {{"gpa", r.hotplug_gpa}, {"size", r.hotplug_size}}},
            {"query_stats_period_ms", r.stats_period_ms},
            {"host", r.host},
+           {"kvm_flavor", r.kvm_flavor},
+           {"emulated", r.emulated()},
            {"load", r.load},
            {"wall_seconds", r.wall_seconds},
            {"slowdown_definition",
@@ -181,7 +186,7 @@ json control_report_json(const ControlReport& r) {
            {"policies", json::array()}};
     for (const auto& p : r.policies) {
         check_series(p);
-        json jp{{"policy", p.policy}, {"rounds", json::array()}};
+        json jp{{"policy", p.policy}, {"emulated", r.emulated()}, {"rounds", json::array()}};
         for (const auto& x : p.rounds) {
             auto guest = [](const GuestRate& g) {
                 return json{{"events", g.events},
@@ -191,6 +196,7 @@ json control_report_json(const ControlReport& r) {
             };
             const auto& l = x.loaded;
             jp["rounds"].push_back({{"round", x.round},
+                                    {"emulated", r.emulated()},
                                     {"loaded_first", x.loaded_first},
                                     {"baseline", guest(x.baseline)},
                                     {"loaded",
@@ -219,6 +225,7 @@ json control_report_json(const ControlReport& r) {
         for (const auto& x : p.rounds)
             slowdowns.push_back((x.baseline.rate() - x.loaded.guest.rate()) / x.baseline.rate());
         jp["summary"] = {
+            {"emulated", r.emulated()},
             {"round_trips_per_s", summary_json(summarize(round_trip_rates(p)))},
             {"round_trip_ns", latency_summary_json(pooled(p, &LoadedRun::round_trip_ns))},
             {"add_ns", latency_summary_json(pooled(p, &LoadedRun::add_ns))},

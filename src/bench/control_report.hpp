@@ -72,6 +72,10 @@ struct ControlReport {
     std::string host;               // free text: kernel, CPU
     std::string load;               // free text: the host's load average before and after
     double wall_seconds = 0;
+    // The KVM measured, as to_string(KvmFlavor) names it: "hardware", "pvm"
+    // or "emulated", where every figure is marked (bench/emulated.hpp).
+    std::string kvm_flavor = "hardware";
+    bool emulated() const { return kvm_flavor == "emulated"; }
     std::vector<ControlSeries> policies;
 };
 
@@ -79,7 +83,8 @@ struct ControlReport {
 // rates; throws on a policy without rounds or with no round trip / no
 // query-stats sample at all.
 std::string render_control_table(const ControlReport& report);
-// Every sample and the summaries.
+// Every sample and the summaries; "kvm_flavor" at the top and an "emulated"
+// boolean on every policy, round and summary.
 nlohmann::json control_report_json(const ControlReport& report);
 // "rcu 1.04x global (the slowest) ...": the policies' round-trip rates
 // compared, "" with fewer than two policies.

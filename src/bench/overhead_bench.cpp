@@ -322,6 +322,7 @@ int run_overhead(const OverheadOptions& o) {
     report.full = o.full;
     report.threads = o.threads;
     report.host = host_info();
+    report.kvm_flavor = to_string(o.kvm_flavor);
     const auto all = variants(o);
     std::string sysbench, sysbench_name;
     if (o.sysbench != "none" &&
@@ -388,10 +389,13 @@ int run_overhead(const OverheadOptions& o) {
                 }
                 std::fflush(stderr);
             };
-            // --verbose: every run's report as that side printed it.
+            // --verbose: every run's report as that side printed it, under a
+            // header that carries the emulated mark for the whole report.
             auto show_run = [&](const std::string& side, const std::string& text) {
                 if (!o.verbose) return;
-                fmt::print("=== {} round {}/{}: {} ===\n{}", v.name, round + 1, rounds, side, text);
+                fmt::print("=== {}{} round {}/{}: {} ===\n{}",
+                           report.emulated() ? "[emulated] " : "", v.name, round + 1, rounds, side,
+                           text);
                 if (!text.empty() && text.back() != '\n') fmt::print("\n");
                 std::fflush(stdout);
             };

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "minivmm/kvm_flavor.hpp"
+
 namespace minivmm::bench {
 
 struct OverheadOptions {
@@ -29,6 +31,7 @@ struct OverheadOptions {
     bool verbose = false;              // print every run's report (sysbench's layout) as it ends
     std::string json_path, html_path;
     std::string run_path, guest_dir;
+    KvmFlavor kvm_flavor = KvmFlavor::hardware; // detect_kvm_flavor(): emulated marks every figure
 };
 
 // "Linux 6.1.0 x86_64, 2 x <CPU model>" for a report's host line.

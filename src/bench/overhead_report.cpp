@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
 #include "bench/stats.hpp"
 
 namespace minivmm::bench {
@@ -71,7 +72,9 @@ nlohmann::json summary_json(const Summary& s) {
     return {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
 }
 
-nlohmann::json samples_json(const std::vector<OverheadSample>& samples) {
+// Every sample and side carries `emulated`, so that no figure copied out of
+// the document loses the mark.
+nlohmann::json samples_json(const std::vector<OverheadSample>& samples, bool emulated) {
     auto a = nlohmann::json::array();
     for (const auto& s : samples)
         a.push_back({{"events", s.events},
@@ -87,12 +90,14 @@ nlohmann::json samples_json(const std::vector<OverheadSample>& samples) {
                      {"fairness_time_avg_ns", s.fairness_time_avg_ns},
                      {"fairness_time_stddev_ns", s.fairness_time_stddev_ns},
                      {"check", s.check},
-                     {"ran_first", s.first}});
+                     {"ran_first", s.first},
+                     {"emulated", emulated}});
     return a;
 }
 
-nlohmann::json side_json(const std::vector<OverheadSample>& samples) {
-    return {{"samples", samples_json(samples)},
+nlohmann::json side_json(const std::vector<OverheadSample>& samples, bool emulated) {
+    return {{"samples", samples_json(samples, emulated)},
+            {"emulated", emulated},
             {"events_per_s", summary_json(summarize(rates(samples)))},
             {"lat_avg_ns", summary_json(summarize(lat_avg(samples)))},
             {"lat_p95_ns", summary_json(summarize(lat_p95(samples)))}};
@@ -133,9 +138,14 @@ const char* verdict_class(const OverheadStats& o) {
     return "same";
 }
 
+// The mark after each figure of the HTML page measured on an emulated KVM.
+std::string html_mark(bool emulated) {
+    return emulated ? " <span class=\"emulated\">[emulated]</span>" : "";
+}
+
 // One bar chart: native and each guest policy, bar = median events/s,
-// whisker = min..max.
-std::string svg_chart(const TestSeries& t) {
+// whisker = min..max; on an emulated KVM with the banner across its top.
+std::string svg_chart(const TestSeries& t, bool emulated) {
     struct Bar {
         std::string label;
         Summary s;
@@ -156,8 +166,12 @@ std::string svg_chart(const TestSeries& t) {
     auto y_of = [&](double v) { return base_y - v / top * plot_h; };
     std::string svg = fmt::format(
         "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-        "viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{} events per second\">\n",
-        width, base_y + 40, width, base_y + 40, html_escape(t.name));
+        "viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{} events per second{}\">\n",
+        width, base_y + 40, width, base_y + 40, html_escape(t.name),
+        emulated ? " (emulated KVM: timings are not real)" : "");
+    if (emulated)
+        svg +=
+            fmt::format("<text x=\"{}\" y=\"14\" class=\"emulated\">EMULATED KVM</text>\n", left);
     // Axis with three gridlines.
     for (int i = 0; i <= 3; ++i) {
         double v = top / 1.15 * i / 3;
@@ -174,10 +188,11 @@ std::string svg_chart(const TestSeries& t) {
         double x = left + gap / 2.0 + static_cast<double>(i) * (bar_w + gap);
         double cx = x + bar_w / 2.0, y = y_of(b.s.median);
         svg += fmt::format("<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" "
-                           "height=\"{:.1f}\" fill=\"{}\"><title>{}: median {} [{}..{}]</title>"
+                           "height=\"{:.1f}\" fill=\"{}\"><title>{}: median {} [{}..{}]{}</title>"
                            "</rect>\n",
                            x, y, bar_w, base_y - y, b.colour, html_escape(b.label),
-                           fmt_rate(b.s.median), fmt_rate(b.s.min), fmt_rate(b.s.max));
+                           fmt_rate(b.s.median), fmt_rate(b.s.min), fmt_rate(b.s.max),
+                           emulated ? " (emulated)" : "");
         double ylo = y_of(b.s.min), yhi = y_of(b.s.max);
         svg += fmt::format("<line class=\"whisker\" x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" "
                            "y2=\"{2:.1f}\"/><line class=\"whisker\" x1=\"{3:.1f}\" y1=\"{1:.1f}\" "
@@ -260,7 +275,9 @@ ReferenceStats compare_reference(const TestSeries& t, double bound) {
 }
 
 std::string render_table(const OverheadReport& r) {
-    std::string out = fmt::format(
+    const auto mark = emulated_suffix(r.emulated());
+    std::string out = emulated_banner_line(r.emulated());
+    out += fmt::format(
         "minivmm-bench overhead: {} alternated rounds, {} s per run{}, {} threads natively and {} "
         "vCPUs in the guest\n"
         "events/s and latency: median [min..max]; overhead = (native - guest) / native events/s "
@@ -276,9 +293,10 @@ std::string render_table(const OverheadReport& r) {
         out += fmt::format("  {:<20} {:<34} {:>10} {:>10}\n", "side", "events/s", "lat avg",
                            "lat p95");
         auto row = [&](const std::string& label, const std::vector<OverheadSample>& s) {
-            out += fmt::format(
-                "  {:<20} {:<34} {:>10} {:>10}\n", label, fmt_rate_summary(summarize(rates(s))),
-                lat_text(summarize(lat_avg(s)).median), lat_text(summarize(lat_p95(s)).median));
+            out += fmt::format("  {:<20} {:<34} {:>10} {:>10}{}\n", label,
+                               fmt_rate_summary(summarize(rates(s))),
+                               lat_text(summarize(lat_avg(s)).median),
+                               lat_text(summarize(lat_p95(s)).median), mark);
         };
         row("native", t.native);
         for (const auto& g : t.guests)
@@ -286,16 +304,17 @@ std::string render_table(const OverheadReport& r) {
         if (!t.reference.empty()) row(t.reference_name, t.reference);
         for (const auto& g : t.guests) {
             auto o = compare_rates(rates(t.native), rates(g.samples));
-            out += fmt::format(
-                "  overhead, guest {}: median of rounds {}, of medians {}, 95% CI {}: "
-                "{}\n",
-                g.policy, pct(o.median_ratio), pct(o.ratio_of_medians), ci_text(o), o.verdict);
+            out +=
+                fmt::format("  overhead, guest {}: median of rounds {}, of medians {}, 95% CI {}: "
+                            "{}{}\n",
+                            g.policy, pct(o.median_ratio), pct(o.ratio_of_medians), ci_text(o),
+                            o.verdict, mark);
         }
         if (!t.reference.empty())
-            out += fmt::format("  reference: {}\n", compare_reference(t).text);
+            out += fmt::format("  reference: {}{}\n", compare_reference(t).text, mark);
     }
     if (!r.reference_note.empty()) out += fmt::format("\nreference: {}\n", r.reference_note);
-    if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s\n", r.wall_seconds);
+    if (r.wall_seconds > 0) out += fmt::format("\nwall time {:.1f} s{}\n", r.wall_seconds, mark);
     return out;
 }
 
@@ -306,6 +325,8 @@ nlohmann::json report_json(const OverheadReport& r) {
                      {"full", r.full},
                      {"threads", r.threads},
                      {"host", r.host},
+                     {"kvm_flavor", r.kvm_flavor},
+                     {"emulated", r.emulated()},
                      {"wall_seconds", r.wall_seconds},
                      {"ci_method", "Student t-interval (95%) on per-round paired overheads"},
                      {"overhead_definition", "(native - guest) / native events/s; > 0: guest "
@@ -317,11 +338,12 @@ nlohmann::json report_json(const OverheadReport& r) {
                           {"options", t.options},
                           {"check", t.note},
                           {"rounds", t.native.size()},
-                          {"native", side_json(t.native)},
+                          {"emulated", r.emulated()},
+                          {"native", side_json(t.native, r.emulated())},
                           {"guests", nlohmann::json::array()}};
         for (const auto& g : t.guests) {
             auto o = compare_rates(rates(t.native), rates(g.samples));
-            auto jg = side_json(g.samples);
+            auto jg = side_json(g.samples, r.emulated());
             jg["policy"] = g.policy;
             jg["overhead"] = {
                 {"n", o.n},
@@ -334,7 +356,7 @@ nlohmann::json report_json(const OverheadReport& r) {
         }
         if (!t.reference.empty()) {
             auto rs = compare_reference(t);
-            auto jr = side_json(t.reference);
+            auto jr = side_json(t.reference, r.emulated());
             jr["name"] = t.reference_name;
             jr["native_vs_reference"] = {
                 {"definition", "(reference - native) / reference events/s "
@@ -354,10 +376,14 @@ nlohmann::json report_json(const OverheadReport& r) {
 }
 
 std::string render_html(const OverheadReport& r) {
-    std::string h = R"(<!DOCTYPE html>
+    const bool emulated = r.emulated();
+    const std::string mark = html_mark(emulated);
+    std::string h = fmt::format(R"(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>minivmm overhead: native vs guest</title>
-<style>
+<title>{}minivmm overhead: native vs guest</title>
+)",
+                                emulated ? "EMULATED KVM: " : "");
+    h += R"(<style>
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0;font-size:.92em}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}
@@ -370,9 +396,16 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
 .chart .axis{text-anchor:middle}.chart .grid{stroke:#e6e6e6}.chart .base{stroke:#888}
 .chart .whisker{stroke:#222;stroke-width:1.5}
 .meta{color:#555;font-size:.9em}
+.emulated-banner{background:#fff3cd;border:3px solid #c0392b;color:#8a1f11;font-weight:700;font-size:1.2em;padding:10px 14px;border-radius:4px}
+.emulated{color:#c0392b;font-weight:700}.chart .emulated{fill:#c0392b;font-size:13px;font-weight:700}
 </style></head><body>
 <h1>minivmm overhead: native vs guest</h1>
 )";
+    if (emulated)
+        h += fmt::format("<p class=\"emulated-banner\">{}<br>Measured on a KVM inside QEMU's "
+                         "software CPU (TCG): every figure on this page, native ones too, is "
+                         "marked [emulated] and says nothing about real hardware.</p>\n",
+                         html_escape(std::string(kEmulatedBanner)));
     h += fmt::format("<p class=\"meta\">{} alternated rounds, {} s per run{}, {} threads natively "
                      "and {} vCPUs in the guest. Rates are events/s, median [min..max]. Overhead "
                      "= (native &minus; guest) / native events/s per round (&gt; 0: guest "
@@ -388,9 +421,9 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
         auto n = summarize(rates(t.native));
         for (const auto& g : t.guests) {
             auto o = compare_rates(rates(t.native), rates(g.samples));
-            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            h += fmt::format("<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                              "<td>{}</td><td><span class=\"verdict {}\">{}</span></td></tr>\n",
-                             html_escape(t.name), html_escape(g.policy), fmt_rate_summary(n),
+                             html_escape(t.name), mark, html_escape(g.policy), fmt_rate_summary(n),
                              fmt_rate_summary(summarize(rates(g.samples))), pct(o.median_ratio),
                              ci_text(o), verdict_class(o), html_escape(o.verdict));
         }
@@ -404,13 +437,13 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
         if (t.native.size() != r.repeat)
             h += fmt::format("<p class=\"meta\">{} rounds (short runs get more).</p>\n",
                              t.native.size());
-        h += svg_chart(t);
+        h += svg_chart(t, emulated);
         h += "<table><tr><th>side</th><th>events/s</th><th>latency avg</th><th>latency p95</th>"
              "<th>overhead</th><th>95% CI</th><th>verdict</th></tr>\n";
         auto row = [&](const std::string& label, const std::vector<OverheadSample>& s,
                        const OverheadStats* o) {
-            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", html_escape(label),
-                             fmt_rate_summary(summarize(rates(s))),
+            h += fmt::format("<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                             html_escape(label), mark, fmt_rate_summary(summarize(rates(s))),
                              lat_text(summarize(lat_avg(s)).median),
                              lat_text(summarize(lat_p95(s)).median));
             if (o)
@@ -429,14 +462,14 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em}
         if (!t.reference.empty()) row(t.reference_name, t.reference, nullptr);
         h += "</table>\n";
         if (!t.reference.empty())
-            h += fmt::format("<p class=\"meta\">Reference: {}.</p>\n",
-                             html_escape(compare_reference(t).text));
+            h += fmt::format("<p class=\"meta\">Reference: {}.{}</p>\n",
+                             html_escape(compare_reference(t).text), mark);
     }
     if (!r.reference_note.empty())
         h += fmt::format("<p class=\"meta\">Reference: {}.</p>\n", html_escape(r.reference_note));
     if (r.wall_seconds > 0)
-        h += fmt::format("<p class=\"meta\">Wall time of the benchmark: {:.1f} s.</p>\n",
-                         r.wall_seconds);
+        h += fmt::format("<p class=\"meta\">Wall time of the benchmark: {:.1f} s.{}</p>\n",
+                         r.wall_seconds, mark);
     h += "</body></html>\n";
     return h;
 }

@@ -107,12 +107,18 @@ struct OverheadReport {
     std::string host;           // free text: kernel, CPU
     std::string reference_note; // why there is no reference column, if there is none
     double wall_seconds = 0;
+    // The KVM measured, as to_string(KvmFlavor) names it: "hardware", "pvm"
+    // or "emulated", where every figure of every rendering is marked
+    // (bench/emulated.hpp).
+    std::string kvm_flavor = "hardware";
+    bool emulated() const { return kvm_flavor == "emulated"; }
     std::vector<TestSeries> tests;
 };
 
 // The terminal table (stdout), the JSON document (raw samples and
 // summaries), and one self-contained HTML page (inline CSS and SVG, no
-// scripts, no external resources).
+// scripts, no external resources). The JSON always has "kvm_flavor" and an
+// "emulated" boolean on every test, side and sample.
 std::string render_table(const OverheadReport& report);
 nlohmann::json report_json(const OverheadReport& report);
 std::string render_html(const OverheadReport& report);

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
+
 namespace minivmm::bench {
 
 const char* policy_name(LockPolicy policy) {
@@ -47,12 +49,15 @@ int run_slots(const SlotsOptions& o) {
     std::string policies;
     for (LockPolicy p : o.policies)
         policies += std::string(policies.empty() ? "" : ",") + policy_name(p);
-    fmt::print("minivmm-bench slots: KVM memory-slot tables under lock policies {}\n", policies);
+    fmt::print("{}minivmm-bench slots: KVM memory-slot tables under lock policies {}\n",
+               emulated_banner_line(o.emulated()), policies);
     fmt::print("host: {} {}, {} cores\n\n", u.sysname, u.release,
                std::thread::hardware_concurrency());
 
     nlohmann::json j{{"kernel", u.release},
                      {"cores", std::thread::hardware_concurrency()},
+                     {"kvm_flavor", std::string(to_string(o.kvm_flavor))},
+                     {"emulated", o.emulated()},
                      {"policies", nlohmann::json::array()}};
     for (LockPolicy p : o.policies)
         j["policies"].push_back(policy_name(p));
@@ -60,6 +65,7 @@ int run_slots(const SlotsOptions& o) {
         auto p0 = Clock::now();
         j[name] = part(o);
         j[name]["elapsed_s"] = std::chrono::duration<double>(Clock::now() - p0).count();
+        j[name]["emulated"] = o.emulated();
         std::fflush(stdout); // tables appear as each part ends
     };
     if (o.memslots) timed("memslots", memslot_part);
@@ -68,7 +74,7 @@ int run_slots(const SlotsOptions& o) {
 
     double total = std::chrono::duration<double>(Clock::now() - t0).count();
     j["elapsed_s"] = total;
-    fmt::print("elapsed: {:.1f} s\n", total);
+    fmt::print("elapsed: {:.1f} s{}\n", total, emulated_suffix(o.emulated()));
     if (!o.json_path.empty()) {
         std::ofstream f(o.json_path);
         f << j.dump(2) << "\n";

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/stats.hpp"
+#include "minivmm/kvm_flavor.hpp"
 #include "minivmm/kvm_memory.hpp"
 
 namespace minivmm::bench {
@@ -34,6 +35,10 @@ struct SlotsOptions {
     std::string json_path;
     // Paths of minivmm-run and of the guest images.
     std::string run_path, guest_dir;
+    // detect_kvm_flavor(): on an emulated KVM every table row and JSON object
+    // with figures is marked (bench/emulated.hpp).
+    KvmFlavor kvm_flavor = KvmFlavor::hardware;
+    bool emulated() const { return kvm_flavor == KvmFlavor::emulated; }
 };
 
 // Runs the selected parts, prints their tables on stdout (progress on

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
 #include "minivmm/address_space.hpp"
@@ -172,6 +173,7 @@ json contention_part(const SlotsOptions& o) {
             runs[p].push_back(run_once(p, o.readers, o.seconds));
         }
     progress_done();
+    const auto mark = emulated_suffix(o.emulated());
 
     fmt::print("2. contention: RecordingSlotBackend(2 address spaces, record=false), each with a "
                "64 MiB base RAM\n"
@@ -206,10 +208,10 @@ json contention_part(const SlotsOptions& o) {
              p50 = col(v, &RunResult::reader_p50_ns), wr = col(v, &RunResult::writer_ops_s),
              sy = col(v, &RunResult::syncer_ops_s), ct = col(v, &RunResult::contended),
              wt = col(v, &RunResult::wait_ms);
-        fmt::print("   {:<13}{:<24} {:<18} {:<24} {:<22} {:<24} {}\n", policy_name(p),
+        fmt::print("   {:<13}{:<24} {:<18} {:<24} {:<22} {:<24} {}{}\n", policy_name(p),
                    format_summary(ops, 1e-6, "", 2), format_summary(p99, 1, "", 0),
                    format_summary(wr, 1, "", 0), format_summary(sy, 1, "", 0),
-                   format_summary(ct, 1, "", 0), format_summary(wt, 1, "", 1));
+                   format_summary(ct, 1, "", 0), format_summary(wt, 1, "", 1), mark);
         json rounds = json::array();
         for (const auto& r : v)
             rounds.push_back({{"reader_ops_per_s", r.reader_ops_s},
@@ -218,11 +220,12 @@ json contention_part(const SlotsOptions& o) {
                               {"writer_ops_per_s", r.writer_ops_s},
                               {"syncer_ops_per_s", r.syncer_ops_s},
                               {"lock_contended", r.contended},
-                              {"lock_wait_ms", r.wait_ms}});
-        per_policy[policy_name(p)] = {{"reader_ops_per_s", ops}, {"reader_p50_ns", p50},
-                                      {"reader_p99_ns", p99},    {"writer_ops_per_s", wr},
-                                      {"syncer_ops_per_s", sy},  {"lock_contended", ct},
-                                      {"lock_wait_ms", wt},      {"rounds", rounds}};
+                              {"lock_wait_ms", r.wait_ms},
+                              {"emulated", o.emulated()}});
+        per_policy[policy_name(p)] = {
+            {"reader_ops_per_s", ops}, {"reader_p50_ns", p50},   {"reader_p99_ns", p99},
+            {"writer_ops_per_s", wr},  {"syncer_ops_per_s", sy}, {"lock_contended", ct},
+            {"lock_wait_ms", wt},      {"rounds", rounds},       {"emulated", o.emulated()}};
     }
 
     json ratios = json::object();
@@ -240,17 +243,21 @@ json contention_part(const SlotsOptions& o) {
     if (auto r = ratio(LockPolicy::rcu, LockPolicy::global)) {
         bool met = r->first >= 5;
         fmt::print("   reader throughput rcu/global          {:.2f}x  (per round {:.2f}x "
-                   "[{:.2f}..{:.2f}]); target >= 5x: {}\n",
+                   "[{:.2f}..{:.2f}]); target >= 5x: {}{}\n",
                    r->first, r->second.median, r->second.min, r->second.max,
-                   met ? "met" : "NOT MET");
-        ratios["rcu_over_global"] = {
-            {"of_medians", r->first}, {"per_round", r->second}, {"target", 5}, {"met", met}};
+                   met ? "met" : "NOT MET", mark);
+        ratios["rcu_over_global"] = {{"of_medians", r->first},
+                                     {"per_round", r->second},
+                                     {"target", 5},
+                                     {"met", met},
+                                     {"emulated", o.emulated()}};
     }
     if (auto r = ratio(LockPolicy::per_listener, LockPolicy::global)) {
         fmt::print("   reader throughput per-listener/global {:.2f}x  (per round {:.2f}x "
-                   "[{:.2f}..{:.2f}])\n",
-                   r->first, r->second.median, r->second.min, r->second.max);
-        ratios["per_listener_over_global"] = {{"of_medians", r->first}, {"per_round", r->second}};
+                   "[{:.2f}..{:.2f}]){}\n",
+                   r->first, r->second.median, r->second.min, r->second.max, mark);
+        ratios["per_listener_over_global"] = {
+            {"of_medians", r->first}, {"per_round", r->second}, {"emulated", o.emulated()}};
     }
     fmt::print("\n");
     return {{"readers", o.readers},

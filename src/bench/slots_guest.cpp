@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
@@ -72,6 +73,7 @@ json guest_part(const SlotsOptions& o) {
             hc_wall.samples[p].push_back(h.wall_seconds);
         }
     progress_done();
+    const auto mark = emulated_suffix(o.emulated());
 
     fmt::print("3. guest workloads: minivmm-run --lock=P regloop.bin -- {} (TSC cycles the guest "
                "measured),\n"
@@ -94,13 +96,14 @@ json guest_part(const SlotsOptions& o) {
                                         (s.median / g - 1) * 100);
                 jm[policy_name(p)]["ratio_to_global"] = s.median / g;
             }
-            fmt::print("     {:<13}{:<36}{}\n", policy_name(p),
-                       format_summary(s, m->scale, m->unit, m->prec), vs_global);
+            fmt::print("     {:<13}{:<36}{}{}\n", policy_name(p),
+                       format_summary(s, m->scale, m->unit, m->prec), vs_global, mark);
             jm[policy_name(p)]["summary"] = s;
+            jm[policy_name(p)]["emulated"] = o.emulated();
             jm[policy_name(p)]["samples"] = m->samples.at(p);
         }
         std::string v = verdict(*m, o.policies);
-        fmt::print("     verdict: {}\n\n", v);
+        fmt::print("     verdict: {}{}\n\n", v, mark);
         jm["verdict"] = v;
         out[m->key] = jm;
     }

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/emulated.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
 #include "minivmm/address_space.hpp"
@@ -352,6 +353,7 @@ json memslot_part(const SlotsOptions& o) {
     };
     std::sort(cells.begin(), cells.end(),
               [&](const Cell& a, const Cell& b) { return rank(a) < rank(b); });
+    const auto mark = emulated_suffix(o.emulated());
 
     fmt::print("1. memslot_perf_test shapes: N one-page (4 KiB) RAM regions at gpa i*8 KiB, one "
                "KVM slot each,\n"
@@ -382,10 +384,10 @@ json memslot_part(const SlotsOptions& o) {
                "policy", "B", "reps", "map us/region", "move us/region", "unmap us/region");
     json cells_json = json::array();
     for (const auto& c : cells)
-        fmt::print("   {:<7}{:>6}  {:<13}{:>4}{:>5}  {:<24}{:<24}{:<24}\n", backend_name(c.backend),
-                   c.slots, policy_name(c.policy), c.batch, c.map.total_s.size(),
-                   per_region(c.map.total_s, c.slots), per_region(c.move.total_s, c.slots),
-                   per_region(c.unmap.total_s, c.slots));
+        fmt::print("   {:<7}{:>6}  {:<13}{:>4}{:>5}  {:<24}{:<24}{:<24}{}\n",
+                   backend_name(c.backend), c.slots, policy_name(c.policy), c.batch,
+                   c.map.total_s.size(), per_region(c.map.total_s, c.slots),
+                   per_region(c.move.total_s, c.slots), per_region(c.unmap.total_s, c.slots), mark);
 
     fmt::print("\n   where the time goes (medians): total ms = backend ms + ours ms; ours in "
                "us/region\n\n");
@@ -403,15 +405,20 @@ json memslot_part(const SlotsOptions& o) {
                 v.push_back((op.total_s[i] - op.backend_s[i]) * 1e6 / c.slots);
             return summarize(v).median;
         };
-        fmt::print("   {:<7}{:>6}  {:<13}{:<26}{:<26}{:<26}{:.2f} / {:.2f} / {:.2f}\n",
+        fmt::print("   {:<7}{:>6}  {:<13}{:<26}{:<26}{:<26}{:.2f} / {:.2f} / {:.2f}{}\n",
                    backend_name(c.backend), c.slots, policy_name(c.policy), ms(c.map), ms(c.move),
-                   ms(c.unmap), ours(c.map), ours(c.move), ours(c.unmap));
+                   ms(c.unmap), ours(c.map), ours(c.move), ours(c.unmap), mark);
     }
     for (const auto& c : cells) {
-        json j{{"backend", backend_name(c.backend)},  {"slots", c.slots},
-               {"policy", policy_name(c.policy)},     {"batch", c.batch},
-               {"repetitions", c.map.total_s.size()}, {"map", op_json(c.map, c.slots)},
-               {"move", op_json(c.move, c.slots)},    {"unmap", op_json(c.unmap, c.slots)}};
+        json j{{"backend", backend_name(c.backend)},
+               {"slots", c.slots},
+               {"policy", policy_name(c.policy)},
+               {"batch", c.batch},
+               {"repetitions", c.map.total_s.size()},
+               {"map", op_json(c.map, c.slots)},
+               {"move", op_json(c.move, c.slots)},
+               {"unmap", op_json(c.unmap, c.slots)},
+               {"emulated", o.emulated()}};
         if (c.lookup)
             j["lookup_ns"] = {{"median", c.lookup->median_ns},
                               {"p99", c.lookup->p99_ns},
@@ -443,9 +450,9 @@ json memslot_part(const SlotsOptions& o) {
                "p99", "min", "table", "batches");
     for (const auto& c : cells)
         if (c.lookup)
-            fmt::print("   {:>6}  {:<13}{:>10.1f}{:>10.1f}{:>10.1f}{:>10.1f}{:>9}\n", c.slots,
+            fmt::print("   {:>6}  {:<13}{:>10.1f}{:>10.1f}{:>10.1f}{:>10.1f}{:>9}{}\n", c.slots,
                        policy_name(c.policy), c.lookup->median_ns, c.lookup->p99_ns,
-                       c.lookup->min_ns, c.lookup->table_ns, c.lookup->batches);
+                       c.lookup->min_ns, c.lookup->table_ns, c.lookup->batches, mark);
 
     bool any_tail = false;
     for (const auto& c : cells)
@@ -463,10 +470,10 @@ json memslot_part(const SlotsOptions& o) {
             double mean = 0;
             for (double s : c.tail_s)
                 mean += s / static_cast<double>(c.tail_s.size());
-            fmt::print("   {:<7}{:>6}  {:<13}{:>5}  {:<32}{:>13.1f}{:>16.3f}\n",
+            fmt::print("   {:<7}{:>6}  {:<13}{:>5}  {:<32}{:>13.1f}{:>16.3f}{}\n",
                        backend_name(c.backend), c.slots, policy_name(c.policy), c.tail_s.size(),
                        format_summary(summarize(scaled(c.tail_s, 1e6)), 1, "", 1),
-                       mean * c.slots / 2, summarize(c.map.total_s).median);
+                       mean * c.slots / 2, summarize(c.map.total_s).median, mark);
         }
     }
 
@@ -474,7 +481,8 @@ json memslot_part(const SlotsOptions& o) {
     constexpr double kTargetNs = 100;
     fmt::print("\n   target: GPA lookup at {} slots, median under {:.0f} ns: ", kTargetSlots,
                kTargetNs);
-    json target{{"slots", kTargetSlots}, {"median_ns_below", kTargetNs}};
+    json target{
+        {"slots", kTargetSlots}, {"median_ns_below", kTargetNs}, {"emulated", o.emulated()}};
     bool checked = false, all_ok = true;
     std::string detail;
     for (const auto& c : cells) {
@@ -487,7 +495,7 @@ json memslot_part(const SlotsOptions& o) {
         all_ok = all_ok && ok;
     }
     if (checked) {
-        fmt::print("{} ({})\n\n", all_ok ? "met" : "NOT MET", detail);
+        fmt::print("{} ({}){}\n\n", all_ok ? "met" : "NOT MET", detail, mark);
         target["met"] = all_ok;
     } else {
         fmt::print("not checked ({} is not in --slots)\n\n", kTargetSlots);
