@@ -670,6 +670,29 @@ TEST_CASE("KvmMemory: two KVM address spaces have independent slots",
     KvmMemory single(one, options(policy));
     CHECK(single.address_spaces() == 1);
     CHECK_THROWS_AS(single.listener(1), ConfigError);
+    CHECK(rig.kvm.listened_address_spaces() == std::vector<unsigned>{0, 1});
+}
+
+// A host with SMM offers two address spaces; a VM without SMM listens only
+// to space 0. Walking the listened spaces visits every table and none that
+// would throw (query-memory walked 0..address_spaces() and failed there).
+TEST_CASE("KvmMemory: a second KVM address space nobody listens to is not walked",
+          "[memory][kvm_address_spaces]") {
+    const LockPolicy policy = any_policy();
+    CAPTURE(minivmm::to_string(policy));
+    RecordingSlotBackend backend(2);
+    Rig rig(policy, backend, 1);
+    CHECK(rig.kvm.address_spaces() == 2);
+    REQUIRE(rig.kvm.listened_address_spaces() == std::vector<unsigned>{0});
+    auto block = make_block("ram", 1 * MiB);
+    rig.topo.add_subregion(rig.root(0), 0x0, MemoryRegion::ram("ram", block, 0, 1 * MiB));
+    std::size_t slots = 0;
+    for (unsigned as : rig.kvm.listened_address_spaces()) {
+        slots += rig.kvm.slots(as).size();
+        CHECK(rig.kvm.free_slots(as) == 32763);
+    }
+    CHECK(slots == 1);
+    CHECK_THROWS_AS(rig.kvm.slots(1), ConfigError);
 }
 
 TEST_CASE("KvmMemory: in a transaction the old slot goes before the new one is made",

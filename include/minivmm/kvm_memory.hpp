@@ -132,8 +132,14 @@ class KvmMemory {
     KvmMemoryListener& listener(unsigned as_id);
     /// The policy chosen at construction.
     LockPolicy policy() const noexcept;
-    /// Number of KVM address spaces (the backend's).
+    /// Number of KVM address spaces (the backend's): 2 on x86 hosts with
+    /// SMM (KVM_CAP_MULTI_ADDRESS_SPACE), whether or not the VM uses both.
     unsigned address_spaces() const noexcept;
+    /// The address spaces that have a listener, in order: the ones whose
+    /// tables the readers below accept. Walk these, not 0..address_spaces(),
+    /// to visit every table (a VM without SMM never listens to space 1).
+    /// Call it once the listeners are made (they are not made concurrently).
+    std::vector<unsigned> listened_address_spaces() const;
 
     /// The slot holding `gpa` in `as_id`, or nullopt. Readers like this one
     /// may be called from any thread. \throws ConfigError for an address

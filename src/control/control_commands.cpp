@@ -153,7 +153,9 @@ json query_memory(Vm& vm, const json& a) {
         return out;
     });
     auto& km = vm.kvm_memory();
-    for (unsigned as = 0; as < km.address_spaces(); ++as) {
+    // Only the spaces the VM listens to: on a host with SMM, KVM offers a
+    // second one (KVM_CAP_MULTI_ADDRESS_SPACE = 2) that this VM never fills.
+    for (unsigned as : km.listened_address_spaces()) {
         json sp = {{"as_id", as}};
         // The VM's one guest-physical space is KVM address space 0.
         sp["regions"] = as == 0 ? regions : json::array();

@@ -327,6 +327,12 @@ LockPolicy KvmMemory::policy() const noexcept {
 unsigned KvmMemory::address_spaces() const noexcept {
     return static_cast<unsigned>(impl_->states.size());
 }
+std::vector<unsigned> KvmMemory::listened_address_spaces() const {
+    std::vector<unsigned> ids;
+    for (const auto& s : impl_->states)
+        if (s) ids.push_back(s->as_id);
+    return ids;
+}
 
 std::optional<KvmSlot> KvmMemory::find_slot(unsigned as_id, std::uint64_t gpa) const {
     return impl_->read(as_id, [&](const SlotTable& t) -> std::optional<KvmSlot> {
