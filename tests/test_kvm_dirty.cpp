@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "kvm_support.hpp"
+#include "minivmm/boot_layout.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/vm.hpp"
 
@@ -85,10 +86,23 @@ void run_dirty_guest(std::uint32_t ring_entries, LockPolicy policy) {
     for (auto p : ready->pages)
         expected.insert(p & ~0xfffull);
     expected.insert(ready->flag & ~0xfffull);
-    std::set<std::uint64_t> got(dirty.begin(), dirty.end());
+    // The rule on every kind of KVM: the guest's RAM (from 1 MiB up) is
+    // reported exactly. Below it only page-table pages may appear: with
+    // nested paging the CPU's walks of the guest's page tables count as
+    // writes at the nested level even when every accessed and dirty bit is
+    // preset (Intel SDM vol. 3C 28.2.4 for EPT with A/D flags; measured on
+    // AMD SVM), so KVM logs the tables it walked; shadow paging (PVM) logs
+    // none. Reporting more is safe for migration, reporting less is not.
+    std::set<std::uint64_t> got, vmm_area;
+    for (auto page : dirty)
+        (page >= layout::kReservedEnd ? got : vmm_area).insert(page);
     CAPTURE(dirty.size());
     CHECK(got == expected);
-    CHECK(dirty.size() == got.size()); // each page once
+    for (auto page : vmm_area) {
+        INFO("reported page " << std::hex << page << " in the VMM's first MiB");
+        CHECK((page >= layout::kPageTables && page < layout::kPageTablesEnd));
+    }
+    CHECK(dirty.size() == got.size() + vmm_area.size()); // each page once
 
     // Nothing new since: a second sync reports nothing.
     CHECK(vm.dirty_log_sync().empty());
