@@ -37,8 +37,7 @@ std::optional<int> kvm_gate() {
         return std::nullopt;
     }
     const char* why = std::strerror(errno);
-    const char* require = std::getenv("MINIVMM_REQUIRE_KVM");
-    if (require && std::strcmp(require, "1") == 0) {
+    if (required("MINIVMM_REQUIRE_KVM")) {
         std::fprintf(stderr,
                      "FAILED: MINIVMM_REQUIRE_KVM=1 but %s is not usable (%s): KVM integration "
                      "tests did not run\n",
@@ -114,6 +113,16 @@ std::size_t thread_count() {
     if (!dir) throw std::runtime_error("cannot open /proc/self/task");
     while (dirent* e = ::readdir(dir.get()))
         if (e->d_name[0] != '.') ++n;
+    return n;
+}
+
+std::size_t thread_count_after_exits(std::size_t expected) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::size_t n = thread_count();
+    while (n != expected && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+        n = thread_count();
+    }
     return n;
 }
 

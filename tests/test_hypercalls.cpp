@@ -136,7 +136,7 @@ TEST_CASE("hypercall halt parks the vCPU", "[hypercall]") {
     CHECK_FALSE(rig.control.stop.has_value());
 }
 
-TEST_CASE("hypercall yield resumes the vCPU; its block must be in RAM", "[hypercall]") {
+TEST_CASE("hypercall yield resumes the vCPU, and its block must be in RAM", "[hypercall]") {
     Rig rig;
     CHECK(rig.call(kYield, kMemSize - 8) == ExitAction::resume);
     CHECK_FALSE(rig.control.stop.has_value());

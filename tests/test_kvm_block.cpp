@@ -131,7 +131,7 @@ TEST_CASE("block device: malformed requests get error statuses, the guest goes o
     CHECK(r.err.empty());
 }
 
-TEST_CASE("block rings: a batch with one doorbell; a doorbell for no ring stops the guest",
+TEST_CASE("block rings: a batch with one doorbell, and a doorbell for no ring stops the guest",
           "[kvm][block]") {
     std::string mode = GENERATE("exit", "ioeventfd", "poll");
     TempDisk disk(1ull << 20);

@@ -153,7 +153,7 @@ TEST_CASE("pinned vCPU threads run on the CPUs of the list", "[kvm][pin]") {
     CHECK(seen["vcpu2"] == std::to_string(a));
 }
 
-TEST_CASE("a pinned SMP guest runs to completion; CPUs outside the mask are refused",
+TEST_CASE("a pinned SMP guest runs to completion, and CPUs outside the mask are refused",
           "[kvm][pin]") {
     const auto cpus = allowed_cpus();
     auto run = run_guest(GuestOptions("smp.bin").with_vcpus(2).with_pin({cpus.front()}));

@@ -2,8 +2,8 @@
 // statistics, and the HTML page as a headless Chromium renders it.
 //
 // The browser check runs when /usr/bin/chromium exists; without it the test
-// prints a loud SKIPPED line and passes, unless MINIVMM_REQUIRE_BROWSER=1
-// makes that a failure.
+// is skipped (exit status 77, ctest's "Skipped"), unless
+// MINIVMM_REQUIRE_BROWSER=1 makes that a failure.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -20,6 +20,7 @@
 
 #include "bench/emulated.hpp"
 #include "bench/overhead_report.hpp"
+#include "skip.hpp"
 
 using minivmm::bench::compare_rates;
 using minivmm::bench::GuestSeries;
@@ -101,11 +102,6 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 
 bool ends_with(const std::string& s, std::string_view tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-bool browser_required() {
-    const char* v = std::getenv("MINIVMM_REQUIRE_BROWSER");
-    return v && std::string(v) == "1";
 }
 
 } // namespace
@@ -268,15 +264,11 @@ TEST_CASE("overhead: on an emulated KVM the table, JSON and HTML mark every figu
 
 TEST_CASE("overhead: the HTML report renders in headless Chromium", "[unit][overhead][browser]") {
     const fs::path chromium = "/usr/bin/chromium";
-    if (!fs::exists(chromium)) {
-        if (browser_required())
-            FAIL("MINIVMM_REQUIRE_BROWSER=1 but " << chromium << " is missing (scripts/setup.sh)");
-        WARN("SKIPPED: *** headless-browser check of the overhead HTML report NOT RUN: "
-             << chromium << " is missing (install chromium; MINIVMM_REQUIRE_BROWSER=1 makes this "
-             << "a failure) ***");
-        std::fprintf(stderr, "SKIPPED: overhead HTML browser check (no %s)\n", chromium.c_str());
-        return;
-    }
+    if (!fs::exists(chromium))
+        return minivmm::test::skip_test(
+            "headless-browser check of the overhead HTML report: " + chromium.string() +
+                " is missing (scripts/setup.sh test installs it)",
+            "MINIVMM_REQUIRE_BROWSER");
     auto dir = fs::temp_directory_path() / ("minivmm-overhead-test-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir / "profile");
