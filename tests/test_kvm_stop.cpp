@@ -168,3 +168,24 @@ TEST_CASE("Vm construction rejects impossible configurations", "[kvm][config]") 
         CHECK_THROWS_AS(minivmm::load_image_for(file.path(), config), minivmm::ImageError);
     }
 }
+
+// pause() kicks with immediate_exit = 1; a resume that comes before the
+// vCPU reached its pause point (a pause that timed out, or one before run)
+// must not leave the flag set, or every KVM_RUN returns EINTR at once and the
+// guest never runs again (issue 14, finding 3).
+TEST_CASE("pause then resume before the vCPUs got there: the guest still runs", "[kvm][pause]") {
+    const unsigned vcpus = GENERATE(1u, 2u);
+    INFO(vcpus << " vCPU(s)");
+    Watchdog watchdog(60s, "pause/resume before run");
+    auto console = std::make_shared<minivmm::StringConsole>();
+    VmConfig config = spin_config(vcpus, console);
+    config.timeout = 10s; // the old code spun here until this limit
+    minivmm::Vm vm(kvm(), config, minivmm::load_image_for(guest_path("hello.bin"), config));
+    CHECK(vm.pause(0ms));
+    vm.resume();
+    auto exit = vm.run();
+    INFO("exit: " << describe(exit) << "; console: " << console->text());
+    CHECK(exit.kind == VmExit::Kind::guest_exit);
+    CHECK(exit.code == 0);
+    CHECK_THAT(console->text(), Contains("Hello from minivmm guest"));
+}

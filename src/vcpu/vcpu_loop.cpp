@@ -53,7 +53,10 @@ void VcpuLoop::run() noexcept {
         kvm_run& run = vcpu_.run_state();
         while (!control_.stopping()) {
             control_.pause_point(vcpu_);
-            if (vcpu_.run() < 0) continue; // kicked or interrupted: re-check stop and pause
+            if (vcpu_.run() < 0) { // kicked or interrupted: re-check stop and pause
+                control_.kicked(vcpu_);
+                continue;
+            }
             const auto t0 = std::chrono::steady_clock::now();
             const std::size_t reason =
                 run.exit_reason < ExitCounts::kReasons ? run.exit_reason : ExitCounts::kReasons - 1;

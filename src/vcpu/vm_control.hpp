@@ -19,6 +19,10 @@ class VmControl {
     // Called by each vCPU thread before every KVM_RUN: blocks while the VM
     // is paused (and not stopping). The default never pauses.
     virtual void pause_point(const KvmVcpu& vcpu) noexcept { (void)vcpu; }
+    // Called by a vCPU thread whose KVM_RUN returned EINTR (a kick or a
+    // signal): a kick no longer wanted must be taken back, or every later
+    // KVM_RUN returns at once. The default kicks never.
+    virtual void kicked(const KvmVcpu& vcpu) noexcept { (void)vcpu; }
 };
 
 } // namespace minivmm

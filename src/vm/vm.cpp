@@ -148,6 +148,7 @@ struct Vm::Impl final : VmControl {
     void park(unsigned vcpu) noexcept override;
     void dirty_ring_full(unsigned vcpu) override;
     void pause_point(const KvmVcpu& vcpu) noexcept override;
+    void kicked(const KvmVcpu& vcpu) noexcept override;
     bool pause(std::chrono::milliseconds wait);
     void resume() noexcept;
     VmExit run();
@@ -398,6 +399,15 @@ void Vm::Impl::pause_point(const KvmVcpu& vcpu) noexcept {
             return;
         }
     }
+}
+
+void Vm::Impl::kicked(const KvmVcpu& vcpu) noexcept {
+    // A pause withdrawn before this vCPU reached pause_point (it timed out,
+    // or came before run) leaves its kick set, and pause_point clears it
+    // only while paused. Clear it here unless a stop or a newer pause holds
+    // it (both set it under stop_mutex_). Only on EINTR: not a hot path.
+    std::lock_guard lock(stop_mutex_);
+    if (!stopping() && !pause_requested.load()) vcpu.run_state().immediate_exit = 0;
 }
 
 bool Vm::Impl::pause(std::chrono::milliseconds wait) {
