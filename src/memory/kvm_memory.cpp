@@ -556,17 +556,21 @@ void KvmMemoryListener::log_clear(const MemorySection& sec, std::uint64_t gpa, s
         std::uint64_t lo = std::max(gpa, slot.start_addr);
         std::uint64_t hi = std::min(gpa + size, slot.start_addr + slot.memory_size);
         if (lo >= hi) continue;
-        // KVM_CLEAR_DIRTY_LOG wants 64-page aligned chunks (kvm_log_clear_one_slot):
-        // widen to 64-page boundaries within the slot and clear them all.
+        // KVM_CLEAR_DIRTY_LOG takes 64-page aligned chunks but drops the
+        // dirty bit of every page its mask names, reported or not: widen the
+        // chunk, never the mask (as kvm_log_clear_one_slot), so a page
+        // written since the log was read keeps its bit for the next sync.
         std::uint64_t slot_pages = slot.memory_size / kPage;
-        std::uint64_t first = ((lo - slot.start_addr) / kPage) & ~63ull;
+        std::uint64_t lo_page = (lo - slot.start_addr) / kPage;
         std::uint64_t end_page =
             (hi - slot.start_addr + kPage - 1) / kPage; // a partial page counts
+        std::uint64_t first = lo_page & ~63ull;
         std::uint64_t last = std::min<std::uint64_t>(slot_pages, (end_page + 63) & ~63ull);
-        std::vector<std::uint64_t> ones((last - first + 63) / 64, ~0ull);
-        if ((last - first) % 64) ones.back() = (1ull << ((last - first) % 64)) - 1;
+        std::vector<std::uint64_t> mask((last - first + 63) / 64, 0);
+        for (std::uint64_t p = lo_page; p < end_page; ++p)
+            mask[(p - first) / 64] |= 1ull << ((p - first) % 64);
         memory_.backend.clear_dirty_log(as_id_, slot.slot, first,
-                                        static_cast<std::uint32_t>(last - first), ones);
+                                        static_cast<std::uint32_t>(last - first), mask);
     }
 }
 

@@ -106,9 +106,14 @@ void RecordingSlotBackend::clear_dirty_log(unsigned as_id, std::uint32_t slot,
     if (first_page % 64 || (num_pages % 64 && first_page + num_pages != pages) ||
         first_page + num_pages > pages)
         throw KvmError("KVM_CLEAR_DIRTY_LOG", EINVAL, "unaligned or out-of-range chunk");
+    // As kvm_clear_dirty_log_protect: every page named in the mask loses
+    // its dirty bit, reported or not, and is write-protected again. (Unlike
+    // KVM, this fake's GET already took the bits it returned; what a clear
+    // can drop here is a page written since, which is the case that matters.)
     for (std::uint64_t i = 0; i < num_pages; ++i)
         if (bitmap[i / 64] >> (i % 64) & 1) {
             std::uint64_t p = first_page + i;
+            s.dirty[p / 64] &= ~(1ull << (p % 64));
             s.protected_[p / 64] |= 1ull << (p % 64);
         }
 }

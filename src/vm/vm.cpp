@@ -328,10 +328,17 @@ std::vector<std::uint64_t> Vm::Impl::collect_dirty() {
             if (page >= first && page < last) gpas.push_back(sec.gpa + (page - first) * 4096);
     }
     std::sort(gpas.begin(), gpas.end());
-    // Re-arm tracking of what we just reported (manual protect).
+    // Re-arm tracking of exactly what we just reported (manual protect), one
+    // clear per run of contiguous pages: a clear drops the dirty bit of every
+    // page it names, so it must name no page that was not reported.
     if (config.dirty_ring_entries == 0)
-        for (std::uint64_t gpa : gpas)
-            topology.log_clear(*address_space, gpa, 4096);
+        for (std::size_t i = 0; i < gpas.size();) {
+            std::size_t j = i + 1;
+            while (j < gpas.size() && gpas[j] == gpas[j - 1] + 4096)
+                ++j;
+            topology.log_clear(*address_space, gpas[i], (j - i) * 4096);
+            i = j;
+        }
     return gpas;
 }
 
