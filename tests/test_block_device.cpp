@@ -437,6 +437,40 @@ TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[blo
     }
 }
 
+// Issue 14, finding 6: counters() (query-stats, from the control thread)
+// walked the queues and I/O threads while a vCPU's ring set-up grew them.
+// Under TSan the old code reported the race here; anywhere it could read a
+// vector being reallocated.
+TEST_CASE("block ring: counters read while rings are set up on other queues", "[block]") {
+    constexpr unsigned kQueues = 8;
+    for (bool shared : {true, false}) {
+        CAPTURE(shared);
+        minivmm::BlockIoOptions io{minivmm::BlockIoMode::poll, std::chrono::microseconds(50)};
+        io.shared_thread = shared;
+        Rig rig(false, io, kQueues);
+        std::atomic<bool> done{false};
+        std::atomic<std::uint64_t> reads{0}, served{0};
+        std::thread reader([&] { // no Catch assertions off the test's thread
+            while (!done.load(std::memory_order_acquire)) {
+                served.fetch_add(rig.device.counters().ring_requests);
+                reads.fetch_add(1, std::memory_order_release);
+            }
+        });
+        // Each set-up starts while the reader is between two reads.
+        for (unsigned q = 0; q < kQueues; ++q) {
+            const auto seen = reads.load(std::memory_order_acquire);
+            while (reads.load(std::memory_order_acquire) == seen)
+                std::this_thread::yield();
+            CHECK(setup(rig, kRing + q * 0x1000, 4, q) == blk::kOk);
+        }
+        done.store(true, std::memory_order_release);
+        reader.join();
+        CHECK(reads.load() >= kQueues);
+        CHECK(served.load() == 0); // no request was ever submitted
+        CHECK(rig.device.counters().ring_requests == 0);
+    }
+}
+
 TEST_CASE("block ring: one shared I/O thread or one per queue, two queues either way", "[block]") {
     for (bool shared : {true, false}) {
         CAPTURE(shared);

@@ -157,6 +157,9 @@ BlockDevice::Counters BlockDevice::counters() const noexcept {
     c.flushes = flushes_.load(std::memory_order_relaxed);
     c.errors = errors_.load(std::memory_order_relaxed);
     c.latency = latency_.snapshot();
+    // Ring set-up (a vCPU) grows workers_ and fills queues_ under this lock;
+    // this runs on the control thread.
+    std::lock_guard lock(setup_mutex_);
     for (const auto& q : queues_) {
         if (!q) continue;
         c.ring_requests += q->served.load(std::memory_order_relaxed);

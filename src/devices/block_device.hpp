@@ -101,7 +101,7 @@ class BlockDevice final : public IoDevice {
     bool read_only_;
     BlockIoOptions io_;
     const KvmVm* vm_;
-    std::mutex setup_mutex_; // ring set-up vs kicks from other vCPUs
+    mutable std::mutex setup_mutex_; // ring set-up vs kicks from other vCPUs and counters()
     std::vector<std::unique_ptr<Queue>> queues_;
     // Each set-up ring's [start, end) in guest-physical memory, for the
     // request buffer check (read by every serving thread; 0, 0 = none yet).
