@@ -2,6 +2,7 @@
 // records the first stop request, as Vm does, and counts parks.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <utility>
 
@@ -11,14 +12,17 @@
 namespace minivmm::test {
 
 struct FakeControl final : VmControl {
-    bool stopping() const noexcept override { return stop.has_value(); }
+    // Atomic: device threads (a block device's I/O threads) ask it too.
+    bool stopping() const noexcept override { return stopped.load(std::memory_order_acquire); }
     void request_stop(VmExit reason) noexcept override {
         if (!stop) stop = std::move(reason);
+        stopped.store(true, std::memory_order_release);
     }
     void park(unsigned) noexcept override { ++parks; }
     void dirty_ring_full(unsigned) override {}
 
     std::optional<VmExit> stop;
+    std::atomic<bool> stopped{false};
     int parks = 0;
 };
 

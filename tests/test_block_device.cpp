@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <array>
@@ -435,6 +436,39 @@ TEST_CASE("block ring: ioeventfd and poll modes serve from an I/O thread", "[blo
         REQUIRE_FALSE(rig.control.stop);
         rig.device.stop(); // joins the thread; the destructor does it again, harmlessly
     }
+}
+
+// CPU time this process has used so far, in ns.
+std::uint64_t process_cpu_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Issue 14, finding 5: once the VM is stopping, drain() serves nothing and
+// returns 0, so a poll-mode I/O thread with requests still in its ring saw
+// them pending, re-armed, and went round again without ever sleeping: a
+// core at 100% (SCHED_FIFO where permitted) until the device was destroyed.
+TEST_CASE("block ring: a poll-mode I/O thread sleeps once the VM is stopping", "[block]") {
+    Rig rig(false, minivmm::BlockIoMode::poll, 1, std::chrono::microseconds(50));
+    REQUIRE(setup(rig, kRing, 4, 0) == blk::kOk);
+    rig.control.request_stop({VmExit::Kind::signal, 15, -1, "stopped by the test"});
+    // A request the stopping VM must not serve, and its doorbell.
+    rig.mem.write(entry_gpa(0, 4), blk::RingEntry{blk::kRead, 0, kBuf, 512, blk::kPending, 0, {}});
+    publish_tail(rig.mem, kRing, 1);
+    REQUIRE(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    for (int i = 0; i < 2000 && rig.device.counters().wakeups == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(rig.device.counters().wakeups >= 1); // the thread took the doorbell
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto before = process_cpu_ns();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto used_ms = (process_cpu_ns() - before) / 1'000'000;
+    CAPTURE(used_ms);
+    CHECK(used_ms < 100); // a spinning thread uses all 300
+    CHECK(status_of(rig, 0, 4) == blk::kPending);
+    rig.device.stop();
 }
 
 // Issue 14, finding 6: counters() (query-stats, from the control thread)

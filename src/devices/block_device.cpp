@@ -318,7 +318,9 @@ void BlockDevice::io_thread(Worker& w) noexcept {
                 idle_since = clock::now();
                 continue;
             }
-            if (stopping_.load(std::memory_order_relaxed)) break;
+            // drain() serves nothing once the VM is stopping: requests left
+            // in a ring would look pending for ever. Sleep until stop().
+            if (stopping_.load(std::memory_order_relaxed) || control_.stopping()) break;
             if (clock::now() - idle_since < io_.poll_time) {
                 __builtin_ia32_pause();
                 continue;

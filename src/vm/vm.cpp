@@ -541,6 +541,10 @@ Vm::~Vm() {
     if (impl_) {
         for (auto& t : impl_->threads)
             if (t.joinable()) t.join();
+        // The disk's I/O threads ask this VM whether it is stopping: end them
+        // while every member they reach is alive (Impl's members go in
+        // reverse order, and `disk` comes before the stop state).
+        if (impl_->disk) impl_->disk->stop();
     }
 }
 VmExit Vm::run() {
