@@ -4,20 +4,29 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 
 #include "devices/hypercalls.hpp"
 #include "fake_control.hpp"
+#include "minivmm/address_space.hpp"
+#include "minivmm/boot.hpp"
 #include "minivmm/boot_info.hpp"
+#include "minivmm/boot_layout.hpp"
 #include "minivmm/console.hpp"
+#include "minivmm/guest_image.hpp"
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
+#include "minivmm/memory_region.hpp"
 #include "vcpu/vm_control.hpp"
+#include "vm/ram_hotplug.hpp"
 
 using Catch::Matchers::Contains;
 using minivmm::ExitAction;
@@ -171,4 +180,60 @@ TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {
         CHECK(rig.control.stop.has_value());
         CHECK(rig.control.stop->kind == VmExit::Kind::guest_fault);
     }
+}
+
+// Issue 14, finding 7: hypercall 22 read the hot-added list and the
+// generation under two separate locks, so an add or remove in between gave
+// a list and a generation from different moments, and a guest that re-reads
+// only when the generation changes could miss a region for good. Here every
+// add and remove of one region bumps the generation: an odd generation must
+// come with the region, an even one without it.
+TEST_CASE("hypercall 22: the list and the generation come from one moment", "[hypercall]") {
+    using namespace minivmm;
+    constexpr std::uint64_t kRam = 2ull << 20, kHot = 1ull << 30;
+    GuestMemory mem{kRam};
+    MemoryTopology topology;
+    auto root = MemoryRegion::container("root", layout::kMaxMemSize);
+    AddressSpace& space = topology.add_address_space("memory", root);
+    topology.add_subregion(*root, 0, MemoryRegion::ram("ram", mem.block(), 0, kRam));
+    const std::byte spin[] = {std::byte{0xeb}, std::byte{0xfe}}; // jmp .
+    const std::uint64_t cr3 = build_page_tables(mem, BootPlan(kRam, 1, GuestImage::parse(spin)));
+    std::atomic<bool> logging{false};
+    RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
+    StringConsole console;
+    FakeControl control;
+    HypercallDevice device(mem, console, control);
+    device.set_hotplug(&hotplug);
+    KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};
+
+    std::atomic<bool> done{false};
+    std::thread changer([&] {
+        while (!done.load(std::memory_order_acquire)) {
+            hotplug.add(kHot, RamHotplug::kAlign);
+            hotplug.remove(kHot);
+        }
+    });
+    struct Args {
+        std::uint64_t buf, cap, count, generation;
+    };
+    constexpr std::uint32_t kArgs = 0x180000, kBuf = 0x181000;
+    std::uint64_t calls = 0, torn = 0, seen_region = 0, refused = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < until && torn == 0) {
+        mem.write(kArgs, Args{kBuf, 4, 0, 0});
+        std::array<std::byte, 4> data{};
+        std::memcpy(data.data(), &kArgs, sizeof kArgs);
+        IoAccess access{0, vcpu, 0x500u + 22, 22, true, std::span(data.data(), 4)};
+        refused += device.access(access) != ExitAction::resume;
+        const auto args = *mem.read<Args>(kArgs);
+        torn += args.count != args.generation % 2;
+        seen_region += args.count;
+        ++calls;
+    }
+    done.store(true, std::memory_order_release);
+    changer.join();
+    CAPTURE(calls, seen_region, refused);
+    CHECK(refused == 0);
+    CHECK(torn == 0);
+    CHECK(seen_region > 0); // the changer really ran meanwhile
 }

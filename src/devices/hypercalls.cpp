@@ -126,8 +126,9 @@ ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
                                         block, sizeof(MemMapArgs)));
     auto args = *mem_.read<MemMapArgs>(block);
-    auto regions = hotplug_->list();
-    const std::uint64_t generation = hotplug_->generation();
+    // One snapshot: a list and a generation from different moments could
+    // pair the old list with the new generation, which the guest then trusts.
+    const auto [regions, generation] = hotplug_->snapshot();
     // cap * 24 must not overflow, and the buffer must be writable guest RAM.
     if (args.cap > mem_.size() / sizeof(MemMapEntry))
         return fail(access, fmt::format("cap {} entries is larger than guest RAM", args.cap));

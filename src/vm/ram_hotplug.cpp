@@ -94,16 +94,15 @@ void RamHotplug::remove(std::uint64_t gpa) {
 }
 
 std::vector<HotplugRam> RamHotplug::list() const {
-    std::lock_guard lock(mutex_);
-    std::vector<HotplugRam> out;
-    for (const auto& r : regions_)
-        out.push_back({r.gpa, r.size, r.claimed});
-    return out;
+    return snapshot().regions;
 }
 
-std::uint64_t RamHotplug::generation() const {
+RamHotplug::Snapshot RamHotplug::snapshot() const {
     std::lock_guard lock(mutex_);
-    return generation_;
+    Snapshot out{{}, generation_};
+    for (const auto& r : regions_)
+        out.regions.push_back({r.gpa, r.size, r.claimed});
+    return out;
 }
 
 std::uint64_t RamHotplug::claim(std::uint64_t gpa, bool claimed) {

@@ -43,7 +43,13 @@ class RamHotplug {
     void remove(std::uint64_t gpa);
 
     std::vector<HotplugRam> list() const;
-    std::uint64_t generation() const;
+    // The list and the generation it has, taken under one lock (hypercall
+    // 22: a guest re-reads the list when the generation changes).
+    struct Snapshot {
+        std::vector<HotplugRam> regions;
+        std::uint64_t generation;
+    };
+    Snapshot snapshot() const;
     // Guest side (hypercall 23): 0 done, 1 no region starts at gpa.
     std::uint64_t claim(std::uint64_t gpa, bool claimed);
 
