@@ -8,8 +8,10 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
@@ -40,14 +42,20 @@ bool socket_in_use(const std::string& path) {
 class ControlServer::Session : public std::enable_shared_from_this<Session> {
   public:
     Session(stream::socket socket, ControlServer& server)
-        : socket_(std::move(socket)), server_(server) {}
+        : socket_(std::move(socket)), server_(server), grace_(socket_.get_executor()) {}
 
     void start() { next(); }
 
-    // Closes now, or after the response being written.
+    // Closes now, or after the response being written, but no later than
+    // kCloseGrace: a client that stopped reading must not keep a stopping
+    // VMM's loop alive.
     void close_soon() {
         closing_ = true;
-        if (!writing_) close();
+        if (!writing_) return close();
+        grace_.expires_after(kCloseGrace);
+        grace_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec) self->close(); // cancels the write; its handler finds the socket closed
+        });
     }
 
   private:
@@ -105,13 +113,16 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
 
     void close() {
         boost::system::error_code ignored;
+        grace_.cancel();
         socket_.shutdown(stream::socket::shutdown_both, ignored);
         socket_.close(ignored);
         server_.sessions_.erase(shared_from_this());
     }
 
+    static constexpr auto kCloseGrace = std::chrono::seconds(2);
     stream::socket socket_;
     ControlServer& server_;
+    asio::steady_timer grace_;
     std::array<char, 4096> chunk_{};
     std::string input_, output_;
     bool discarding_ = false, writing_ = false, closing_ = false;
