@@ -710,3 +710,45 @@ TEST_CASE("block ring: hostile rings: a tail 2^63 ahead, the ring as a buffer, o
     CHECK(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
     CHECK(status_of(rig, far, n) == blk::kOk);
 }
+
+// Issue 14, finding 2: a page the VMM writes is marked dirty once the store
+// is complete, never before (a sync in between would take the bit and copy
+// the old bytes), and every store counts: the ring header's sq_head too.
+TEST_CASE("block ring: the VMM's stores into guest RAM are marked once made", "[block]") {
+    Rig rig(false, minivmm::BlockIoMode::exit, 1);
+    constexpr std::uint64_t n = 128; // header and entries 0-62 on the ring's first page
+    REQUIRE(setup(rig, kRing, n, 0) == blk::kOk);
+    for (std::uint64_t k = 0; k < 64; ++k) // move the head to entry 64, on the second page
+        submit(rig, k, n, blk::kFlush, 0, 0, 0);
+    REQUIRE(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    auto& dirty = rig.mem.block()->dirty();
+    (void)dirty.take();
+    // A read into a page of its own, from an entry on the ring's second page.
+    rig.mem.write(entry_gpa(64, n),
+                  blk::RingEntry{blk::kRead, 0, kBuf, 512, blk::kPending, 64, {}});
+    publish_tail(rig.mem, kRing, 65);
+    (void)dirty.take(); // the test's own stores
+    REQUIRE(rig.out(4, static_cast<std::uint32_t>(kRing)) == ExitAction::resume);
+    REQUIRE(status_of(rig, 64, n) == blk::kOk);
+    const std::vector<std::uint64_t> pages = dirty.take();
+    const std::vector<std::uint64_t> want = {kRing / 4096,            // header: sq_head
+                                             entry_gpa(64, n) / 4096, // the entry's status
+                                             kBuf / 4096};            // the data read
+    CHECK(pages == want);
+}
+
+TEST_CASE("GuestMemory: writable_range checks, mark_written marks", "[block]") {
+    minivmm::GuestMemory mem{kMemSize};
+    auto& dirty = mem.block()->dirty();
+    (void)dirty.take();
+    auto span = mem.writable_range(0x201ff8, 16); // two pages
+    REQUIRE(span);
+    CHECK(dirty.count() == 0); // nothing is marked before the store is made
+    std::memset(span->data(), 1, span->size());
+    mem.mark_written(0x201ff8, 16);
+    CHECK(dirty.take() == std::vector<std::uint64_t>{0x201, 0x202});
+    mem.write<std::uint64_t>(0x203000, 7); // write and fill mark their own stores
+    mem.fill(0x204000, 1, std::byte{1});
+    CHECK(dirty.take() == std::vector<std::uint64_t>{0x203, 0x204});
+    CHECK_FALSE(mem.writable_range(kMemSize - 8, 16));
+}

@@ -76,6 +76,7 @@ void run_dirty_guest(std::uint32_t ring_entries, LockPolicy policy) {
     REQUIRE(flag);
     std::uint64_t one = 1;
     __atomic_store(reinterpret_cast<std::uint64_t*>(flag->data()), &one, __ATOMIC_RELEASE);
+    vm.memory().mark_written(ready->flag, 8);
     runner.join();
     INFO(describe(exit) << "; console: " << console->text());
     REQUIRE(exit.kind == VmExit::Kind::guest_exit);
@@ -108,6 +109,7 @@ void run_dirty_guest(std::uint32_t ring_entries, LockPolicy policy) {
     CHECK(vm.dirty_log_sync().empty());
     // A VMM write after the sync is reported by the next one.
     REQUIRE(vm.memory().writable_range(ready->pages[2], 1));
+    vm.memory().mark_written(ready->pages[2], 1);
     CHECK(vm.dirty_log_sync() == std::vector<std::uint64_t>{ready->pages[2] & ~0xfffull});
     vm.dirty_log_stop();
 }

@@ -64,15 +64,20 @@ class GuestMemory {
         if (!contains(gpa, len)) return std::nullopt;
         return std::span<std::byte>(base_ + gpa, static_cast<std::size_t>(len));
     }
-    /// The same for a VMM write into guest RAM: marks the pages dirty.
+    /// The same, for a VMM store into guest RAM. It marks nothing: call
+    /// mark_written() once the store is complete, so that a dirty-log sync
+    /// in between cannot take the bit and copy the bytes from before it.
     std::optional<std::span<std::byte>> writable_range(std::uint64_t gpa,
                                                        std::uint64_t len) const noexcept {
-        auto r = range(gpa, len);
-        if (r && len != 0)
-            block_->dirty().set_range(gpa / DirtyBitmap::kPageSize,
-                                      (gpa + len - 1) / DirtyBitmap::kPageSize -
-                                          gpa / DirtyBitmap::kPageSize + 1);
-        return r;
+        return range(gpa, len);
+    }
+    /// Marks [gpa, gpa + len) dirty: every VMM store into guest RAM, after
+    /// it is made. Bytes outside RAM are ignored.
+    void mark_written(std::uint64_t gpa, std::uint64_t len) const noexcept {
+        if (len == 0 || !contains(gpa, len)) return;
+        block_->dirty().set_range(gpa / DirtyBitmap::kPageSize,
+                                  (gpa + len - 1) / DirtyBitmap::kPageSize -
+                                      gpa / DirtyBitmap::kPageSize + 1);
     }
 
     /// A copy of the T at `gpa`, or nullopt if any byte is outside RAM.

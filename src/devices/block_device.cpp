@@ -183,8 +183,8 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
     const std::uint64_t bytes = sizeof(blk::RingHeader) + entries * sizeof(blk::RingEntry);
     // The VMM writes the header and the entries' status: the whole ring is
     // writable guest RAM (and stays so: guest RAM is never unplugged under
-    // a running VM's rings). writable_range marks it dirty once here; every
-    // later write marks its own page.
+    // a running VM's rings). Every store the VMM makes into it marks its
+    // page dirty once made (publish).
     auto span = mem_.writable_range(ring, bytes);
     if (!span) return blk::kBadRing;
     std::lock_guard lock(setup_mutex_);
@@ -205,8 +205,8 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
     // Requests submitted before the set-up are not ours: start at the
     // guest's current tail.
     q->head = load(q->sq_tail);
-    store(q->sq_head, q->head);
-    store(q->need_kick, 1);
+    publish(*q, q->sq_head, q->head);
+    publish(*q, q->need_kick, 1);
     if (io_.mode == BlockIoMode::ioeventfd || io_.mode == BlockIoMode::poll) {
         q->worker = &worker_for(queue);
         if (vm_) {
@@ -234,6 +234,14 @@ std::uint64_t BlockDevice::setup_ring(std::uint64_t ring, std::uint64_t entries,
     return blk::kOk;
 }
 
+void BlockDevice::publish(Queue& q, std::uint64_t* field, std::uint64_t v) noexcept {
+    store(field, v);
+    const auto* header = q.ring - sizeof(blk::RingHeader);
+    mem_.mark_written(
+        q.gpa + static_cast<std::uint64_t>(reinterpret_cast<const std::byte*>(field) - header),
+        sizeof v);
+}
+
 std::uint64_t BlockDevice::drain(Queue& q) noexcept {
     std::uint64_t n = 0;
     // A guest on other vCPUs can keep submitting for ever: a stopping VM
@@ -254,11 +262,11 @@ std::uint64_t BlockDevice::drain(Queue& q) noexcept {
             const std::uint64_t op = load(e + 0), sector = load(e + 1), buf = load(e + 2),
                                 len = load(e + 3);
             std::uint64_t status = serve(op, sector, buf, len);
-            (void)mem_.writable_range(slot_gpa + offsetof(blk::RingEntry, status), 8); // dirty
             store(e + offsetof(blk::RingEntry, status) / 8, status);
+            mem_.mark_written(slot_gpa + offsetof(blk::RingEntry, status), 8);
         }
         if (overrun) q.head = tail;
-        store(q.sq_head, q.head);
+        publish(q, q.sq_head, q.head);
     }
     q.served.fetch_add(n, std::memory_order_relaxed);
     return n;
@@ -311,7 +319,7 @@ void BlockDevice::io_thread(Worker& w) noexcept {
         // doorbells again, and look once more (a request may have been
         // submitted between our last look and need_kick = 1: the guest's
         // side of this handshake is store tail, full fence, load need_kick).
-        each([](Queue& q) { store(q.need_kick, 0); });
+        each([this](Queue& q) { publish(q, q.need_kick, 0); });
         auto idle_since = clock::now();
         for (;;) {
             if (drain_all() != 0) {
@@ -325,12 +333,12 @@ void BlockDevice::io_thread(Worker& w) noexcept {
                 __builtin_ia32_pause();
                 continue;
             }
-            each([](Queue& q) { store(q.need_kick, 1); });
+            each([this](Queue& q) { publish(q, q.need_kick, 1); });
             std::atomic_thread_fence(std::memory_order_seq_cst);
             bool pending = false;
             each([&](Queue& q) { pending = pending || load(q.sq_tail) != q.head; });
             if (!pending) break;
-            each([](Queue& q) { store(q.need_kick, 0); });
+            each([this](Queue& q) { publish(q, q.need_kick, 0); });
         }
     }
 }
@@ -387,7 +395,7 @@ std::uint64_t BlockDevice::serve_io(std::uint64_t op, std::uint64_t sector, std:
     if (op == blk::kRead) {
         // A read writes guest memory: never into the VMM's reserved first
         // MiB (the guest's own page tables and descriptor tables, which it
-        // may not write either). writable_range marks the pages dirty.
+        // may not write either). Marked dirty below, once written.
         if (buf < layout::kReservedEnd) return blk::kBadBuffer;
         span = mem_.writable_range(buf, len);
     } else {
@@ -403,11 +411,14 @@ std::uint64_t BlockDevice::serve_io(std::uint64_t op, std::uint64_t sector, std:
         ssize_t n = op == blk::kRead ? ::pread(fd_.get(), p, left, offset)
                                      : ::pwrite(fd_.get(), p, left, offset);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return blk::kIoError; // error, or the file shrank under us
+        if (n <= 0) break; // error, or the file shrank under us
         p += n;
         left -= static_cast<std::size_t>(n);
         offset += n;
     }
+    // What a read stored, once stored (also the part of a failed one).
+    if (op == blk::kRead) mem_.mark_written(buf, len - left);
+    if (left != 0) return blk::kIoError;
     if (op == blk::kWrite && io_.eager_writeback) {
         // Only starts write-back (see BlockIoOptions::eager_writeback); an
         // error here is not the request's: the disk's write errors reach the
@@ -458,6 +469,7 @@ ExitAction BlockDevice::access(const IoAccess& access) {
         blk::Info info{sectors_, (read_only_ ? blk::kFlagReadOnly : 0) |
                                      (queues_.empty() ? 0 : blk::kFlagRing)};
         std::memcpy(out->data(), &info, sizeof info);
+        mem_.mark_written(block, sizeof info);
         return ExitAction::resume;
     }
     if (access.offset == blk::kRingSetupNr - blk::kInfoNr) {
@@ -468,6 +480,7 @@ ExitAction BlockDevice::access(const IoAccess& access) {
         std::uint64_t status = queues_.empty() ? blk::kBadQueue // hypercall mode: no rings
                                                : setup_ring(req->ring, req->entries, req->queue);
         std::memcpy(status_field->data(), &status, sizeof status);
+        mem_.mark_written(block + offsetof(blk::RingSetup, status), sizeof status);
         return ExitAction::resume;
     }
     if (access.offset != blk::kIoNr - blk::kInfoNr)
@@ -479,6 +492,7 @@ ExitAction BlockDevice::access(const IoAccess& access) {
     if (!status_field) return fail(access, outside(sizeof(blk::Io)));
     std::uint64_t status = serve(req->op, req->sector, req->buf, req->len);
     std::memcpy(status_field->data(), &status, sizeof status);
+    mem_.mark_written(block + offsetof(blk::Io, status), sizeof status);
     return ExitAction::resume;
 }
 

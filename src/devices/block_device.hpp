@@ -90,6 +90,9 @@ class BlockDevice final : public IoDevice {
     std::uint64_t setup_ring(std::uint64_t ring, std::uint64_t entries, std::uint64_t queue);
     // Serves every request submitted to `q` so far; returns how many.
     std::uint64_t drain(Queue& q) noexcept;
+    // Stores `v` into a field of q's ring header (release), then marks its
+    // page dirty: every VMM store into guest RAM is marked once made.
+    void publish(Queue& q, std::uint64_t* field, std::uint64_t v) noexcept;
     void io_thread(Worker& w) noexcept;
     // The worker that serves queue `index`, started on first use.
     Worker& worker_for(std::uint64_t index);

@@ -115,7 +115,9 @@ ExitAction HypercallDevice::access(const IoAccess& access) {
 template <typename T>
 void HypercallDevice::put(std::uint64_t gpa, const T& value) const {
     auto span = mem_.writable_range(gpa, sizeof(T));
-    if (span) std::memcpy(span->data(), &value, sizeof(T));
+    if (!span) return;
+    std::memcpy(span->data(), &value, sizeof(T));
+    mem_.mark_written(gpa, sizeof(T)); // after the store: a sync never sees the bit first
 }
 
 // Hypercall 22: up to `cap` entries at `buf`, then the count of regions and

@@ -36,6 +36,7 @@ void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data
     // An empty span's data() may be null, which memcpy must not be given
     // even for 0 bytes (an ELF segment with no file bytes has empty data).
     if (!data.empty()) std::memcpy(r->data(), data.data(), data.size());
+    mark_written(gpa, data.size());
 }
 
 void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
@@ -44,6 +45,7 @@ void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
         throw ConfigError(
             fmt::format("fill of {} bytes at guest address {:#x} is outside guest RAM", len, gpa));
     std::memset(r->data(), static_cast<int>(value), r->size());
+    mark_written(gpa, len);
 }
 
 } // namespace minivmm

@@ -130,7 +130,7 @@ class GuardedMemory {
     std::byte* host() const noexcept { return mem_->host_base(); }
     bool guarded() const noexcept { return reservation_ != nullptr; }
     void clear() noexcept { std::memset(host(), 0, size()); }
-    // The VMM's own writes since the last call (GuestMemory::writable_range
+    // The VMM's own writes since the last call (GuestMemory::mark_written
     // marks them; the input's pokes bypass it) never touch the reserved MiB.
     void check_reserved_untouched() {
         for (std::uint64_t page : mem_->block()->dirty().take())
