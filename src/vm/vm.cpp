@@ -149,6 +149,9 @@ struct Vm::Impl final : VmControl {
     void dirty_ring_full(unsigned vcpu) override;
     void pause_point(const KvmVcpu& vcpu) noexcept override;
     void kicked(const KvmVcpu& vcpu) noexcept override;
+    // Takes back pause()'s kick (immediate_exit) unless a stop or a pause
+    // holds it; true when a pause still does.
+    bool release_kick(const KvmVcpu& vcpu) noexcept;
     bool pause(std::chrono::milliseconds wait);
     void resume() noexcept;
     VmExit run();
@@ -396,25 +399,26 @@ void Vm::Impl::pause_point(const KvmVcpu& vcpu) noexcept {
             pause_cv.wait(lock, [&] { return !pause_requested.load() || stopping(); });
             --held;
         }
-        // pause() set immediate_exit to kick us. Clear it only if no stop
-        // and no new pause came meanwhile (both set it under stop_mutex_):
-        // clearing a newer kick would let this vCPU run on unpaused.
-        std::lock_guard lock(stop_mutex_);
-        if (stopping()) return;
-        if (!pause_requested.load()) {
-            vcpu.run_state().immediate_exit = 0;
-            return;
-        }
+        if (!release_kick(vcpu)) return;
     }
+}
+
+bool Vm::Impl::release_kick(const KvmVcpu& vcpu) noexcept {
+    // pause() set immediate_exit to kick us. Clear it only if no stop and no
+    // new pause holds it (both set it under stop_mutex_): clearing a newer
+    // kick would let this vCPU run on unpaused.
+    std::lock_guard lock(stop_mutex_);
+    if (stopping()) return false;
+    if (pause_requested.load()) return true;
+    vcpu.run_state().immediate_exit = 0;
+    return false;
 }
 
 void Vm::Impl::kicked(const KvmVcpu& vcpu) noexcept {
     // A pause withdrawn before this vCPU reached pause_point (it timed out,
-    // or came before run) leaves its kick set, and pause_point clears it
-    // only while paused. Clear it here unless a stop or a newer pause holds
-    // it (both set it under stop_mutex_). Only on EINTR: not a hot path.
-    std::lock_guard lock(stop_mutex_);
-    if (!stopping() && !pause_requested.load()) vcpu.run_state().immediate_exit = 0;
+    // or came before run) leaves its kick set, and pause_point takes it back
+    // only while paused. Only on EINTR: not a hot path.
+    (void)release_kick(vcpu);
 }
 
 bool Vm::Impl::pause(std::chrono::milliseconds wait) {
