@@ -14,8 +14,10 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <linux/kvm.h>
 
 #include "minivmm/address_space.hpp"
+#include "minivmm/dirty_ring.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm_memory.hpp"
@@ -25,6 +27,7 @@
 
 using minivmm::AddressSpace;
 using minivmm::ConfigError;
+using minivmm::DirtyRing;
 using minivmm::ExitAction;
 using minivmm::IoAccess;
 using minivmm::IoDevice;
@@ -945,6 +948,123 @@ TEST_CASE("KvmMemory: log_clear of part of a page re-arms that page", "[memory][
     CHECK(d.b1->dirty().take() == Pages{64});
     for (const auto& c : backend.calls())
         if (c.op == Call::Op::clear_dirty) CHECK(c.size > 0); // num_pages
+}
+
+namespace {
+// A dirty ring in test memory: the test pushes entries as KVM would.
+struct FakeRing {
+    explicit FakeRing(std::size_t entries) : gfns(entries), ring(gfns) {}
+    void push(unsigned as_id, std::uint32_t slot, std::uint64_t offset) {
+        auto& e = gfns[pushed++ % gfns.size()];
+        REQUIRE((e.flags & KVM_DIRTY_GFN_F_DIRTY) == 0); // the ring is not full
+        e.slot = (as_id << 16) | slot;
+        e.offset = offset;
+        __atomic_store_n(&e.flags, KVM_DIRTY_GFN_F_DIRTY, __ATOMIC_RELEASE);
+    }
+    // KVM_RESET_DIRTY_RINGS: collected entries become free again.
+    void reset() {
+        for (auto& e : gfns)
+            if (e.flags & KVM_DIRTY_GFN_F_RESET) e.flags = 0;
+    }
+    std::vector<kvm_dirty_gfn> gfns;
+    DirtyRing ring;
+    std::size_t pushed = 0;
+};
+} // namespace
+
+TEST_CASE("DirtyRing: a ring in caller memory must have a power-of-two size",
+          "[memory][dirty_ring]") {
+    std::vector<kvm_dirty_gfn> three(3), none;
+    CHECK_THROWS_AS(DirtyRing(std::span<kvm_dirty_gfn>(three)), ConfigError);
+    CHECK_THROWS_AS(DirtyRing(std::span<kvm_dirty_gfn>(none)), ConfigError);
+    FakeRing r(4);
+    r.push(1, 2, 3);
+    r.push(0, 7, 9);
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> seen;
+    CHECK(r.ring.harvest(
+              [&](std::uint32_t slot, std::uint64_t off) { seen.emplace_back(slot, off); }) == 2);
+    CHECK(seen == std::vector<std::pair<std::uint32_t, std::uint64_t>>{{0x10002, 3}, {7, 9}});
+    CHECK(r.ring.harvest([](std::uint32_t, std::uint64_t) { FAIL("harvested twice"); }) == 0);
+}
+
+// Issue 14, finding 8: under per-listener, a listener that reaps the rings
+// holds only its own table, so it defers other spaces' entries. It must apply
+// its own space's deferred entries: else an entry deferred by space 1 for a
+// slot of space 0 outlives that slot's deletion, the page's write is lost,
+// and once the slot id is reused (lowest first) the entry marks a page of
+// another block.
+TEST_CASE("KvmMemory: a ring entry deferred by another address space is not lost or misapplied",
+          "[memory][dirty_ring]") {
+    const LockPolicy policy = any_policy();
+    CAPTURE(minivmm::to_string(policy));
+    RecordingSlotBackend backend(2);
+    Rig rig(policy, backend, 2);
+    auto a = make_block("a", 1 * MiB), b = make_block("b", 1 * MiB), c = make_block("c", 1 * MiB);
+    auto ra = MemoryRegion::ram("a", a, 0, 1 * MiB);
+    auto rc = MemoryRegion::ram("c", c, 0, 1 * MiB);
+    rig.topo.add_subregion(rig.root(0), 0x0, ra);
+    rig.topo.add_subregion(rig.root(1), 0x0, rc);
+    rig.topo.set_dirty_logging(*ra, true);
+    rig.topo.set_dirty_logging(*rc, true);
+    FakeRing fake(16);
+    rig.kvm.use_dirty_rings({&fake.ring});
+    const std::uint32_t slot_a = rig.kvm.find_slot(0, 0)->slot;
+
+    fake.push(0, slot_a, 5); // the guest wrote page 5 of a
+    // Space 1 stops logging: its listener reaps the rings (under
+    // per-listener holding only space 1's table).
+    rig.topo.set_dirty_logging(*rc, false);
+    fake.reset();
+    // Space 0 deletes a's slot: the write to page 5 must reach a now.
+    rig.topo.remove_subregion(rig.root(0), *ra);
+    CHECK(a->dirty().take() == Pages{5});
+    // b takes a's slot id; a later full harvest must not mark b's page 5.
+    auto rb = MemoryRegion::ram("b", b, 0, 1 * MiB);
+    rig.topo.add_subregion(rig.root(0), 0x0, rb);
+    rig.topo.set_dirty_logging(*rb, true);
+    REQUIRE(rig.kvm.find_slot(0, 0)->slot == slot_a);
+    rig.kvm.harvest_dirty_rings();
+    CHECK(b->dirty().take().empty());
+    CHECK(a->dirty().take().empty());
+}
+
+// Two address spaces' listeners reaping the same rings at once: under
+// per-listener each holds only its own table, yet a ring has one consumer
+// at a time. No entry is lost or doubled.
+TEST_CASE("KvmMemory: listeners of two address spaces reap the rings one at a time",
+          "[memory][dirty_ring][concurrency]") {
+    const LockPolicy policy = any_policy();
+    CAPTURE(minivmm::to_string(policy));
+    RecordingSlotBackend backend(2);
+    Rig rig(policy, backend, 2);
+    auto a = make_block("a", 1 * MiB), c = make_block("c", 1 * MiB);
+    auto ra = MemoryRegion::ram("a", a, 0, 1 * MiB);
+    auto rc = MemoryRegion::ram("c", c, 0, 1 * MiB);
+    rig.topo.add_subregion(rig.root(0), 0x0, ra);
+    rig.topo.add_subregion(rig.root(1), 0x0, rc);
+    rig.topo.set_dirty_logging(*ra, true);
+    rig.topo.set_dirty_logging(*rc, true);
+    constexpr std::uint64_t kEntries = 256; // one per page: 128 of a, 128 of c
+    FakeRing fake(kEntries);
+    for (std::uint64_t i = 0; i < kEntries; ++i)
+        fake.push(static_cast<unsigned>(i % 2), rig.kvm.find_slot(i % 2, 0)->slot, i / 2);
+    rig.kvm.use_dirty_rings({&fake.ring});
+    // Both listeners sync at once (a MemoryTopology serializes its own
+    // calls; these come straight to the listeners, as a library user may).
+    auto sync = [&](unsigned i) {
+        auto view = rig.as(i).view();
+        for (const auto& sec : view->sections())
+            rig.kvm.listener(i).log_sync(sec);
+    };
+    std::thread t([&] { sync(1); });
+    sync(0);
+    t.join();
+    rig.kvm.harvest_dirty_rings(); // whatever one of them deferred
+    Pages want;
+    for (std::uint64_t p = 0; p < kEntries / 2; ++p)
+        want.push_back(p);
+    CHECK(a->dirty().take() == want);
+    CHECK(c->dirty().take() == want);
 }
 
 TEST_CASE("KvmMemory: readers wait for a writer except under rcu", "[memory][lock_stats]") {

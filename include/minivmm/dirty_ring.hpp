@@ -8,6 +8,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <span>
 
 #include "minivmm/host_mapping.hpp"
 
@@ -22,6 +23,10 @@ class DirtyRing {
     /// Maps the ring of `vcpu`; `entries` is what the VM enabled (a power of two).
     /// \throws KvmError if the mmap fails (e.g. the ring was not enabled).
     DirtyRing(const KvmVcpu& vcpu, std::uint32_t entries);
+    /// A ring in memory the caller owns and keeps alive (a test playing KVM's
+    /// part); its size must be a power of two.
+    /// \throws ConfigError otherwise.
+    explicit DirtyRing(std::span<kvm_dirty_gfn> gfns);
 
     /// Calls fn(slot, offset) for each dirty entry, from the last harvested
     /// one on, marking each collected; returns how many there were. Single

@@ -21,4 +21,10 @@ DirtyRing::DirtyRing(const KvmVcpu& vcpu, std::uint32_t entries) : entries_(entr
     gfns_ = static_cast<kvm_dirty_gfn*>(p);
 }
 
+DirtyRing::DirtyRing(std::span<kvm_dirty_gfn> gfns)
+    : gfns_(gfns.data()), entries_(static_cast<std::uint32_t>(gfns.size())) {
+    if (gfns.empty() || (gfns.size() & (gfns.size() - 1)) != 0 || gfns.size() > (1u << 31))
+        throw ConfigError("a dirty ring's size must be a power of two");
+}
+
 } // namespace minivmm

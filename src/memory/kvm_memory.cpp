@@ -259,7 +259,9 @@ struct KvmMemory::Impl {
     // With lock_all() held (only_as < 0), or only table `only_as`'s lock.
     std::uint64_t harvest_locked(int only_as = -1);
     std::vector<DirtyRing*> rings; // ring mode when not empty
-    std::mutex deferred_mutex;
+    // Held while the rings are consumed (one consumer per ring: under
+    // per-listener two listeners may reap at once) and guards `deferred`.
+    std::mutex harvest_mutex;
     std::vector<std::pair<std::uint32_t, std::uint64_t>> deferred;
 
     // Every table at once: per-listener takes each listener's lock in
@@ -405,14 +407,14 @@ void KvmMemory::use_dirty_rings(std::vector<DirtyRing*> rings) {
 
 std::uint64_t KvmMemory::Impl::harvest_locked(int only_as) {
     // Entries of address spaces whose table we do not hold wait in `deferred`
-    // for the next harvest with every table held.
-    auto mark = [&](std::uint32_t slot_field, std::uint64_t offset) {
+    // until a harvest that holds their table: the next one of that space (so
+    // they are applied before its slots change and their ids are reused) or
+    // one with every table held.
+    auto held = [&](unsigned as_id) {
+        return only_as < 0 || as_id == static_cast<unsigned>(only_as);
+    };
+    auto apply = [&](std::uint32_t slot_field, std::uint64_t offset) {
         unsigned as_id = slot_field >> 16;
-        if (only_as >= 0 && as_id != static_cast<unsigned>(only_as)) {
-            std::lock_guard lock(deferred_mutex);
-            deferred.emplace_back(slot_field, offset);
-            return;
-        }
         if (as_id >= states.size() || !states[as_id]) return;
         const KvmSlot* slot = current(*states[as_id]).find_id(slot_field & 0xffff);
         // An entry for a slot deleted since is stale: nothing to mark.
@@ -420,18 +422,20 @@ std::uint64_t KvmMemory::Impl::harvest_locked(int only_as) {
             return;
         slot->block->dirty().set(slot->block_offset / kPage + offset);
     };
+    std::lock_guard lock(harvest_mutex);
+    std::erase_if(deferred, [&](const auto& entry) {
+        if (!held(entry.first >> 16)) return false;
+        apply(entry.first, entry.second);
+        return true;
+    });
     std::uint64_t n = 0;
-    if (only_as < 0) {
-        std::vector<std::pair<std::uint32_t, std::uint64_t>> pending;
-        {
-            std::lock_guard lock(deferred_mutex);
-            pending.swap(deferred);
-        }
-        for (auto [slot, offset] : pending)
-            mark(slot, offset);
-    }
     for (DirtyRing* ring : rings)
-        n += ring->harvest(mark);
+        n += ring->harvest([&](std::uint32_t slot_field, std::uint64_t offset) {
+            if (held(slot_field >> 16))
+                apply(slot_field, offset);
+            else
+                deferred.emplace_back(slot_field, offset);
+        });
     return n;
 }
 
