@@ -52,7 +52,18 @@ void RamHotplug::add(std::uint64_t gpa, std::uint64_t size) {
     auto region = MemoryRegion::ram(block->name(), block, 0, size);
     topology_.add_subregion(root_, gpa, region);
     if (dirty_logging_.load()) topology_.set_dirty_logging(*region, true);
-    tx.commit(); // the outermost transaction: KVM has the slot after this
+    try {
+        tx.commit(); // the outermost transaction: KVM has the slot after this
+    } catch (...) {
+        // A listener refused the slot (KVM out of slots, or out of memory):
+        // the topology kept the new view, so take the region out of the
+        // tree again, or the range would stay blocked and unremovable.
+        try {
+            topology_.remove_subregion(root_, *region);
+        } catch (...) {
+        }
+        throw;
+    }
     // Mapped for the guest only once KVM has the slot, so the guest never
     // sees a mapping without memory behind it.
     try {
