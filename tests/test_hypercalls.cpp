@@ -3,6 +3,7 @@
 // Hypercalls). Edge cases the test guests cannot reach precisely.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "minivmm/boot_info.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/console.hpp"
+#include "minivmm/dirty_bitmap.hpp"
 #include "minivmm/guest_image.hpp"
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/io_bus.hpp"
@@ -236,4 +238,79 @@ TEST_CASE("hypercall 22: the list and the generation come from one moment", "[hy
     CHECK(refused == 0);
     CHECK(torn == 0);
     CHECK(seen_region > 0); // the changer really ran meanwhile
+}
+
+// Issue 14, finding 10: hypercalls 22 and 23 checked the block with one call
+// (writable_range), read it with another (*read<>) and wrote it back with a
+// third, each asking the address space again. An overlay that hides the
+// block in between made the read dereference an empty optional and the
+// write-back silently skip, so the guest resumed with its block untouched;
+// and mark_written, asking once more, could skip a store it had made. Now a
+// call is either refused or complete: block read, status written, page marked.
+TEST_CASE("hypercall 23: a block hidden meanwhile is refused or fully served", "[hypercall]") {
+    using namespace minivmm;
+    constexpr std::uint64_t kRam = 2ull << 20;
+    GuestMemory mem{kRam};
+    MemoryTopology topology;
+    auto root = MemoryRegion::container("root", layout::kMaxMemSize);
+    AddressSpace& space = topology.add_address_space("memory", root);
+    auto ram = MemoryRegion::ram("ram", mem.block(), 0, kRam);
+    topology.add_subregion(*root, 0, ram);
+    mem.track_visibility(space, *ram);
+    const std::byte spin[] = {std::byte{0xeb}, std::byte{0xfe}}; // jmp .
+    const std::uint64_t cr3 = build_page_tables(mem, BootPlan(kRam, 1, GuestImage::parse(spin)));
+    std::atomic<bool> logging{false};
+    RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
+    StringConsole console;
+    FakeControl control;
+    HypercallDevice device(mem, console, control);
+    device.set_hotplug(&hotplug);
+    KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};
+
+    // An MMIO page over the argument block, shown and hidden in a loop.
+    struct Nothing : IoDevice {
+        ExitAction access(const IoAccess&) override { return ExitAction::resume; }
+    } nothing;
+    constexpr std::uint32_t kArgs = 0x180000;
+    auto overlay = MemoryRegion::mmio("overlay", 0x1000, nothing);
+    topology.add_subregion(*root, kArgs, overlay, 1);
+    topology.set_enabled(*overlay, false);
+    std::atomic<bool> done{false};
+    std::thread flipper([&] {
+        for (bool on = true; !done.load(std::memory_order_acquire); on = !on)
+            topology.set_enabled(*overlay, on);
+    });
+    struct Args {
+        std::uint64_t gpa, claim, status;
+    };
+    constexpr std::uint64_t kUnset = 99;
+    std::uint64_t served = 0, refused = 0, untouched = 0, unmarked = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < until && untouched + unmarked == 0) {
+        // Straight into the host mapping: the block may be hidden right now.
+        const Args in{0, 2, kUnset}; // claim 2 is answered with status 2
+        std::memcpy(mem.host_base() + kArgs, &in, sizeof in);
+        (void)mem.block()->dirty().take();
+        std::array<std::byte, 4> data{};
+        std::memcpy(data.data(), &kArgs, sizeof kArgs);
+        IoAccess access{0, vcpu, 0x500u + 23, 23, true, std::span(data.data(), 4)};
+        if (device.access(access) != ExitAction::resume) {
+            ++refused;
+            continue;
+        }
+        ++served;
+        Args out;
+        std::memcpy(&out, mem.host_base() + kArgs, sizeof out);
+        untouched += out.status != 2;
+        const auto dirty = mem.block()->dirty().take();
+        unmarked +=
+            std::find(dirty.begin(), dirty.end(), kArgs / DirtyBitmap::kPageSize) == dirty.end();
+    }
+    done.store(true, std::memory_order_release);
+    flipper.join();
+    CAPTURE(served, refused);
+    CHECK(untouched == 0);
+    CHECK(unmarked == 0);
+    CHECK(served > 0);
+    CHECK(refused > 0); // the overlay really came and went meanwhile
 }

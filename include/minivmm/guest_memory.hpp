@@ -72,9 +72,11 @@ class GuestMemory {
         return range(gpa, len);
     }
     /// Marks [gpa, gpa + len) dirty: every VMM store into guest RAM, after
-    /// it is made. Bytes outside RAM are ignored.
+    /// it is made. Bytes outside the block are ignored. Visibility is not
+    /// asked again: a store made through a span taken while the range was
+    /// visible changed the block even if an overlay hides it by now.
     void mark_written(std::uint64_t gpa, std::uint64_t len) const noexcept {
-        if (len == 0 || !contains(gpa, len)) return;
+        if (len == 0 || !range_within(gpa, len, size_)) return;
         block_->dirty().set_range(gpa / DirtyBitmap::kPageSize,
                                   (gpa + len - 1) / DirtyBitmap::kPageSize -
                                       gpa / DirtyBitmap::kPageSize + 1);

@@ -111,23 +111,34 @@ ExitAction HypercallDevice::access(const IoAccess& access) {
     return fail(access, fmt::format("no such hypercall (port {:#x})", access.address));
 }
 
-// Stores into guest RAM the caller has checked with writable_range.
+// Hypercalls 22 and 23 read their block, answer in it and mark it: all
+// through one span taken once. Asking the address space again for each step
+// let an overlay that appears in between make the read come back empty or
+// the answer be skipped while the guest resumed.
 template <typename T>
-void HypercallDevice::put(std::uint64_t gpa, const T& value) const {
+std::optional<std::span<std::byte>> HypercallDevice::writable_block(std::uint64_t gpa,
+                                                                    T& value) const {
+    if (gpa < layout::kReservedEnd) return std::nullopt;
     auto span = mem_.writable_range(gpa, sizeof(T));
-    if (!span) return;
-    std::memcpy(span->data(), &value, sizeof(T));
+    if (span) std::memcpy(&value, span->data(), sizeof(T));
+    return span;
+}
+
+template <typename T>
+void HypercallDevice::answer(std::span<std::byte> block, std::uint64_t gpa, const T& value) const {
+    std::memcpy(block.data(), &value, sizeof(T));
     mem_.mark_written(gpa, sizeof(T)); // after the store: a sync never sees the bit first
 }
 
 // Hypercall 22: up to `cap` entries at `buf`, then the count of regions and
 // the generation (it changes with every add or remove), in the block.
 ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block) {
+    MemMapArgs args;
+    auto span = writable_block(block, args);
     // The whole block is written back: it must be writable guest RAM.
-    if (block < layout::kReservedEnd || !mem_.writable_range(block, sizeof(MemMapArgs)))
+    if (!span)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
                                         block, sizeof(MemMapArgs)));
-    auto args = *mem_.read<MemMapArgs>(block);
     // One snapshot: a list and a generation from different moments could
     // pair the old list with the new generation, which the guest then trusts.
     const auto [regions, generation] = hotplug_->snapshot();
@@ -135,27 +146,33 @@ ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block)
     if (args.cap > mem_.size() / sizeof(MemMapEntry))
         return fail(access, fmt::format("cap {} entries is larger than guest RAM", args.cap));
     const std::uint64_t bytes = args.cap * sizeof(MemMapEntry);
-    if (bytes != 0 && (args.buf < layout::kReservedEnd || !mem_.writable_range(args.buf, bytes)))
+    auto buf =
+        args.buf < layout::kReservedEnd ? std::nullopt : mem_.writable_range(args.buf, bytes);
+    if (bytes != 0 && !buf)
         return fail(access, fmt::format("buffer [{:#x}, +{:#x}) is not writable guest RAM",
                                         args.buf, bytes));
-    for (std::uint64_t i = 0; i < regions.size() && i < args.cap; ++i)
-        put(args.buf + i * sizeof(MemMapEntry),
-            MemMapEntry{regions[i].gpa, regions[i].size, regions[i].claimed ? 1u : 0u});
+    const std::uint64_t n = std::min<std::uint64_t>(regions.size(), args.cap);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const MemMapEntry e{regions[i].gpa, regions[i].size, regions[i].claimed ? 1u : 0u};
+        std::memcpy(buf->data() + i * sizeof e, &e, sizeof e);
+    }
+    if (n != 0) mem_.mark_written(args.buf, n * sizeof(MemMapEntry));
     args.count = regions.size();
     args.generation = generation;
-    put(block, args);
+    answer(*span, block, args);
     return ExitAction::resume;
 }
 
 // Hypercall 23: status 0 done, 1 no hot-added region starts at gpa, 2 claim
 // is neither 0 nor 1.
 ExitAction HypercallDevice::mem_claim(const IoAccess& access, std::uint32_t block) {
-    if (block < layout::kReservedEnd || !mem_.writable_range(block, sizeof(MemClaimArgs)))
+    MemClaimArgs args;
+    auto span = writable_block(block, args);
+    if (!span)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
                                         block, sizeof(MemClaimArgs)));
-    auto args = *mem_.read<MemClaimArgs>(block);
     args.status = args.claim > 1 ? 2 : hotplug_->claim(args.gpa, args.claim == 1);
-    put(block, args);
+    answer(*span, block, args);
     return ExitAction::resume;
 }
 

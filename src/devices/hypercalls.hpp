@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
+#include <span>
 
 #include "minivmm/console.hpp"
 #include "minivmm/guest_memory.hpp"
@@ -25,8 +27,12 @@ class HypercallDevice final : public IoDevice {
     ExitAction fail(const IoAccess& access, std::string why);
     ExitAction mem_map(const IoAccess& access, std::uint32_t block);
     ExitAction mem_claim(const IoAccess& access, std::uint32_t block);
+    // Copies the block at gpa (above the reserved pages, writable RAM) into
+    // value; the span is where answer() stores the reply.
     template <typename T>
-    void put(std::uint64_t gpa, const T& value) const;
+    std::optional<std::span<std::byte>> writable_block(std::uint64_t gpa, T& value) const;
+    template <typename T>
+    void answer(std::span<std::byte> block, std::uint64_t gpa, const T& value) const;
 
     const GuestMemory& mem_;
     ConsoleSink& console_;
