@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,8 @@ class RcuDomain {
     struct alignas(64) Reader {
         std::atomic<std::uint64_t> active{0}; ///< 0: outside; else the epoch it entered in
         unsigned depth = 0;                   ///< nesting, owner thread only
+        std::atomic<bool> thread_gone{false}; ///< its thread has exited: the domain drops it
+        std::atomic<bool> domain_gone{false}; ///< its domain is destroyed: the thread drops it
     };
 
     /// A read-side section, from construction to destruction, on the
@@ -43,12 +46,24 @@ class RcuDomain {
 
     /// A domain with no readers.
     RcuDomain();
+    /// Tells the threads that read it to drop their records of it.
+    ~RcuDomain();
+    RcuDomain(const RcuDomain&) = delete;
+    RcuDomain& operator=(const RcuDomain&) = delete;
     /// Returns once every read-side section that began before the call has
     /// ended (spinning, then yielding, while one has not).
     void synchronize() const;
 
+    /// Reader records the next synchronize() scans: one per live thread
+    /// that has read this domain (for tests and diagnostics).
+    std::size_t registered_readers() const;
+    /// Records the calling thread holds, one per domain it has read that
+    /// still exists (for tests and diagnostics).
+    static std::size_t records_on_this_thread();
+
   private:
     Reader& reader_for_this_thread() const;
+    void prune_locked() const; // with readers_mutex_ held
 
     std::uint64_t id_;
     mutable std::atomic<std::uint64_t> epoch_{1};
