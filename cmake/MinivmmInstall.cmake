@@ -42,6 +42,10 @@ endforeach()
 # The guest SDK, laid out as in the source tree so that MinivmmGuest.cmake
 # finds sdk/ next to its own folder.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/guest/sdk/ DESTINATION ${MINIVMM_INSTALL_GUEST_SDK_DIR})
+# The SDK's copy of the ABI headers (the same files as include/minivmm/abi),
+# so that an installed SDK is self-contained.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/minivmm/abi
+        DESTINATION ${MINIVMM_INSTALL_GUEST_SDK_DIR}/include/minivmm)
 install(FILES ${PROJECT_SOURCE_DIR}/guest/cmake/MinivmmGuest.cmake DESTINATION ${MINIVMM_INSTALL_GUEST_DIR}/cmake)
 install(FILES ${PROJECT_SOURCE_DIR}/guest/examples/hello.c ${PROJECT_SOURCE_DIR}/guest/examples/smp.c
         DESTINATION ${MINIVMM_INSTALL_GUEST_DIR}/examples)

@@ -82,6 +82,8 @@ for want in \
     /usr/share/minivmm/guest/sdk/guest.ld \
     /usr/share/minivmm/guest/sdk/entry.c \
     /usr/share/minivmm/guest/sdk/include/mvg/mvg.h \
+    /usr/share/minivmm/guest/sdk/include/minivmm/abi/hypercall.h \
+    /usr/include/minivmm/abi/hypercall.h \
     /usr/share/minivmm/guest/cmake/MinivmmGuest.cmake \
     /usr/share/doc/minivmm/README.md \
     /usr/share/doc/minivmm/copyright; do

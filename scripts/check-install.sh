@@ -72,6 +72,11 @@ need_file "$sdk/sdk/start.S" "$sdk/sdk/guest.ld" "$sdk/sdk/entry.c" "$sdk/sdk/hy
     "$sdk/sdk/console.c" "$sdk/sdk/string.c" "$sdk/cmake/MinivmmGuest.cmake" \
     "$sdk/examples/hello.c" "$sdk/README.md"
 for h in "$src"/guest/sdk/include/mvg/*.h; do need_file "$sdk/sdk/include/mvg/${h##*/}"; done
+# The SDK's copy of the ABI headers: the very files of include/minivmm/abi.
+for h in "$src"/include/minivmm/abi/*.h; do
+    cmp -s "$h" "$sdk/sdk/include/minivmm/abi/${h##*/}" ||
+        fail "the SDK's minivmm/abi/${h##*/} is missing or differs from include/minivmm/abi"
+done
 images=$libdir/minivmm/guest-images
 for g in hello smp hcloop regloop tscloop sb_cpu sb_memory sb_mutex sb_threads sb_fileio; do
     need_file "$images/$g.bin"

@@ -24,6 +24,7 @@
 #include "minivmm/dirty_bitmap.hpp"
 #include "minivmm/guest_image.hpp"
 #include "minivmm/guest_memory.hpp"
+#include "minivmm/hypercall.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/memory_region.hpp"

@@ -52,6 +52,20 @@ foreach(_mvg_file start.S entry.c hypercall.c console.c string.c guest.ld includ
                         "(set MINIVMM_GUEST_SDK_DIR to the SDK folder)")
   endif()
 endforeach()
+# The ABI's C headers (minivmm/abi/*.h), shared with the VMM: inside an
+# installed SDK a copy is in its include/, in the source tree they are in the
+# top-level include/ (guest/sdk/../../include).
+set(_mvg_abi "")
+foreach(_mvg_dir "${_mvg_sdk}/include" "${_mvg_sdk}/../../include")
+  if(NOT _mvg_abi AND EXISTS "${_mvg_dir}/minivmm/abi/abi.h")
+    get_filename_component(_mvg_abi "${_mvg_dir}" REALPATH)
+  endif()
+endforeach()
+if(NOT _mvg_abi)
+  message(FATAL_ERROR "minivmm guest ABI headers not found: no minivmm/abi/abi.h in "
+                      "${_mvg_sdk}/include or ${_mvg_sdk}/../../include")
+endif()
+set(_MVG_ABI_INCLUDE_DIR "${_mvg_abi}" CACHE INTERNAL "minivmm guest ABI headers")
 set(_MVG_SDK_DIR "${_mvg_sdk}" CACHE INTERNAL "minivmm guest SDK")
 set(_MVG_CMAKE_FILE "${CMAKE_CURRENT_LIST_FILE}" CACHE INTERNAL "")
 
@@ -160,6 +174,9 @@ function(minivmm_add_guest NAME)
   set(bin "${out_dir}/${NAME}.bin")
 
   set(inc_flags "-I${_MVG_SDK_DIR}/include")
+  if(NOT _MVG_ABI_INCLUDE_DIR STREQUAL "${_MVG_SDK_DIR}/include")
+    list(APPEND inc_flags "-I${_MVG_ABI_INCLUDE_DIR}")
+  endif()
   foreach(dir IN LISTS ARG_INCLUDE_DIRS)
     get_filename_component(dir "${dir}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND inc_flags "-I${dir}")
@@ -167,7 +184,8 @@ function(minivmm_add_guest NAME)
 
   # Headers listed explicitly as well as via depfiles: the depfile covers
   # everything a source includes once it has been built.
-  file(GLOB sdk_headers CONFIGURE_DEPENDS "${_MVG_SDK_DIR}/include/mvg/*.h")
+  file(GLOB sdk_headers CONFIGURE_DEPENDS "${_MVG_SDK_DIR}/include/mvg/*.h"
+       "${_MVG_ABI_INCLUDE_DIR}/minivmm/abi/*.h")
 
   set(objs "")
   set(idx 0)

@@ -48,10 +48,10 @@ static int ring_tail(void) {
         ring.ent[i].op = 0x77;
         ring.ent[i].status = BLK_PENDING;
     }
-    __atomic_store_n(&ring.sq_tail, far, __ATOMIC_RELEASE);
+    __atomic_store_n(&ring.hdr.sq_tail, far, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     mvg_hypercall_raw(BLK_HC_KICK, gpa(&ring));
-    while (__atomic_load_n(&ring.sq_head, __ATOMIC_ACQUIRE) != far)
+    while (__atomic_load_n(&ring.hdr.sq_head, __ATOMIC_ACQUIRE) != far)
         mvg_pause();
     for (i = 0; i < BLK_RING_ENTRIES; i++)
         if (ring.ent[i].status != BLK_E_BAD_OP)

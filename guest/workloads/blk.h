@@ -17,42 +17,7 @@
 
 #include <mvg/mvg.h>
 
-#define BLK_HC_INFO 17
-#define BLK_HC_IO 18
-#define BLK_HC_RING_SETUP 20
-#define BLK_HC_KICK 21
-#define BLK_SECTOR_SIZE 512u
-
-#define BLK_FLAG_READONLY 1u
-#define BLK_FLAG_RING 2u
-
-#define BLK_OP_READ 0u
-#define BLK_OP_WRITE 1u
-#define BLK_OP_FLUSH 2u
-
-#define BLK_OK 0u
-#define BLK_E_BAD_OP 1u
-#define BLK_E_RANGE 2u
-#define BLK_E_BUFFER 3u
-#define BLK_E_IO 4u
-#define BLK_E_READONLY 5u
-#define BLK_E_LENGTH 6u
-#define BLK_E_BAD_RING 7u
-#define BLK_E_BAD_QUEUE 8u
-#define BLK_PENDING (~0ull)
-
-struct blk_info {
-    uint64_t sectors; /* disk size in 512-byte sectors */
-    uint64_t flags;   /* BLK_FLAG_READONLY */
-};
-
-struct blk_io {
-    uint64_t op;     /* BLK_OP_* */
-    uint64_t sector; /* first sector */
-    uint64_t buf;    /* guest-physical (= virtual) address of the buffer */
-    uint64_t len;    /* bytes, a multiple of 512, > 0 (read/write) */
-    uint64_t status; /* BLK_OK or BLK_E_*, written by the VMM */
-};
+#include <minivmm/abi/block.h> /* numbers, statuses, blocks, ring layout */
 
 static inline void blk_get_info(struct blk_info* out) {
     out->sectors = 0;
@@ -83,31 +48,11 @@ static inline uint64_t blk_flush(void) {
     return blk_request(BLK_OP_FLUSH, 0, 0, 0);
 }
 
-struct blk_ring_setup {
-    uint64_t ring;    /* guest-physical address of the ring */
-    uint64_t entries; /* a power of two, <= 1024 */
-    uint64_t queue;   /* 0 .. vCPUs - 1, once each */
-    uint64_t status;  /* written by the VMM */
-};
-
-struct blk_ring_entry {
-    uint64_t op, sector, buf, len; /* as struct blk_io */
-    uint64_t status;               /* BLK_PENDING until the VMM completes it */
-    uint64_t tag;                  /* ours; the VMM leaves it alone */
-    uint64_t pad[2];
-};
-
 #define BLK_RING_ENTRIES 16u
 
-/* Header layout is the ABI's (128 bytes), then the entries. */
+/* A ring with BLK_RING_ENTRIES entries: the ABI's header, then the entries. */
 struct blk_ring {
-    uint64_t entries; /* BLK_RING_ENTRIES */
-    uint64_t queue;   /* as set up */
-    uint64_t sq_tail; /* ours: requests submitted */
-    uint64_t pad0[5];
-    uint64_t sq_head;   /* VMM: requests taken */
-    uint64_t need_kick; /* VMM: 1 = ring the doorbell after submitting */
-    uint64_t pad1[6];
+    struct blk_ring_header hdr;
     struct blk_ring_entry ent[BLK_RING_ENTRIES];
 } __attribute__((aligned(64)));
 
@@ -116,11 +61,11 @@ struct blk_ring {
 static inline uint64_t blk_ring_init(struct blk_ring* r, uint64_t queue) {
     struct blk_ring_setup s;
     uint32_t i;
-    r->entries = BLK_RING_ENTRIES;
-    r->queue = queue;
-    r->sq_tail = 0;
-    r->sq_head = 0;
-    r->need_kick = 1;
+    r->hdr.entries = BLK_RING_ENTRIES;
+    r->hdr.queue = queue;
+    r->hdr.sq_tail = 0;
+    r->hdr.sq_head = 0;
+    r->hdr.need_kick = 1;
     for (i = 0; i < BLK_RING_ENTRIES; i++)
         r->ent[i].status = 0;
     s.ring = (uint64_t)(uintptr_t)r;
@@ -135,9 +80,9 @@ static inline uint64_t blk_ring_init(struct blk_ring* r, uint64_t queue) {
  * for blk_ring_wait. Nothing reaches the VMM before blk_ring_notify. */
 static inline uint64_t blk_ring_submit(struct blk_ring* r, uint64_t op, uint64_t sector, void* buf,
                                        uint64_t len, uint64_t tag) {
-    uint64_t k = r->sq_tail;
+    uint64_t k = r->hdr.sq_tail;
     struct blk_ring_entry* e = &r->ent[k & (BLK_RING_ENTRIES - 1)];
-    while (k - __atomic_load_n(&r->sq_head, __ATOMIC_ACQUIRE) >= BLK_RING_ENTRIES)
+    while (k - __atomic_load_n(&r->hdr.sq_head, __ATOMIC_ACQUIRE) >= BLK_RING_ENTRIES)
         mvg_pause();
     e->op = op;
     e->sector = sector;
@@ -145,7 +90,7 @@ static inline uint64_t blk_ring_submit(struct blk_ring* r, uint64_t op, uint64_t
     e->len = len;
     e->tag = tag;
     __atomic_store_n(&e->status, BLK_PENDING, __ATOMIC_RELAXED);
-    __atomic_store_n(&r->sq_tail, k + 1, __ATOMIC_RELEASE); /* publishes the entry */
+    __atomic_store_n(&r->hdr.sq_tail, k + 1, __ATOMIC_RELEASE); /* publishes the entry */
     return k;
 }
 
@@ -154,7 +99,7 @@ static inline uint64_t blk_ring_submit(struct blk_ring* r, uint64_t op, uint64_t
  * re-reads the tail before it sleeps, so one of the two sees the other. */
 static inline void blk_ring_notify(struct blk_ring* r) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&r->need_kick, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&r->hdr.need_kick, __ATOMIC_ACQUIRE))
         mvg_hypercall_raw(BLK_HC_KICK, (uint32_t)(uintptr_t)r);
 }
 

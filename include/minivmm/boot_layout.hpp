@@ -1,10 +1,14 @@
 /// \file
 /// Where the VMM puts things in guest-physical memory: the private layout of
-/// [0, 1 MiB) behind guest ABI v1 (shared/design/guest-abi.md), plus the
-/// selectors and ports the ABI and the boot code agree on.
+/// [0, 1 MiB) behind guest ABI v1 (docs/guest-abi.md), plus the selectors and
+/// ports the ABI and the boot code agree on. What a guest may rely on (the
+/// reserved MiB, the image base, the hypercall ports) comes from minivmm/abi/.
 #pragma once
 
 #include <cstdint>
+
+#include "minivmm/abi/abi.h"
+#include "minivmm/abi/hypercall.h"
 
 /// Guest-physical layout, GDT selectors and ports of guest ABI v1.
 namespace minivmm::layout {
@@ -14,8 +18,8 @@ inline constexpr std::uint64_t kLargePageSize = 0x200000; ///< 2 MiB
 
 /// [0, kReservedEnd) belongs to the VMM and is read-only for the guest; page 0
 /// is left unmapped so that null pointers fault.
-inline constexpr std::uint64_t kReservedEnd = 0x100000;
-inline constexpr std::uint64_t kImageBase = 0x100000; ///< flat images load here
+inline constexpr std::uint64_t kReservedEnd = MVG_RESERVED_END;
+inline constexpr std::uint64_t kImageBase = MVG_IMAGE_BASE; ///< flat images load here
 
 inline constexpr std::uint64_t kBootInfo = 0x1000;       ///< the BootInfo block
 inline constexpr std::uint64_t kCmdline = 0x2000;        ///< the command line (NUL-terminated)
@@ -50,8 +54,8 @@ inline constexpr std::uint16_t kFirstTss = 0x28;   ///< 16-byte descriptors, one
 inline constexpr unsigned kGdtFixedEntries = 5;    ///< null, 4 segments; the TSSs follow
 
 // Ports. Hypercall nr N is an outl to kHypercallPortBase + N.
-inline constexpr std::uint16_t kHypercallPortBase = 0x500;  ///< port of hypercall 0
-inline constexpr std::uint16_t kHypercallPortCount = 0x100; ///< hypercalls 0..255
+inline constexpr std::uint16_t kHypercallPortBase = MVG_HC_PORT_BASE;   ///< port of hypercall 0
+inline constexpr std::uint16_t kHypercallPortCount = MVG_HC_PORT_COUNT; ///< hypercalls 0..255
 /// The exception stubs (ring 0, in VMM memory) report through this port.
 inline constexpr std::uint16_t kExceptionPort = 0x4ff;
 

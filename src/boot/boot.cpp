@@ -249,7 +249,9 @@ void build_boot_info(GuestMemory& mem, const BootPlan& plan, std::uint32_t tsc_k
         throw ConfigError("guest command line contains a NUL byte");
     mem.fill(L::kCmdline, L::kCmdlineMax, std::byte{0});
     mem.write_bytes(L::kCmdline, std::as_bytes(std::span(cmdline.data(), cmdline.size())));
-    BootInfo info;
+    BootInfo info{};
+    info.magic = kBootMagic;
+    info.version = kAbiVersion;
     info.mem_size = plan.mem_size();
     info.nr_vcpus = plan.nr_vcpus();
     info.tsc_khz = tsc_khz;

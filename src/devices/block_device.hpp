@@ -1,5 +1,5 @@
 // The paravirtual block device: a host file exposed as a disk of 512-byte
-// sectors through minivmm-defined hypercalls (include/minivmm/block_abi.hpp,
+// sectors through minivmm-defined hypercalls (include/minivmm/abi/block.h,
 // README "Block device"):
 //  - blk_info (17) and blk_io (18): one request per hypercall, served on the
 //    vCPU thread (the baseline: one exit to user space per request);

@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 
 #include "minivmm/boot.hpp"
-#include "minivmm/boot_info.hpp"
 #include "minivmm/boot_layout.hpp"
+#include "minivmm/hypercall.hpp"
 #include "minivmm/kvm.hpp"
 #include "vm/ram_hotplug.hpp"
 
@@ -16,22 +16,12 @@ namespace minivmm {
 
 namespace {
 
-struct WriteArgs {
-    std::uint64_t buf;
-    std::uint64_t len;
-};
-struct ExitArgs {
-    std::uint64_t code;
-};
-struct MemMapArgs {
-    std::uint64_t buf, cap, count, generation;
-};
-struct MemMapEntry {
-    std::uint64_t gpa, size, flags; // flags bit 0: claimed
-};
-struct MemClaimArgs {
-    std::uint64_t gpa, claim, status;
-};
+// The argument blocks, as guests lay them out (minivmm/abi/hypercall.h).
+using WriteArgs = ::mvg_hc_write;
+using ExitArgs = ::mvg_hc_exit;
+using MemMapArgs = ::mvg_hc_mem_map;
+using MemMapEntry = ::mvg_mem_region;
+using MemClaimArgs = ::mvg_hc_mem_claim;
 
 const char* hypercall_name(std::uint64_t nr) {
     switch (static_cast<Hypercall>(nr)) {
@@ -153,7 +143,8 @@ ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block)
                                         args.buf, bytes));
     const std::uint64_t n = std::min<std::uint64_t>(regions.size(), args.cap);
     for (std::uint64_t i = 0; i < n; ++i) {
-        const MemMapEntry e{regions[i].gpa, regions[i].size, regions[i].claimed ? 1u : 0u};
+        const MemMapEntry e{regions[i].gpa, regions[i].size,
+                            regions[i].claimed ? MVG_MEM_REGION_CLAIMED : 0};
         std::memcpy(buf->data() + i * sizeof e, &e, sizeof e);
     }
     if (n != 0) mem_.mark_written(args.buf, n * sizeof(MemMapEntry));
@@ -171,7 +162,8 @@ ExitAction HypercallDevice::mem_claim(const IoAccess& access, std::uint32_t bloc
     if (!span)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
                                         block, sizeof(MemClaimArgs)));
-    args.status = args.claim > 1 ? 2 : hotplug_->claim(args.gpa, args.claim == 1);
+    args.status =
+        args.claim > 1 ? MVG_MEM_CLAIM_BAD_VALUE : hotplug_->claim(args.gpa, args.claim == 1);
     answer(*span, block, args);
     return ExitAction::resume;
 }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "minivmm/abi/hypercall.h"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
@@ -121,9 +122,9 @@ std::uint64_t RamHotplug::claim(std::uint64_t gpa, bool claimed) {
     for (auto& r : regions_) {
         if (r.gpa != gpa) continue;
         r.claimed = claimed;
-        return 0;
+        return MVG_MEM_CLAIM_OK;
     }
-    return 1;
+    return MVG_MEM_CLAIM_NO_REGION;
 }
 
 } // namespace minivmm

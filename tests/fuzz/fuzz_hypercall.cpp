@@ -20,6 +20,7 @@
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/guest_image.hpp"
+#include "minivmm/hypercall.hpp"
 #include "minivmm/memory_region.hpp"
 #include "vm/ram_hotplug.hpp"
 

@@ -1,31 +1,10 @@
-/* The boot info table the VMM passes in RDI (guest ABI v1, guest-abi.md). */
+/* The boot info table the VMM passes in RDI (guest ABI v1, docs/guest-abi.md;
+ * its layout is minivmm/abi/boot_info.h). */
 #ifndef MVG_BOOTINFO_H
 #define MVG_BOOTINFO_H
 
+#include <minivmm/abi/boot_info.h> /* struct mvg_boot_info, MVG_BOOT_MAGIC */
 #include <mvg/defs.h>
-
-/* The ABI names it "MINIVMM1"; its little-endian bytes spell "MNIVMMV1". */
-#define MVG_BOOT_MAGIC 0x31564d4d56494e4dull
-#define MVG_BOOT_VERSION 1
-
-/* Later ABI versions only append fields, so a guest built for v1 runs on any
- * version >= 1; the offsets below are part of the contract. */
-struct mvg_boot_info {
-    uint64_t magic;      /*  0 */
-    uint64_t version;    /*  8 */
-    uint64_t mem_size;   /* 16: bytes of guest RAM */
-    uint64_t nr_vcpus;   /* 24 */
-    uint64_t tsc_khz;    /* 32: 0 if unknown */
-    uint64_t heap_start; /* 40: first free byte after the image, page aligned */
-    uint64_t heap_end;   /* 48: end of free RAM, exclusive */
-    uint64_t cmdline;    /* 56: GPA of a NUL-terminated string, 0 if none */
-};
-
-#ifdef __cplusplus
-static_assert(sizeof(struct mvg_boot_info) == 64, "boot info v1 is 64 bytes");
-#else
-_Static_assert(sizeof(struct mvg_boot_info) == 64, "boot info v1 is 64 bytes");
-#endif
 
 /* The command line, or "" when the VMM passed none. */
 static inline const char* mvg_cmdline(const struct mvg_boot_info* bi) {

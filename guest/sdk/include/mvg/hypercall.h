@@ -1,54 +1,11 @@
 /* Hypercalls: `outl %eax, %dx` with DX = 0x500 + nr and EAX = guest-physical
- * address (< 4 GiB) of the argument block. */
+ * address (< 4 GiB) of the argument block. Numbers and blocks are the ABI's
+ * (minivmm/abi/hypercall.h, docs/guest-abi.md); this adds the SDK's calls. */
 #ifndef MVG_HYPERCALL_H
 #define MVG_HYPERCALL_H
 
+#include <minivmm/abi/hypercall.h> /* numbers and argument blocks */
 #include <mvg/defs.h>
-
-#define MVG_HC_PORT_BASE 0x500
-#define MVG_HC_WRITE 0  /* struct mvg_hc_write */
-#define MVG_HC_EXIT 1   /* struct mvg_hc_exit */
-#define MVG_HC_HALT 16  /* struct mvg_hc_halt; minivmm-defined */
-#define MVG_HC_YIELD 19 /* struct mvg_hc_yield; minivmm-defined */
-/* Memory hotplug (minivmm-defined, README "Memory hotplug"). */
-#define MVG_HC_MEM_MAP 22   /* struct mvg_hc_mem_map */
-#define MVG_HC_MEM_CLAIM 23 /* struct mvg_hc_mem_claim */
-
-struct mvg_hc_write {
-    uint64_t buf; /* GPA of the bytes; may be anywhere in RAM */
-    uint64_t len;
-};
-struct mvg_hc_exit {
-    uint64_t code; /* minivmm-run exits with code & 0xff */
-};
-struct mvg_hc_halt {
-    uint64_t reserved; /* 0 */
-};
-struct mvg_hc_yield {
-    uint64_t reserved; /* 0 */
-};
-
-/* Lists hot-added RAM: the VMM writes up to `cap` entries at `buf`, the
- * number of regions to `count` and a number that changes with every add or
- * removal to `generation`. */
-struct mvg_hc_mem_map {
-    uint64_t buf; /* GPA of struct mvg_mem_region[cap] */
-    uint64_t cap;
-    uint64_t count;      /* out */
-    uint64_t generation; /* out */
-};
-struct mvg_mem_region {
-    uint64_t gpa, size;
-    uint64_t flags; /* bit 0: claimed */
-};
-/* claim = 1 marks the region starting at gpa in use (the VMM then refuses to
- * remove it), 0 releases it. status: 0 done, 1 no region starts there, 2 bad
- * claim value. */
-struct mvg_hc_mem_claim {
-    uint64_t gpa;
-    uint64_t claim;
-    uint64_t status; /* out */
-};
 
 /* Largest block mvg_hypercall can bounce. */
 #define MVG_HC_MAX_BLOCK 64
