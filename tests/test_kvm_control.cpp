@@ -20,6 +20,7 @@
 #include "kvm_support.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/control_client.hpp"
+#include "minivmm/control_socket.hpp"
 #include "minivmm/vm.hpp"
 #include "test_util.hpp"
 
@@ -387,7 +388,7 @@ TEST_CASE("control in process: JSON nested deeper than 64 levels is refused, not
                    minivmm::load_image_for(guest_path("spin.bin"), config));
     auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
     auto handle = [&](const std::string& line) {
-        return json::parse(on_small_stack([&] { return vm.control(line); }));
+        return json::parse(on_small_stack([&] { return minivmm::control_request(vm, line); }));
     };
     constexpr int kDeep = 30000;
     auto r = handle(R"({"id":)" + nested(kDeep) + R"(,"command":"query-status"})");
@@ -498,8 +499,10 @@ TEST_CASE("control in process: hotplug, pause and stats from several threads whi
     });
     threads.emplace_back([&] {
         while (!stop.load()) {
-            auto s = json::parse(vm.control(R"({"id":1,"command":"query-stats"})"));
-            auto m = json::parse(vm.control(R"({"id":2,"command":"query-memory"})"));
+            auto s =
+                json::parse(minivmm::control_request(vm, R"({"id":1,"command":"query-stats"})"));
+            auto m =
+                json::parse(minivmm::control_request(vm, R"({"id":2,"command":"query-memory"})"));
             if (!s.contains("return") || !m.contains("return")) failures.fetch_add(1);
         }
     });

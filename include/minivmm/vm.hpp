@@ -4,8 +4,6 @@
 /// loop on the calling thread that handles the time limit and SIGINT/SIGTERM.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -19,8 +17,10 @@
 #include "minivmm/block_io_mode.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/console.hpp"
+#include "minivmm/exit_counts.hpp"
 #include "minivmm/guest_image.hpp"
 #include "minivmm/guest_memory.hpp"
+#include "minivmm/hotplug_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/kvm_memory.hpp"
@@ -63,12 +63,6 @@ struct VmConfig {
     /// (pthread_setaffinity_np). Empty = no pinning. Every CPU must be in the
     /// process's affinity mask (ConfigError otherwise).
     std::vector<int> vcpu_cpus;
-    /// Control socket (README "Control socket"): a UNIX stream socket created
-    /// at this path (mode 0600) by the constructor and served on run()'s
-    /// event loop; removed when the VM is destroyed. Empty = none. A stale
-    /// socket file nobody listens on is replaced; anything else there is a
-    /// ConfigError.
-    std::string api_socket;
     /// Seccomp allowlists (minivmm/seccomp.hpp, README "Sandbox"): the vCPU
     /// threads and block I/O threads install theirs before they run guest
     /// code or serve requests.
@@ -76,42 +70,6 @@ struct VmConfig {
     /// Also confine the thread that calls run(), for good: minivmm-run sets
     /// it; a library user whose thread goes on to do other things would not.
     bool seccomp_event_loop = false;
-};
-
-/// One region of hot-added RAM (Vm::add_ram).
-struct HotplugRam {
-    std::uint64_t gpa = 0;  ///< guest-physical start
-    std::uint64_t size = 0; ///< bytes
-    bool claimed = false;   ///< by the guest (hypercall 23): cannot be removed
-};
-
-/// Exits counted by KVM exit reason (KVM_EXIT_*), summed over vCPUs, and the
-/// port I/O exits broken down by hypercall number (a value type).
-struct ExitCounts {
-    static constexpr std::size_t kReasons = 64;      ///< reasons counted; higher ones count as 63
-    static constexpr std::size_t kHypercalls = 256;  ///< ports 0x500 + nr
-    std::array<std::uint64_t, kReasons> by_reason{}; ///< exits by KVM_EXIT_* reason
-    /// KVM_EXIT_IO exits on hypercall port 0x500 + nr, by nr.
-    std::array<std::uint64_t, kHypercalls> hypercalls{};
-    /// KVM_EXIT_IO exits on any other port (exception reports, devices).
-    std::uint64_t other_io = 0;
-    /// Not exits to user space, but what replaced them on the block
-    /// device's ring path: doorbells that ended in the kernel (ioeventfd
-    /// signals, as the I/O threads read them)...
-    std::uint64_t ioeventfd_signals = 0;
-    /// ...and requests served from rings.
-    std::uint64_t ring_requests = 0;
-
-    /// Every exit, of any reason.
-    std::uint64_t total() const noexcept;
-    /// KVM_EXIT_IO exits.
-    std::uint64_t io() const noexcept { return by_reason[KVM_EXIT_IO]; }
-    /// KVM_EXIT_MMIO exits.
-    std::uint64_t mmio() const noexcept { return by_reason[KVM_EXIT_MMIO]; }
-    /// Adds every counter of `other`.
-    ExitCounts& operator+=(const ExitCounts& other) noexcept;
-    /// "hlt", "io", "mmio", ... for KVM_EXIT_* values; "reason<N>" for others.
-    static std::string reason_name(std::size_t reason);
 };
 
 /// Live statistics (Vm::stats): totals and latency histograms, readable while
@@ -206,12 +164,6 @@ class Vm {
     /// Live statistics; thread-safe, any time.
     VmStats stats() const;
 
-    /// Handles one control-socket request line (a JSON object, README
-    /// "Control socket") and returns the response line (no newline): what the
-    /// socket does for each line, usable without one. Bad input gives an
-    /// error object, never an exception. Thread-safe.
-    std::string control(std::string_view request);
-
     /// Guest RAM (bounds-checked access; see GuestMemory for threads).
     GuestMemory& memory() noexcept;
     /// The port I/O bus (hypercall ports and the exception port are taken).
@@ -254,6 +206,7 @@ class Vm {
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
+    friend struct VmLoopAccess; // the event-loop hooks for the layers above (src/vm)
 };
 
 /// Reads an image file sized for `config` (RAM minus the vCPU stacks).

@@ -4,11 +4,13 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <optional>
 
 #include <fmt/core.h>
 
 #include "cli/run_options.hpp"
 #include "cli/stats.hpp"
+#include "minivmm/control_socket.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/vm.hpp"
@@ -65,7 +67,6 @@ int main(int argc, char** argv) {
         config.disk_io = opts.disk_io;
         config.ram = opts.ram;
         config.vcpu_cpus = opts.vcpu_cpus;
-        config.api_socket = opts.api_socket;
         config.seccomp = !opts.no_seccomp;
         config.seccomp_event_loop = !opts.no_seccomp;
         config.dirty_ring_entries = opts.dirty_ring_entries;
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
         }
         auto image = minivmm::load_image_for(opts.image, config);
         minivmm::Vm vm(kvm, config, image);
+        std::optional<minivmm::ControlSocket> control;
+        if (!opts.api_socket.empty()) control.emplace(vm, opts.api_socket);
         logger.info("{}: {} vCPU(s), {} MiB RAM, entry {:#x}, tsc {} kHz", opts.image, opts.vcpus,
                     opts.mem_size >> 20, vm.plan().entry(), vm.tsc_khz());
         auto exit = vm.run();

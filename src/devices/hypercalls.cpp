@@ -10,7 +10,6 @@
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/hypercall.hpp"
 #include "minivmm/kvm.hpp"
-#include "vm/ram_hotplug.hpp"
 
 namespace minivmm {
 

@@ -5,15 +5,33 @@
 #include <atomic>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "minivmm/console.hpp"
 #include "minivmm/guest_memory.hpp"
+#include "minivmm/hotplug_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "vcpu/vm_control.hpp"
 
 namespace minivmm {
 
-class RamHotplug;
+// Hot-added RAM as hypercalls 22 and 23 see it; the VM's RamHotplug answers
+// (the vm layer, above this one).
+class HotplugRegistry {
+  public:
+    // The list and the generation it has, taken under one lock (hypercall
+    // 22: a guest re-reads the list when the generation changes).
+    struct Snapshot {
+        std::vector<HotplugRam> regions;
+        std::uint64_t generation;
+    };
+    virtual Snapshot snapshot() const = 0;
+    // Guest side (hypercall 23): MVG_MEM_CLAIM_OK or MVG_MEM_CLAIM_NO_REGION.
+    virtual std::uint64_t claim(std::uint64_t gpa, bool claimed) = 0;
+
+  protected:
+    ~HotplugRegistry() = default;
+};
 
 class HypercallDevice final : public IoDevice {
   public:
@@ -21,7 +39,7 @@ class HypercallDevice final : public IoDevice {
         : mem_(mem), console_(console), control_(control) {}
     ExitAction access(const IoAccess& access) override;
     // Serves hypercalls 22 and 23 from `hotplug` (set before the vCPUs start).
-    void set_hotplug(RamHotplug* hotplug) noexcept { hotplug_ = hotplug; }
+    void set_hotplug(HotplugRegistry* hotplug) noexcept { hotplug_ = hotplug; }
 
   private:
     ExitAction fail(const IoAccess& access, std::string why);
@@ -37,7 +55,7 @@ class HypercallDevice final : public IoDevice {
     const GuestMemory& mem_;
     ConsoleSink& console_;
     VmControl& control_;
-    RamHotplug* hotplug_ = nullptr;
+    HotplugRegistry* hotplug_ = nullptr;
 };
 
 class ExceptionReportDevice final : public IoDevice {

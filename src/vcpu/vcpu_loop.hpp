@@ -8,10 +8,11 @@
 #include <memory>
 
 #include "minivmm/address_space.hpp"
+#include "minivmm/exit_counts.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/latency_histogram.hpp"
-#include "minivmm/vm.hpp"
+#include "minivmm/vm_exit.hpp"
 #include "vcpu/vm_control.hpp"
 
 namespace minivmm {

@@ -13,15 +13,16 @@
 #include <mutex>
 #include <vector>
 
+#include "devices/hypercalls.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/guest_memory.hpp"
+#include "minivmm/hotplug_ram.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/ram_block.hpp"
-#include "minivmm/vm.hpp"
 
 namespace minivmm {
 
-class RamHotplug {
+class RamHotplug final : public HotplugRegistry {
   public:
     static constexpr std::size_t kMaxRegions = 32;
     static constexpr std::uint64_t kAlign = 2ull << 20; // 2 MiB: one large page
@@ -43,15 +44,8 @@ class RamHotplug {
     void remove(std::uint64_t gpa);
 
     std::vector<HotplugRam> list() const;
-    // The list and the generation it has, taken under one lock (hypercall
-    // 22: a guest re-reads the list when the generation changes).
-    struct Snapshot {
-        std::vector<HotplugRam> regions;
-        std::uint64_t generation;
-    };
-    Snapshot snapshot() const;
-    // Guest side (hypercall 23): 0 done, 1 no region starts at gpa.
-    std::uint64_t claim(std::uint64_t gpa, bool claimed);
+    Snapshot snapshot() const override;
+    std::uint64_t claim(std::uint64_t gpa, bool claimed) override;
 
     // add + remove operations, and how long each took.
     const LatencyHistogram& add_latency() const noexcept { return add_latency_; }

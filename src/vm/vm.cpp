@@ -20,8 +20,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
-#include "control/control_commands.hpp"
-#include "control/control_server.hpp"
 #include "devices/block_device.hpp"
 #include "devices/hypercalls.hpp"
 #include "minivmm/boot_layout.hpp"
@@ -29,96 +27,14 @@
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/seccomp.hpp"
-#include "minivmm/version.hpp"
 #include "vcpu/vcpu_loop.hpp"
 #include "vcpu/vm_control.hpp"
+#include "vm/event_loop.hpp"
 #include "vm/ram_hotplug.hpp"
 
 namespace minivmm {
 
 namespace asio = boost::asio;
-
-const char* to_string(VmExit::Kind kind) noexcept {
-    switch (kind) {
-    case VmExit::Kind::guest_exit:
-        return "guest exit";
-    case VmExit::Kind::guest_fault:
-        return "guest fault";
-    case VmExit::Kind::timeout:
-        return "timeout";
-    case VmExit::Kind::signal:
-        return "signal";
-    case VmExit::Kind::vmm_error:
-        return "vmm error";
-    case VmExit::Kind::quit:
-        return "quit";
-    }
-    return "?";
-}
-
-static_assert(ExitCounts::kHypercalls == layout::kHypercallPortCount);
-
-std::uint64_t ExitCounts::total() const noexcept {
-    std::uint64_t n = 0;
-    for (auto c : by_reason)
-        n += c;
-    return n;
-}
-
-ExitCounts& ExitCounts::operator+=(const ExitCounts& other) noexcept {
-    for (std::size_t i = 0; i < by_reason.size(); ++i)
-        by_reason[i] += other.by_reason[i];
-    for (std::size_t i = 0; i < hypercalls.size(); ++i)
-        hypercalls[i] += other.hypercalls[i];
-    other_io += other.other_io;
-    ioeventfd_signals += other.ioeventfd_signals;
-    ring_requests += other.ring_requests;
-    return *this;
-}
-
-std::string ExitCounts::reason_name(std::size_t reason) {
-    // KVM_EXIT_* names in lower case, for the reasons an x86 VMM can see.
-    static constexpr std::array<const char*, 38> kNames = {"unknown",
-                                                           "exception",
-                                                           "io",
-                                                           "hypercall",
-                                                           "debug",
-                                                           "hlt",
-                                                           "mmio",
-                                                           "irq_window",
-                                                           "shutdown",
-                                                           "fail_entry",
-                                                           "intr",
-                                                           "set_tpr",
-                                                           "tpr_access",
-                                                           nullptr,
-                                                           nullptr,
-                                                           nullptr,
-                                                           "nmi",
-                                                           "internal_error",
-                                                           nullptr,
-                                                           nullptr,
-                                                           nullptr,
-                                                           nullptr,
-                                                           nullptr,
-                                                           nullptr,
-                                                           "system_event",
-                                                           nullptr,
-                                                           "ioapic_eoi",
-                                                           "hyperv",
-                                                           nullptr,
-                                                           "x86_rdmsr",
-                                                           "x86_wrmsr",
-                                                           "dirty_ring_full",
-                                                           "ap_reset_hold",
-                                                           "x86_bus_lock",
-                                                           "xen",
-                                                           nullptr,
-                                                           nullptr,
-                                                           "notify"};
-    if (reason < kNames.size() && kNames[reason] != nullptr) return kNames[reason];
-    return fmt::format("reason{}", reason);
-}
 
 GuestImage load_image_for(const std::string& path, const VmConfig& config) {
     return GuestImage::load_file(path, BootPlan::max_image_size(config.mem_size, config.vcpus));
@@ -193,7 +109,7 @@ struct Vm::Impl final : VmControl {
     asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
     asio::steady_timer timer{io};
     std::optional<asio::signal_set> signals;
-    std::unique_ptr<ControlServer> server; // with config.api_socket; after io: dies first
+    std::vector<LoopService*> services; // attach_service: started by run(), shut down at stop
 
     // Pause: vCPU threads wait in pause_point while pause_requested.
     std::mutex pause_mutex;
@@ -376,7 +292,8 @@ void Vm::Impl::stop_locked(VmExit reason) noexcept {
         work.reset();
         timer.cancel();
         if (signals) signals->cancel();
-        if (server) server->shutdown();
+        for (auto* service : services)
+            service->shutdown();
     });
 }
 
@@ -468,7 +385,8 @@ VmExit Vm::Impl::run() {
     }
 
     vcpu_kick_signal();
-    if (server) server->start();
+    for (auto* service : services)
+        service->start();
     {
         // Thread creation and kicks share the stop mutex, so a stop that
         // races with start-up still reaches every thread.
@@ -535,12 +453,7 @@ VmExit Vm::Impl::run() {
 }
 
 Vm::Vm(const KvmSystem& kvm, VmConfig config, const GuestImage& image)
-    : impl_(std::make_unique<Impl>(kvm, std::move(config), image)) {
-    if (!impl_->config.api_socket.empty())
-        impl_->server = std::make_unique<ControlServer>(
-            impl_->io, impl_->config.api_socket,
-            [this](std::string_view line) { return handle_control_request(*this, line); });
-}
+    : impl_(std::make_unique<Impl>(kvm, std::move(config), image)) {}
 Vm::~Vm() {
     if (impl_) {
         for (auto& t : impl_->threads)
@@ -584,8 +497,23 @@ bool Vm::dirty_logging() const noexcept {
 std::uint32_t Vm::dirty_ring_entries() const noexcept {
     return impl_->config.dirty_ring_entries;
 }
-std::string Vm::control(std::string_view request) {
-    return handle_control_request(*this, request);
+struct VmLoopAccess {
+    static Vm::Impl& impl(Vm& vm) noexcept { return *vm.impl_; }
+};
+
+boost::asio::io_context& event_loop(Vm& vm) noexcept {
+    return VmLoopAccess::impl(vm).io;
+}
+
+void attach_service(Vm& vm, LoopService& service) {
+    auto& impl = VmLoopAccess::impl(vm);
+    if (impl.ran.load() && !impl.stopping())
+        throw ConfigError("a service must be attached before Vm::run starts");
+    impl.services.push_back(&service);
+}
+
+void detach_service(Vm& vm, LoopService& service) noexcept {
+    std::erase(VmLoopAccess::impl(vm).services, &service);
 }
 
 VmStats Vm::stats() const {
@@ -678,10 +606,6 @@ ExitCounts Vm::exit_counts() const noexcept {
         c.ring_requests = d.ring_requests;
     }
     return c;
-}
-
-const char* version() noexcept {
-    return MINIVMM_VERSION;
 }
 
 } // namespace minivmm

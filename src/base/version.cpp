@@ -1,0 +1,9 @@
+#include "minivmm/version.hpp"
+
+namespace minivmm {
+
+const char* version() noexcept {
+    return MINIVMM_VERSION;
+}
+
+} // namespace minivmm
