@@ -69,12 +69,13 @@ endfunction()
 
 # The tools (minivmm-run, minivmm-ctl, minivmm-bench) sit on top of the
 # library and use its public headers only: their include folder links their
-# own sources' folders (src/cli, src/bench) and nothing of src/'s layers.
+# own sources' folders (src/cli, src/bench, and the test support src/testing)
+# and nothing of src/'s layers.
 function(minivmm_tools_include_dir out)
   set(root "${_minivmm_layer_root}/tools")
   file(REMOVE_RECURSE "${root}")
   file(MAKE_DIRECTORY "${root}")
-  foreach(dir cli bench)
+  foreach(dir cli bench testing)
     file(CREATE_LINK "${PROJECT_SOURCE_DIR}/src/${dir}" "${root}/${dir}" SYMBOLIC)
   endforeach()
   set(${out} "${root}" PARENT_SCOPE)

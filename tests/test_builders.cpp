@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "boot/builders.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"

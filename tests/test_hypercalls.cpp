@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "boot/builders.hpp"
 #include "devices/hypercalls.hpp"
 #include "fake_control.hpp"
 #include "minivmm/address_space.hpp"

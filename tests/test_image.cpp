@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "boot/builders.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"

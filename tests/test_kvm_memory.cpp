@@ -23,7 +23,7 @@
 #include "minivmm/kvm_memory.hpp"
 #include "minivmm/memory_region.hpp"
 #include "minivmm/ram_block.hpp"
-#include "minivmm/recording_slot_backend.hpp"
+#include "testing/recording_slot_backend.hpp"
 
 using minivmm::AddressSpace;
 using minivmm::ConfigError;

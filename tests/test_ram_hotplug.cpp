@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "boot/builders.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
@@ -15,7 +16,7 @@
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/kvm_memory.hpp"
 #include "minivmm/memory_region.hpp"
-#include "minivmm/recording_slot_backend.hpp"
+#include "testing/recording_slot_backend.hpp"
 #include "vm/ram_hotplug.hpp"
 
 using namespace minivmm;

@@ -15,21 +15,6 @@
 #include "minivmm/host_mapping.hpp"
 #include "minivmm/unique_fd.hpp"
 
-// Constants newer than the 6.1 UAPI headers Debian 12 ships; values from the
-// kernel's include/uapi/linux/kvm.h.
-#ifndef KVM_CAP_USER_MEMORY2
-/// KVM_SET_USER_MEMORY_REGION2 (Linux 6.8).
-#define KVM_CAP_USER_MEMORY2 231
-#endif
-#ifndef KVM_CAP_GUEST_MEMFD
-/// guest_memfd (Linux 6.8).
-#define KVM_CAP_GUEST_MEMFD 234
-#endif
-#ifndef KVM_CAP_VM_TYPES
-/// KVM_CREATE_VM types (Linux 6.8).
-#define KVM_CAP_VM_TYPES 235
-#endif
-
 namespace minivmm {
 
 class KvmVm;

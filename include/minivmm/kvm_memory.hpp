@@ -53,42 +53,6 @@ struct KvmSlot {
     std::uint64_t block_offset = 0; ///< of start_addr within block
 };
 
-/// The slot table of one address space. A value type: the rcu policy copies
-/// it. Not synchronized (KvmMemory guards it by its lock policy).
-class SlotTable {
-  public:
-    /// The slot holding `gpa`, or null. O(log n).
-    const KvmSlot* find(std::uint64_t gpa) const noexcept;
-    /// The slot with id `id`, or null. O(n).
-    const KvmSlot* find_id(std::uint32_t id) const noexcept;
-    /// Copies of the slots that start in [start, end), in address order.
-    std::vector<KvmSlot> starting_in(std::uint64_t start, std::uint64_t end) const;
-    /// The guest address of host address `hva`, through the host-interval
-    /// index (host ranges may overlap, e.g. two aliases of one block).
-    std::optional<std::uint64_t> gpa_of_host(const void* hva) const noexcept;
-    /// Every slot, sorted by start_addr.
-    const std::vector<KvmSlot>& slots() const noexcept { return by_gpa_; }
-
-    /// Adds `slot` (which must not overlap another).
-    void insert(const KvmSlot& slot);
-    /// Removes the slot that starts at `start_addr`, if any.
-    void erase(std::uint64_t start_addr);
-    /// Sets the flags of the slot that starts at `start_addr` (and its old_flags).
-    void set_flags(std::uint64_t start_addr, std::uint32_t flags);
-
-  private:
-    struct HostRange {
-        std::uintptr_t start, end;
-        std::uint64_t gpa;
-    };
-    void rebuild_max_end(std::size_t from);
-
-    std::vector<KvmSlot> by_gpa_;         // sorted by start_addr
-    std::vector<std::uint64_t> starts_;   // by_gpa_[i].start_addr, for the search
-    std::vector<HostRange> by_host_;      // sorted by host start
-    std::vector<std::uintptr_t> max_end_; // prefix maximum of by_host_[i].end
-};
-
 /// Contention on the slot-table locks, since the KvmMemory was created.
 struct SlotLockStats {
     std::uint64_t contended = 0; ///< lock acquisitions that had to wait
@@ -172,9 +136,9 @@ class KvmMemory {
     /// The waits of the contended acquisitions counted in lock_stats.
     LatencySnapshot lock_waits() const noexcept;
 
-    struct Impl; ///< internal
-
   private:
+    friend class KvmMemoryListener;
+    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
@@ -183,8 +147,13 @@ class KvmMemory {
 /// sections into KVM slots under the table's lock.
 class KvmMemoryListener final : public MemoryListener {
   public:
-    /// Internal: made by KvmMemory::listener().
-    KvmMemoryListener(KvmMemory::Impl& memory, unsigned as_id) : memory_(memory), as_id_(as_id) {}
+    /// Only KvmMemory::listener() makes one: only KvmMemory can make a Key.
+    class Key {
+        friend class KvmMemory;
+        Key() = default;
+    };
+    /// Made by KvmMemory::listener().
+    KvmMemoryListener(Key, KvmMemory& memory, unsigned as_id);
     /// The KVM address space it feeds.
     unsigned as_id() const noexcept { return as_id_; }
 
@@ -198,6 +167,8 @@ class KvmMemoryListener final : public MemoryListener {
     void commit() override;
 
   private:
+    void change_log_flag(const MemorySection& section, bool on); // log_start/log_stop
+
     KvmMemory::Impl& memory_;
     unsigned as_id_;
 };

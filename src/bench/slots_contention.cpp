@@ -19,7 +19,7 @@
 #include "bench/stats.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/ram_block.hpp"
-#include "minivmm/recording_slot_backend.hpp"
+#include "testing/recording_slot_backend.hpp"
 
 namespace minivmm::bench {
 

@@ -17,11 +17,12 @@
 #include "bench/emulated.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
+#include "memory/slot_table.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/ram_block.hpp"
-#include "minivmm/recording_slot_backend.hpp"
 #include "minivmm/slot_backend.hpp"
+#include "testing/recording_slot_backend.hpp"
 
 namespace minivmm::bench {
 

@@ -1,4 +1,5 @@
 #include "minivmm/boot.hpp"
+#include "boot/builders.hpp"
 
 #include <algorithm>
 #include <array>

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "memory/slot_table.hpp"
 #include "minivmm/dirty_ring.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/ram_block.hpp"
@@ -318,7 +319,7 @@ KvmMemoryListener& KvmMemory::listener(unsigned as_id) {
     auto& s = impl_->states[as_id];
     if (!s) {
         s = std::make_unique<Impl::State>(as_id, impl_->backend.max_slots());
-        s->listener = std::make_unique<KvmMemoryListener>(*impl_, as_id);
+        s->listener = std::make_unique<KvmMemoryListener>(KvmMemoryListener::Key{}, *this, as_id);
     }
     return *s->listener;
 }
@@ -449,6 +450,9 @@ SlotLockStats KvmMemory::lock_stats() const noexcept {
 
 // ---- KvmMemoryListener ------------------------------------------------------------
 
+KvmMemoryListener::KvmMemoryListener(Key, KvmMemory& memory, unsigned as_id)
+    : memory_(*memory.impl_), as_id_(as_id) {}
+
 void KvmMemoryListener::begin() {
     auto& s = memory_.state(as_id_);
     s.session = memory_.acquire(memory_.write_mutex(s));
@@ -518,8 +522,9 @@ void KvmMemoryListener::region_del(const MemorySection& sec) {
     }
 }
 
-namespace {
-void change_log_flag(KvmMemory::Impl& memory, unsigned as_id, const MemorySection& sec, bool on) {
+void KvmMemoryListener::change_log_flag(const MemorySection& sec, bool on) {
+    auto& memory = memory_;
+    const unsigned as_id = as_id_;
     std::uint64_t start, end;
     if (!sec.is_ram() || !align_section(sec, memory.options.page_size, start, end)) return;
     auto& s = memory.state(as_id);
@@ -533,13 +538,12 @@ void change_log_flag(KvmMemory::Impl& memory, unsigned as_id, const MemorySectio
         table.set_flags(slot.start_addr, flags);
     }
 }
-} // namespace
 
 void KvmMemoryListener::log_start(const MemorySection& sec) {
-    change_log_flag(memory_, as_id_, sec, true);
+    change_log_flag(sec, true);
 }
 void KvmMemoryListener::log_stop(const MemorySection& sec) {
-    change_log_flag(memory_, as_id_, sec, false);
+    change_log_flag(sec, false);
 }
 
 void KvmMemoryListener::log_sync(const MemorySection& sec) {

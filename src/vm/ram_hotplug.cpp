@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "boot/builders.hpp"
 #include "minivmm/abi/hypercall.h"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"

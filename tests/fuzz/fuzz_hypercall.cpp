@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 
+#include "boot/builders.hpp"
 #include "devices/hypercalls.hpp"
 #include "fuzz_support.hpp"
 #include "minivmm/address_space.hpp"

@@ -1,4 +1,4 @@
-#include "minivmm/recording_slot_backend.hpp"
+#include "testing/recording_slot_backend.hpp"
 
 #include <cerrno>
 
