@@ -62,6 +62,28 @@ TEST_CASE("KvmError keeps the call, errno and hint in one line", "[error]") {
     CHECK(std::string(base.what()) == what);
 }
 
+TEST_CASE("errors are typed by what failed", "[error]") {
+    // A system call that is no KVM ioctl is a SystemError, not a KvmError.
+    minivmm::SystemError sys("mmap of guest RAM", ENOMEM, "not enough host memory?");
+    CHECK(std::string(sys.what()) ==
+          "mmap of guest RAM failed: Cannot allocate memory (not enough host memory?)");
+    // A KVM ioctl is both: callers that handle any failed call catch SystemError.
+    minivmm::KvmError kvm("KVM_RUN", EINTR);
+    const minivmm::SystemError& as_sys = kvm;
+    CHECK(as_sys.call() == "KVM_RUN");
+
+    // A configuration error names its subject in library terms; a front end
+    // can put its own option in its place.
+    minivmm::ConfigError disk(minivmm::ConfigError::Subject::disk, "/x: cannot open: No such file");
+    CHECK(std::string(disk.what()) == "disk /x: cannot open: No such file");
+    CHECK(disk.detail() == "/x: cannot open: No such file");
+    minivmm::ConfigError sock(minivmm::ConfigError::Subject::control_socket, "/s: in use");
+    CHECK(std::string(sock.what()) == "control socket /s: in use");
+    minivmm::ConfigError general("vcpus must be 1 to 64");
+    CHECK(general.subject() == minivmm::ConfigError::Subject::general);
+    CHECK(general.detail() == "vcpus must be 1 to 64");
+}
+
 TEST_CASE("version string is the project version", "[version]") {
     std::string v = minivmm::version();
     CHECK_FALSE(v.empty());

@@ -188,7 +188,7 @@ TEST_CASE("RamBlock: hugetlbfs falls back when the pool cannot grow", "[memory][
         CHECK(aligned_2m(b));
         CHECK(pool.read("nr_hugepages") == 0); // untouched
         o.hugetlb_fallback = false;
-        CHECK_THROWS_AS(RamBlock("h", 4 * kHuge, o), minivmm::KvmError);
+        CHECK_THROWS_AS(RamBlock("h", 4 * kHuge, o), minivmm::SystemError);
     }
     SECTION("an unreadable pool is no huge pages") {
         o.hugetlb_pool_dir = "/nonexistent/minivmm-pool";
@@ -255,7 +255,7 @@ TEST_CASE("RamBlock: hugetlbfs uses 2 MiB pages or falls back as asked", "[memor
         RamBlock b("h", 2 << 20, o); // falls back, with a warning
         CHECK(b.backing() == Backing::anonymous);
         o.hugetlb_fallback = false;
-        CHECK_THROWS_AS(RamBlock("h", 2 << 20, o), minivmm::KvmError);
+        CHECK_THROWS_AS(RamBlock("h", 2 << 20, o), minivmm::SystemError);
     }
     CHECK_THROWS_AS(RamBlock("h", 4096, o), minivmm::ConfigError); // not a 2 MiB multiple
 }

@@ -29,12 +29,12 @@ class HugePagePool {
     explicit HugePagePool(std::string dir = kSysfsDir) : dir_(std::move(dir)) {}
 
     /// Pages free and not yet promised to a mapping (free - resv).
-    /// \throws KvmError if the files cannot be read.
+    /// \throws SystemError if the files cannot be read.
     std::uint64_t available() const;
-    /// nr_hugepages: the pool's size. \throws KvmError if it cannot be read.
+    /// nr_hugepages: the pool's size. \throws SystemError if it cannot be read.
     std::uint64_t total() const;
     /// Asks the kernel for a pool of `pages` (it may allocate fewer; read
-    /// total() back). \throws KvmError if nr_hugepages cannot be written (needs root).
+    /// total() back). \throws SystemError if nr_hugepages cannot be written (needs root).
     void set_total(std::uint64_t pages) const;
     /// The sysfs directory.
     const std::string& dir() const noexcept { return dir_; }

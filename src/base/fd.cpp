@@ -35,13 +35,13 @@ void HostMapping::reset() noexcept {
 HostMapping HostMapping::anonymous(std::size_t size) {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough host memory?");
+    if (p == MAP_FAILED) throw SystemError("mmap of guest RAM", errno, "not enough host memory?");
     return HostMapping(p, size);
 }
 
 HostMapping HostMapping::of_fd(int fd, std::size_t size, int prot, long offset) {
     void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, offset);
-    if (p == MAP_FAILED) throw KvmError("mmap", errno);
+    if (p == MAP_FAILED) throw SystemError("mmap", errno);
     return HostMapping(p, size);
 }
 
@@ -51,7 +51,8 @@ HostMapping HostMapping::aligned(std::size_t size, std::size_t align, int flags,
     const std::size_t span = size + align;
     void* raw =
         ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough address space?");
+    if (raw == MAP_FAILED)
+        throw SystemError("mmap of guest RAM", errno, "not enough address space?");
     const auto base = reinterpret_cast<std::uintptr_t>(raw);
     const std::uintptr_t start = (base + align - 1) & ~(std::uintptr_t{align} - 1);
     if (start > base) ::munmap(raw, start - base);
@@ -59,24 +60,24 @@ HostMapping HostMapping::aligned(std::size_t size, std::size_t align, int flags,
         ::munmap(reinterpret_cast<void*>(start + size), base + span - (start + size));
     HostMapping window(reinterpret_cast<void*>(start), size); // unmapped again if we throw
     void* p = ::mmap(window.data(), size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
-    if (p == MAP_FAILED) throw KvmError("mmap of guest RAM", errno, "not enough host memory?");
+    if (p == MAP_FAILED) throw SystemError("mmap of guest RAM", errno, "not enough host memory?");
     return window;
 }
 
 EventFd::EventFd() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (!fd_) throw KvmError("eventfd", errno);
+    if (!fd_) throw SystemError("eventfd", errno);
 }
 
 void EventFd::signal(std::uint64_t n) const {
     if (::write(fd_.get(), &n, sizeof n) != static_cast<ssize_t>(sizeof n))
-        throw KvmError("eventfd write", errno);
+        throw SystemError("eventfd write", errno);
 }
 
 std::uint64_t EventFd::consume() const {
     std::uint64_t n = 0;
     if (::read(fd_.get(), &n, sizeof n) != static_cast<ssize_t>(sizeof n)) {
         if (errno == EAGAIN) return 0;
-        throw KvmError("eventfd read", errno);
+        throw SystemError("eventfd read", errno);
     }
     return n;
 }

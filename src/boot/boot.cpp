@@ -101,7 +101,7 @@ BootPlan::BootPlan(std::uint64_t mem_size, unsigned nr_vcpus, const GuestImage& 
         if (!range_within(seg.gpa, seg.mem_size, heap_end_))
             throw ImageError(fmt::format("image segment [{:#x}, {:#x}) does not fit in guest RAM: "
                                          "with {} vCPU stack(s), images must end by {:#x} "
-                                         "(raise --mem?)",
+                                         "(give the VM more RAM?)",
                                          seg.gpa, seg.gpa + seg.mem_size, nr_vcpus, heap_end_));
     }
     heap_start_ = align_up(image.end(), L::kPageSize);

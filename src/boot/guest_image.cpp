@@ -128,7 +128,7 @@ GuestImage GuestImage::load_file(const std::string& path, std::uint64_t max_size
     if (size == 0) throw ImageError(fmt::format("{}: image is empty", path));
     if (size > max_size)
         throw ImageError(fmt::format("{}: image is {} bytes, larger than the {} bytes of guest RAM "
-                                     "available for it (raise --mem?)",
+                                     "available for it (give the VM more RAM?)",
                                      path, size, max_size));
     std::vector<std::byte> bytes(size);
     std::size_t done = 0;

@@ -98,6 +98,21 @@ int main(int argc, char** argv) {
                     fmt::format("cannot write --stats-json file '{}'", opts.stats_json));
         }
         return status_of(exit);
+    } catch (const minivmm::ConfigError& e) {
+        // The library names what an error is about; we name our option for it.
+        using Subject = minivmm::ConfigError::Subject;
+        switch (e.subject()) {
+        case Subject::disk:
+            fmt::print(stderr, "minivmm-run: error: --disk {}\n", e.detail());
+            break;
+        case Subject::control_socket:
+            fmt::print(stderr, "minivmm-run: error: --api-sock {}\n", e.detail());
+            break;
+        case Subject::general:
+            fmt::print(stderr, "minivmm-run: error: {}\n", e.what());
+            break;
+        }
+        return minivmm::cli::kExitVmmError;
     } catch (const minivmm::Error& e) {
         fmt::print(stderr, "minivmm-run: error: {}\n", e.what());
         return minivmm::cli::kExitVmmError;

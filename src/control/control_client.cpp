@@ -23,10 +23,11 @@ ControlClient::ControlClient(const std::string& path, std::chrono::milliseconds 
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw ControlError(fmt::format(
-            "cannot connect to control socket {}: {}{}", path, std::strerror(errno),
-            errno == ENOENT || errno == ECONNREFUSED ? " (is minivmm-run running with --api-sock?)"
-                                                     : ""));
+        throw ControlError(fmt::format("cannot connect to control socket {}: {}{}", path,
+                                       std::strerror(errno),
+                                       errno == ENOENT || errno == ECONNREFUSED
+                                           ? " (is a VM serving its control socket there?)"
+                                           : ""));
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
     tv.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);

@@ -131,15 +131,18 @@ class ControlServer::Session : public std::enable_shared_from_this<Session> {
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
     : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
     if (path_.empty() || path_.size() >= sizeof(sockaddr_un{}.sun_path))
-        throw ConfigError(fmt::format("--api-sock '{}': a socket path is 1 to {} bytes", path_,
+        throw ConfigError(ConfigError::Subject::control_socket,
+                          fmt::format("'{}': a socket path is 1 to {} bytes", path_,
                                       sizeof(sockaddr_un{}.sun_path) - 1));
     struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             throw ConfigError(
-                fmt::format("--api-sock {}: exists and is not a socket; not replacing it", path_));
+                ConfigError::Subject::control_socket,
+                fmt::format("{}: exists and is not a socket; not replacing it", path_));
         if (socket_in_use(path_))
-            throw ConfigError(fmt::format("--api-sock {}: another process is serving it", path_));
+            throw ConfigError(ConfigError::Subject::control_socket,
+                              fmt::format("{}: another process is serving it", path_));
         ::unlink(path_.c_str()); // stale: left by a VMM that died
     }
     boost::system::error_code ec;
@@ -151,7 +154,9 @@ ControlServer::ControlServer(asio::io_context& io, std::string path, Handler han
         ::umask(old);
     }
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw ConfigError(fmt::format("--api-sock {}: cannot listen: {}", path_, ec.message()));
+    if (ec)
+        throw ConfigError(ConfigError::Subject::control_socket,
+                          fmt::format("{}: cannot listen: {}", path_, ec.message()));
     ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
 }
 

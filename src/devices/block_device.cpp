@@ -93,10 +93,12 @@ BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::
     // No O_CREAT: the disk must exist. O_CLOEXEC: not inherited by children.
     fd_.reset(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
     if (!fd_)
-        throw ConfigError(fmt::format("--disk {}: cannot open: {}", path, std::strerror(errno)));
+        throw ConfigError(ConfigError::Subject::disk,
+                          fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0)
-        throw ConfigError(fmt::format("--disk {}: cannot stat: {}", path, std::strerror(errno)));
+        throw ConfigError(ConfigError::Subject::disk,
+                          fmt::format("{}: cannot stat: {}", path, std::strerror(errno)));
     std::uint64_t bytes = 0;
     if (S_ISREG(st.st_mode)) {
         bytes = static_cast<std::uint64_t>(st.st_size);
@@ -104,10 +106,12 @@ BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::
         off_t end = ::lseek(fd_.get(), 0, SEEK_END);
         if (end < 0)
             throw ConfigError(
-                fmt::format("--disk {}: cannot find its size: {}", path, std::strerror(errno)));
+                ConfigError::Subject::disk,
+                fmt::format("{}: cannot find its size: {}", path, std::strerror(errno)));
         bytes = static_cast<std::uint64_t>(end);
     } else {
-        throw ConfigError(fmt::format("--disk {}: not a regular file or block device", path));
+        throw ConfigError(ConfigError::Subject::disk,
+                          fmt::format("{}: not a regular file or block device", path));
     }
     sectors_ = bytes / blk::kSectorSize;
 }

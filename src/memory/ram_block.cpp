@@ -30,8 +30,8 @@ constexpr std::uint64_t kHugePage = 2ull << 20;
 
 UniqueFd make_memfd(const std::string& name, unsigned flags, std::uint64_t size) {
     UniqueFd fd(::memfd_create(name.c_str(), MFD_CLOEXEC | flags));
-    if (!fd) throw KvmError("memfd_create", errno);
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw KvmError("ftruncate", errno);
+    if (!fd) throw SystemError("memfd_create", errno);
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw SystemError("ftruncate", errno);
     return fd;
 }
 
@@ -64,13 +64,13 @@ std::pair<HugePageLoan, bool> secure_huge_pages(const HugePagePool& pool, std::u
 std::uint64_t HugePagePool::read(const char* file) const {
     const std::string path = dir_ + "/" + file;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw KvmError("open " + path, errno);
+    if (!fd) throw SystemError("open " + path, errno);
     char buf[32];
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) throw KvmError("read " + path, errno);
+    if (n < 0) throw SystemError("read " + path, errno);
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(buf, buf + n, value);
-    if (ec != std::errc() || end == buf) throw KvmError("parse " + path, EINVAL);
+    if (ec != std::errc() || end == buf) throw SystemError("parse " + path, EINVAL);
     return value;
 }
 
@@ -86,10 +86,10 @@ std::uint64_t HugePagePool::total() const {
 void HugePagePool::set_total(std::uint64_t pages) const {
     const std::string path = dir_ + "/nr_hugepages";
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_TRUNC));
-    if (!fd) throw KvmError("open " + path, errno, "growing the huge page pool needs root");
+    if (!fd) throw SystemError("open " + path, errno, "growing the huge page pool needs root");
     const std::string text = fmt::format("{}\n", pages);
     if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-        throw KvmError("write " + path, errno);
+        throw SystemError("write " + path, errno);
 }
 
 HugePageLoan& HugePageLoan::operator=(HugePageLoan&& other) noexcept {
@@ -132,13 +132,13 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, const RamBlockOptions& 
                 secure_huge_pages(HugePagePool(options.hugetlb_pool_dir), size / kHugePage,
                                   options.hugetlb_grow_pool, name_);
             if (!enough)
-                throw KvmError("reserve 2 MiB huge pages", ENOMEM,
-                               fmt::format("{} free 2 MiB pages needed", size / kHugePage));
+                throw SystemError("reserve 2 MiB huge pages", ENOMEM,
+                                  fmt::format("{} free 2 MiB pages needed", size / kHugePage));
             fd_ = make_memfd(name_, MFD_HUGETLB | MFD_HUGE_2MB, size);
             mapping_ = HostMapping::aligned(size, kHugePage, MAP_SHARED, fd_.get());
             loan_ = std::move(loan);
             page_size_ = kHugePage;
-        } catch (const KvmError& e) {
+        } catch (const SystemError& e) {
             if (!options.hugetlb_fallback) throw;
             logger().warn("RAM block '{}': no 2 MiB huge pages ({}); using anonymous memory "
                           "(run as root, or reserve some in /proc/sys/vm/nr_hugepages)",
@@ -172,9 +172,9 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, const RamBlockOptions& 
                           name_);
     }
     if (options.prefault && ::madvise(mapping_.data(), size, MADV_POPULATE_WRITE) != 0)
-        throw KvmError("madvise(MADV_POPULATE_WRITE)", errno, "not enough memory to prefault?");
+        throw SystemError("madvise(MADV_POPULATE_WRITE)", errno, "not enough memory to prefault?");
     if (options.lock && ::mlock(mapping_.data(), size) != 0)
-        throw KvmError("mlock", errno, "raise RLIMIT_MEMLOCK (ulimit -l) or run as root");
+        throw SystemError("mlock", errno, "raise RLIMIT_MEMLOCK (ulimit -l) or run as root");
 }
 
 } // namespace minivmm

@@ -47,7 +47,7 @@ void check_vcpu_cpus(const std::vector<int>& cpus) {
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
-        throw KvmError("sched_getaffinity", errno);
+        throw SystemError("sched_getaffinity", errno);
     for (int cpu : cpus)
         if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
             throw ConfigError(fmt::format(
