@@ -182,7 +182,7 @@ TEST_CASE("run options: guest RAM backing and its flags", "[cli][ram]") {
     using Backing = minivmm::RamBlockOptions::Backing;
     RunOptions d = options({"g.bin"});
     CHECK(d.ram.backing == Backing::anonymous);
-    CHECK(d.ram.transparent_huge_pages); // the measured best without root (README "Knobs")
+    CHECK(d.ram.transparent_huge_pages); // the measured best without root (docs/benchmarks.md, "Knobs")
     CHECK_FALSE(options({"--no-thp", "g.bin"}).ram.transparent_huge_pages);
     CHECK_FALSE(d.ram.prefault);
     CHECK_FALSE(d.ram.lock);

@@ -45,9 +45,9 @@ struct BlockIoOptions {
     /// writing back everything since the last flush while the guest waits.
     /// The flush itself is unchanged (fdatasync), so is durability; the cost
     /// is an earlier, unmerged disk write per request, which a page rewritten
-    /// before the next flush pays more than once. Measured on fileio
-    /// (README "Knobs"): a flush gets ~10x cheaper, but each write costs
-    /// twice as much and the guest lost a few percent, so it is off by default.
+    /// before the next flush pays more than once. Off by default: on fileio
+    /// flushes got cheaper, writes dearer, and the guest slower overall
+    /// (docs/benchmarks.md, "Knobs").
     bool eager_writeback = false;
 };
 

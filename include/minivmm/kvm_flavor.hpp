@@ -1,6 +1,6 @@
 /// \file
-/// What kind of KVM this machine has, as far as timings go (README
-/// "Benchmarks"): KVM on the CPU's virtualization extensions, KVM's PVM
+/// What kind of KVM this machine has, as far as timings go
+/// (docs/benchmarks.md): KVM on the CPU's virtualization extensions, KVM's PVM
 /// module, or KVM inside a virtual machine whose CPU is emulated in software,
 /// where every timing (native ones included) means nothing.
 #pragma once

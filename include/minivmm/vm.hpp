@@ -46,8 +46,8 @@ struct VmConfig {
     /// Backing of guest RAM.
     /// Default: anonymous memory with transparent huge pages, the best
     /// measured backing that needs no root and changes nothing on the host
-    /// (README "Knobs"); hugetlbfs measured better still but grows the host's
-    /// huge page pool.
+    /// (docs/benchmarks.md, "Knobs"); hugetlbfs measured better still but
+    /// grows the host's huge page pool.
     RamBlockOptions ram = guest_ram_defaults();
     /// Dirty logging mode: 0 = bitmap (KVM_GET_DIRTY_LOG/KVM_CLEAR_DIRTY_LOG);
     /// N > 0 = a dirty ring of N entries per vCPU (a power of two).

@@ -1,4 +1,4 @@
-// minivmm-bench control: control-plane figures (README "Control benchmark").
+// minivmm-bench control: control-plane figures (docs/benchmarks.md, "Control benchmark").
 // For each lock policy and round, two runs of the sb_memory guest (2 vCPUs,
 // each writing its own 8K block) under minivmm-run --api-sock: a baseline with
 // no control traffic, and a loaded run during which one client loops

@@ -35,7 +35,7 @@ MVG_NORETURN void mvg_exit(uint64_t code);
 /* This vCPU is done; the VM ends (exit code 0) once every vCPU has halted. */
 MVG_NORETURN void mvg_halt(void);
 /* Give the host CPU back: the VMM's vCPU thread calls sched_yield() and the
- * vCPU resumes (one exit to user space, ~60 us on a shadow-paging KVM). */
+ * vCPU resumes: one exit to user space (its cost: docs/benchmarks.md). */
 void mvg_yield(void);
 MVG_EXTERN_C_END
 
