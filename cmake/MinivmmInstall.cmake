@@ -54,6 +54,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/guest/README.md DESTINATION ${MINIVMM_INSTAL
 # Documentation. `copyright` is LICENSE under the name Debian looks for.
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
+# The README links these as docs/NAME.md: the same layout installed.
+install(FILES ${PROJECT_SOURCE_DIR}/docs/architecture.md ${PROJECT_SOURCE_DIR}/docs/guest-abi.md
+              ${PROJECT_SOURCE_DIR}/docs/benchmarks.md DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 
 # CMake package: find_package(minivmm CONFIG) gives minivmm::minivmm (shared)
 # and minivmm::minivmm_static; COMPONENTS guest adds minivmm_add_guest().

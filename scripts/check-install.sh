@@ -84,7 +84,8 @@ need_file "$libdir/cmake/minivmm/minivmmConfig.cmake" \
     "$libdir/cmake/minivmm/minivmmConfigVersion.cmake" \
     "$libdir/cmake/minivmm/minivmmTargets.cmake" "$libdir/pkgconfig/minivmm.pc"
 need_file "$prefix/share/doc/minivmm/README.md" "$prefix/share/doc/minivmm/LICENSE" \
-    "$prefix/share/doc/minivmm/copyright"
+    "$prefix/share/doc/minivmm/copyright" "$prefix/share/doc/minivmm/docs/guest-abi.md" \
+    "$prefix/share/doc/minivmm/docs/architecture.md" "$prefix/share/doc/minivmm/docs/benchmarks.md"
 if [ "$(cache_value MINIVMM_BUILD_DOCS)" = ON ]; then
     need_file "$prefix/share/doc/minivmm/html/index.html" \
         "$prefix/share/doc/minivmm/html/classminivmm_1_1Vm.html"
