@@ -18,9 +18,8 @@ targets=${MINIVMM_FUZZ_TARGETS:-image hypercall block_ring control}
 dir=build-fuzz
 
 echo "== fuzz: configure and build in $dir (clang, libFuzzer, ASan+UBSan)"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++ -DMINIVMM_FUZZ=ON -DMINIVMM_BUILD_TESTS=OFF >/dev/null
-nice -n 10 cmake --build "$dir" -j2 --target minivmm_fuzzers
+cmake --preset fuzz >/dev/null # CMakePresets.json: binaryDir build-fuzz
+nice -n 10 cmake --build --preset fuzz
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT

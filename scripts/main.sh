@@ -18,8 +18,7 @@ if [ "$way" != real ] && [[ " $* " != *" --allow-emulated "* ]]; then
 fi
 scripts/setup.sh main
 # Tests, API reference and packaging checks are scripts/test.sh's.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMINIVMM_BUILD_TESTS=OFF \
-  -DMINIVMM_BUILD_DOCS=OFF -DMINIVMM_PACKAGING_TESTS=OFF >/dev/null
-cmake --build build -j2
+cmake --preset main >/dev/null # CMakePresets.json: binaryDir build
+cmake --build --preset main
 exec scripts/kvm-vm.sh -- ./build/bin/minivmm-bench overhead --json build/overhead.json \
   --html build/overhead.html "$@"

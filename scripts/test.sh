@@ -21,20 +21,18 @@ git ls-files '*.cpp' '*.hpp' '*.h' '*.c' | xargs clang-format --dry-run --Werror
 
 configs=${MINIVMM_TEST_CONFIGS:-default asan tsan fuzz}
 for config in $configs; do
-  case "$config" in
-    fuzz)    continue ;; # after the test suites, below
-    # The default build also builds the API reference and runs the
-    # packaging tests (install + consumer, .deb), once: they do not depend on
-    # sanitizers. Prefix /usr: the .deb needs Debian's multiarch libdir.
-    default) dir=build;      flags=(-DCMAKE_INSTALL_PREFIX=/usr -DMINIVMM_BUILD_DOCS=ON
-                                    -DMINIVMM_PACKAGING_TESTS=ON) ;;
-    asan)    dir=build-asan; flags=(-DMINIVMM_SANITIZE=address,undefined) ;;
-    tsan)    dir=build-tsan; flags=(-DMINIVMM_SANITIZE=thread) ;;
+  [ "$config" != fuzz ] || continue # after the test suites, below
+  # The configurations are CMakePresets.json's; the default one also builds
+  # the API reference and runs the packaging tests (install + consumer,
+  # .deb), once: they do not depend on sanitizers.
+  case " default asan tsan " in
+    *" $config "*) ;;
     *) echo "unknown configuration '$config' (default, asan, tsan, fuzz)" >&2; exit 2 ;;
   esac
-  echo "== $config: configure and build in $dir"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMINIVMM_BUILD_TESTS=ON "${flags[@]}" >/dev/null
-  cmake --build "$dir" -j2
+  echo "== $config: configure and build (cmake --preset $config)"
+  dir=$(cmake --preset "$config" | sed -n 's/^-- Build files have been written to: //p')
+  [ -d "$dir" ] || { echo "cmake --preset $config: no build folder" >&2; exit 1; }
+  cmake --build --preset "$config"
   echo "== $config: tests"
   # halt_on_error: any sanitizer report fails the run.
   export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
