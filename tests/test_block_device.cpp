@@ -24,7 +24,7 @@
 #include "cli/run_options.hpp"
 #include "devices/block_device.hpp"
 #include "devices/hypercalls.hpp"
-#include "fake_control.hpp"
+#include "fake_vcpu_host.hpp"
 #include "minivmm/block_abi.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/error.hpp"
@@ -32,7 +32,7 @@
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "test_util.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
 using Catch::Matchers::Contains;
 using minivmm::BlockDevice;
@@ -48,7 +48,7 @@ constexpr std::uint64_t kBuf = 0x300000;   // data buffer
 // 128 whole sectors and a partial one that the disk does not expose.
 constexpr std::size_t kFileSize = 128 * 512 + 100;
 
-using minivmm::test::FakeControl;
+using minivmm::test::FakeVcpuHost;
 
 std::vector<std::byte> disk_contents() {
     std::vector<std::byte> v(kFileSize);
@@ -76,7 +76,7 @@ struct Rig {
 
     minivmm::test::TempFile file;
     minivmm::GuestMemory mem{kMemSize};
-    FakeControl control;
+    FakeVcpuHost control;
     BlockDevice device;
     minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
 
@@ -261,7 +261,7 @@ TEST_CASE("block device: an argument block in the reserved first MiB stops the g
 
 TEST_CASE("block device: a missing file or a directory is a configuration error", "[block]") {
     minivmm::GuestMemory mem{kMemSize};
-    FakeControl control;
+    FakeVcpuHost control;
     CHECK_THROWS_AS(BlockDevice(mem, control, "/nonexistent/minivmm-disk", false),
                     minivmm::ConfigError);
     CHECK_THROWS_AS(BlockDevice(mem, control, "/tmp", false), minivmm::ConfigError);
@@ -510,7 +510,7 @@ TEST_CASE("block ring: one shared I/O thread or one per queue, two queues either
         CAPTURE(shared);
         minivmm::test::TempFile file(disk_contents());
         minivmm::GuestMemory mem{kMemSize};
-        FakeControl control;
+        FakeVcpuHost control;
         minivmm::BlockIoOptions io;
         io.mode = minivmm::BlockIoMode::poll;
         io.poll_time = std::chrono::microseconds(50);

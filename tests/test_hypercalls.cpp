@@ -16,7 +16,7 @@
 
 #include "boot/builders.hpp"
 #include "devices/hypercalls.hpp"
-#include "fake_control.hpp"
+#include "fake_vcpu_host.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_info.hpp"
@@ -29,7 +29,7 @@
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/memory_region.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 #include "vm/ram_hotplug.hpp"
 
 using Catch::Matchers::Contains;
@@ -40,12 +40,12 @@ namespace {
 
 constexpr std::uint64_t kMemSize = 1 << 20;
 
-using minivmm::test::FakeControl;
+using minivmm::test::FakeVcpuHost;
 
 struct Rig {
     minivmm::GuestMemory mem{kMemSize};
     minivmm::StringConsole console;
-    FakeControl control;
+    FakeVcpuHost control;
     minivmm::HypercallDevice device{mem, console, control};
     // The device never asks the vCPU for registers: an fd-less stand-in will do.
     minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
@@ -205,7 +205,7 @@ TEST_CASE("hypercall 22: the list and the generation come from one moment", "[hy
     std::atomic<bool> logging{false};
     RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
     StringConsole console;
-    FakeControl control;
+    FakeVcpuHost control;
     HypercallDevice device(mem, console, control);
     device.set_hotplug(&hotplug);
     KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};
@@ -264,7 +264,7 @@ TEST_CASE("hypercall 23: a block hidden meanwhile is refused or fully served", "
     std::atomic<bool> logging{false};
     RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
     StringConsole console;
-    FakeControl control;
+    FakeVcpuHost control;
     HypercallDevice device(mem, console, control);
     device.set_hotplug(&hotplug);
     KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};

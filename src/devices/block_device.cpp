@@ -84,9 +84,9 @@ void store(std::uint64_t* p, std::uint64_t v) noexcept {
 
 } // namespace
 
-BlockDevice::BlockDevice(const GuestMemory& mem, VmControl& control, const std::string& path,
+BlockDevice::BlockDevice(const GuestMemory& mem, VcpuHost& host, const std::string& path,
                          bool read_only, BlockIoOptions io, unsigned queues, const KvmVm* vm)
-    : mem_(mem), control_(control), read_only_(read_only), io_(io), vm_(vm) {
+    : mem_(mem), host_(host), read_only_(read_only), io_(io), vm_(vm) {
     queues_.resize(io.mode == BlockIoMode::hypercall ? 0 : queues);
     ring_start_ = std::vector<std::atomic<std::uint64_t>>(queues_.size());
     ring_end_ = std::vector<std::atomic<std::uint64_t>>(queues_.size());
@@ -250,7 +250,7 @@ std::uint64_t BlockDevice::drain(Queue& q) noexcept {
     std::uint64_t n = 0;
     // A guest on other vCPUs can keep submitting for ever: a stopping VM
     // must still get this thread back.
-    while (!control_.stopping()) {
+    while (!host_.stopping()) {
         const std::uint64_t tail = load(q.sq_tail);
         if (tail == q.head) break;
         // A tail more than a ring ahead is the guest's bug: serve one ring's
@@ -293,7 +293,7 @@ void BlockDevice::io_thread(Worker& w) noexcept {
         try {
             install_seccomp(ThreadRole::io);
         } catch (const std::exception& e) {
-            control_.request_stop(
+            host_.request_stop(
                 {VmExit::Kind::vmm_error, 0, -1, fmt::format("block I/O thread: {}", e.what())});
             return;
         }
@@ -332,7 +332,7 @@ void BlockDevice::io_thread(Worker& w) noexcept {
             }
             // drain() serves nothing once the VM is stopping: requests left
             // in a ring would look pending for ever. Sleep until stop().
-            if (stopping_.load(std::memory_order_relaxed) || control_.stopping()) break;
+            if (stopping_.load(std::memory_order_relaxed) || host_.stopping()) break;
             if (clock::now() - idle_since < io_.poll_time) {
                 __builtin_ia32_pause();
                 continue;
@@ -350,7 +350,7 @@ void BlockDevice::io_thread(Worker& w) noexcept {
 ExitAction BlockDevice::fail(const IoAccess& access, const std::string& why) {
     static constexpr const char* kNames[] = {"blk_info", "blk_io", "?", "blk_ring_setup",
                                              "blk_kick"};
-    control_.request_stop(
+    host_.request_stop(
         {VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
          fmt::format("bad hypercall {} ({}) on vcpu {}: {}", blk::kInfoNr + access.offset,
                      access.offset < 5 ? kNames[access.offset] : "?", access.vcpu_index, why)});
@@ -437,17 +437,17 @@ std::uint64_t BlockDevice::serve_io(std::uint64_t op, std::uint64_t sector, std:
 ExitAction BlockDevice::access(const IoAccess& access) {
     if (!access.is_write || access.data.size() != 4)
         return fail(access, "a hypercall is a 32-bit OUT (outl) of the argument block's address");
-    std::uint32_t block = 0;
-    std::memcpy(&block, access.data.data(), sizeof block);
+    std::uint32_t block_gpa = 0;
+    std::memcpy(&block_gpa, access.data.data(), sizeof block_gpa);
     if (access.offset == blk::kKickNr - blk::kInfoNr) {
         // The doorbell: its data is a ring's address (no argument block).
         Queue* q = nullptr;
         {
             std::lock_guard lock(setup_mutex_);
             for (auto& c : queues_)
-                if (c && c->gpa == block) q = c.get();
+                if (c && c->gpa == block_gpa) q = c.get();
         }
-        if (!q) return fail(access, fmt::format("no ring is set up at {:#x}", block));
+        if (!q) return fail(access, fmt::format("no ring is set up at {:#x}", block_gpa));
         q->user_kicks.fetch_add(1, std::memory_order_relaxed);
         if (q->worker) {
             q->worker->own_signals.fetch_add(1, std::memory_order_relaxed);
@@ -460,43 +460,43 @@ ExitAction BlockDevice::access(const IoAccess& access) {
     }
     auto outside = [&](std::uint64_t len) {
         return fmt::format("argument block [{:#x}, +{:#x}) is outside guest RAM ({:#x} bytes)",
-                           block, len, mem_.size());
+                           block_gpa, len, mem_.size());
     };
     // The VMM writes into these blocks: never into the reserved first MiB,
     // which the guest itself may not write (its descriptor and page tables).
-    if (block < layout::kReservedEnd)
-        return fail(access,
-                    fmt::format("argument block {:#x} lies in the VMM-reserved first MiB", block));
+    if (block_gpa < layout::kReservedEnd)
+        return fail(access, fmt::format("argument block {:#x} lies in the VMM-reserved first MiB",
+                                        block_gpa));
     if (access.offset == 0) {
-        auto out = mem_.writable_range(block, sizeof(blk::Info));
+        auto out = mem_.writable_range(block_gpa, sizeof(blk::Info));
         if (!out) return fail(access, outside(sizeof(blk::Info)));
         blk::Info info{sectors_, (read_only_ ? blk::kFlagReadOnly : 0) |
                                      (queues_.empty() ? 0 : blk::kFlagRing)};
         std::memcpy(out->data(), &info, sizeof info);
-        mem_.mark_written(block, sizeof info);
+        mem_.mark_written(block_gpa, sizeof info);
         return ExitAction::resume;
     }
     if (access.offset == blk::kRingSetupNr - blk::kInfoNr) {
-        auto req = mem_.read<blk::RingSetup>(block);
-        auto status_field =
-            mem_.writable_range(block + offsetof(blk::RingSetup, status), sizeof(std::uint64_t));
+        auto req = mem_.read<blk::RingSetup>(block_gpa);
+        auto status_field = mem_.writable_range(block_gpa + offsetof(blk::RingSetup, status),
+                                                sizeof(std::uint64_t));
         if (!req || !status_field) return fail(access, outside(sizeof(blk::RingSetup)));
         std::uint64_t status = queues_.empty() ? blk::kBadQueue // hypercall mode: no rings
                                                : setup_ring(req->ring, req->entries, req->queue);
         std::memcpy(status_field->data(), &status, sizeof status);
-        mem_.mark_written(block + offsetof(blk::RingSetup, status), sizeof status);
+        mem_.mark_written(block_gpa + offsetof(blk::RingSetup, status), sizeof status);
         return ExitAction::resume;
     }
     if (access.offset != blk::kIoNr - blk::kInfoNr)
         return fail(access, "not a block-device hypercall");
-    auto req = mem_.read<blk::Io>(block);
+    auto req = mem_.read<blk::Io>(block_gpa);
     if (!req) return fail(access, outside(sizeof(blk::Io)));
     auto status_field =
-        mem_.writable_range(block + offsetof(blk::Io, status), sizeof(std::uint64_t));
+        mem_.writable_range(block_gpa + offsetof(blk::Io, status), sizeof(std::uint64_t));
     if (!status_field) return fail(access, outside(sizeof(blk::Io)));
     std::uint64_t status = serve(req->op, req->sector, req->buf, req->len);
     std::memcpy(status_field->data(), &status, sizeof status);
-    mem_.mark_written(block + offsetof(blk::Io, status), sizeof status);
+    mem_.mark_written(block_gpa + offsetof(blk::Io, status), sizeof status);
     return ExitAction::resume;
 }
 

@@ -33,7 +33,7 @@
 #include "minivmm/io_bus.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/unique_fd.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
 namespace minivmm {
 
@@ -47,7 +47,7 @@ class BlockDevice final : public IoDevice {
     // can be set up. `vm` binds doorbells to ioeventfds; without it (tests)
     // a doorbell reaches access() and wakes the queue's I/O thread from
     // there. Throws ConfigError.
-    BlockDevice(const GuestMemory& mem, VmControl& control, const std::string& path, bool read_only,
+    BlockDevice(const GuestMemory& mem, VcpuHost& host, const std::string& path, bool read_only,
                 BlockIoOptions io = {}, unsigned queues = 1, const KvmVm* vm = nullptr);
     ~BlockDevice() override;
     BlockDevice(const BlockDevice&) = delete;
@@ -98,7 +98,7 @@ class BlockDevice final : public IoDevice {
     Worker& worker_for(std::uint64_t index);
 
     const GuestMemory& mem_;
-    VmControl& control_;
+    VcpuHost& host_;
     UniqueFd fd_;
     std::uint64_t sectors_ = 0;
     bool read_only_;

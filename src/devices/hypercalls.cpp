@@ -43,17 +43,17 @@ const char* hypercall_name(std::uint64_t nr) {
 } // namespace
 
 ExitAction HypercallDevice::fail(const IoAccess& access, std::string why) {
-    control_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
-                           fmt::format("bad hypercall {} ({}) on vcpu {}: {}", access.offset,
-                                       hypercall_name(access.offset), access.vcpu_index, why)});
+    host_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
+                        fmt::format("bad hypercall {} ({}) on vcpu {}: {}", access.offset,
+                                    hypercall_name(access.offset), access.vcpu_index, why)});
     return ExitAction::stop;
 }
 
 ExitAction HypercallDevice::access(const IoAccess& access) {
     if (!access.is_write || access.data.size() != 4)
         return fail(access, "a hypercall is a 32-bit OUT (outl) of the argument block's address");
-    std::uint32_t block = 0;
-    std::memcpy(&block, access.data.data(), sizeof block);
+    std::uint32_t block_gpa = 0;
+    std::memcpy(&block_gpa, access.data.data(), sizeof block_gpa);
 
     // Each block, and each buffer it names, is checked against guest RAM
     // before the VMM touches it (guest ABI, Hypercalls).
@@ -63,38 +63,38 @@ ExitAction HypercallDevice::access(const IoAccess& access) {
     };
     switch (static_cast<Hypercall>(access.offset)) {
     case Hypercall::write: {
-        auto args = mem_.read<WriteArgs>(block);
-        if (!args) return fail(access, outside(block, sizeof(WriteArgs), "argument block"));
+        auto args = mem_.read<WriteArgs>(block_gpa);
+        if (!args) return fail(access, outside(block_gpa, sizeof(WriteArgs), "argument block"));
         auto buf = mem_.range(args->buf, args->len);
         if (!buf) return fail(access, outside(args->buf, args->len, "buffer"));
         if (!buf->empty()) console_.write(*buf);
         return ExitAction::resume;
     }
     case Hypercall::exit: {
-        auto args = mem_.read<ExitArgs>(block);
-        if (!args) return fail(access, outside(block, sizeof(ExitArgs), "argument block"));
-        control_.request_stop({VmExit::Kind::guest_exit,
-                               static_cast<int>(args->code & 0xff),
-                               static_cast<int>(access.vcpu_index),
-                               {}});
+        auto args = mem_.read<ExitArgs>(block_gpa);
+        if (!args) return fail(access, outside(block_gpa, sizeof(ExitArgs), "argument block"));
+        host_.request_stop({VmExit::Kind::guest_exit,
+                            static_cast<int>(args->code & 0xff),
+                            static_cast<int>(access.vcpu_index),
+                            {}});
         return ExitAction::stop;
     }
     case Hypercall::halt:
-        if (!mem_.contains(block, sizeof(std::uint64_t)))
-            return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
+        if (!mem_.contains(block_gpa, sizeof(std::uint64_t)))
+            return fail(access, outside(block_gpa, sizeof(std::uint64_t), "argument block"));
         return ExitAction::park;
     case Hypercall::yield:
         // What a paravirtual guest kernel's "yield to the host" does: the
         // vCPU thread gives its CPU back to the host scheduler, then resumes.
-        if (!mem_.contains(block, sizeof(std::uint64_t)))
-            return fail(access, outside(block, sizeof(std::uint64_t), "argument block"));
+        if (!mem_.contains(block_gpa, sizeof(std::uint64_t)))
+            return fail(access, outside(block_gpa, sizeof(std::uint64_t), "argument block"));
         ::sched_yield();
         return ExitAction::resume;
     case Hypercall::mem_map:
-        if (hotplug_ != nullptr) return mem_map(access, block);
+        if (hotplug_ != nullptr) return mem_map(access, block_gpa);
         break;
     case Hypercall::mem_claim:
-        if (hotplug_ != nullptr) return mem_claim(access, block);
+        if (hotplug_ != nullptr) return mem_claim(access, block_gpa);
         break;
     }
     return fail(access, fmt::format("no such hypercall (port {:#x})", access.address));
@@ -114,20 +114,20 @@ std::optional<std::span<std::byte>> HypercallDevice::writable_block(std::uint64_
 }
 
 template <typename T>
-void HypercallDevice::answer(std::span<std::byte> block, std::uint64_t gpa, const T& value) const {
-    std::memcpy(block.data(), &value, sizeof(T));
+void HypercallDevice::answer(std::span<std::byte> bytes, std::uint64_t gpa, const T& value) const {
+    std::memcpy(bytes.data(), &value, sizeof(T));
     mem_.mark_written(gpa, sizeof(T)); // after the store: a sync never sees the bit first
 }
 
 // Hypercall 22: up to `cap` entries at `buf`, then the count of regions and
 // the generation (it changes with every add or remove), in the block.
-ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block) {
+ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block_gpa) {
     MemMapArgs args;
-    auto span = writable_block(block, args);
+    auto span = writable_block(block_gpa, args);
     // The whole block is written back: it must be writable guest RAM.
     if (!span)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
-                                        block, sizeof(MemMapArgs)));
+                                        block_gpa, sizeof(MemMapArgs)));
     // One snapshot: a list and a generation from different moments could
     // pair the old list with the new generation, which the guest then trusts.
     const auto [regions, generation] = hotplug_->snapshot();
@@ -149,28 +149,28 @@ ExitAction HypercallDevice::mem_map(const IoAccess& access, std::uint32_t block)
     if (n != 0) mem_.mark_written(args.buf, n * sizeof(MemMapEntry));
     args.count = regions.size();
     args.generation = generation;
-    answer(*span, block, args);
+    answer(*span, block_gpa, args);
     return ExitAction::resume;
 }
 
 // Hypercall 23: status 0 done, 1 no hot-added region starts at gpa, 2 claim
 // is neither 0 nor 1.
-ExitAction HypercallDevice::mem_claim(const IoAccess& access, std::uint32_t block) {
+ExitAction HypercallDevice::mem_claim(const IoAccess& access, std::uint32_t block_gpa) {
     MemClaimArgs args;
-    auto span = writable_block(block, args);
+    auto span = writable_block(block_gpa, args);
     if (!span)
         return fail(access, fmt::format("argument block [{:#x}, +{:#x}) is not writable guest RAM",
-                                        block, sizeof(MemClaimArgs)));
+                                        block_gpa, sizeof(MemClaimArgs)));
     args.status =
         args.claim > 1 ? MVG_MEM_CLAIM_BAD_VALUE : hotplug_->claim(args.gpa, args.claim == 1);
-    answer(*span, block, args);
+    answer(*span, block_gpa, args);
     return ExitAction::resume;
 }
 
 ExitAction ExceptionReportDevice::access(const IoAccess& access) {
     auto fault = [&](std::string message) {
-        control_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
-                               std::move(message)});
+        host_.request_stop({VmExit::Kind::guest_fault, 0, static_cast<int>(access.vcpu_index),
+                            std::move(message)});
         return ExitAction::stop;
     };
     kvm_sregs sregs = access.vcpu.sregs();

@@ -11,7 +11,7 @@
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/hotplug_ram.hpp"
 #include "minivmm/io_bus.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
 namespace minivmm {
 
@@ -35,38 +35,38 @@ class HotplugRegistry {
 
 class HypercallDevice final : public IoDevice {
   public:
-    HypercallDevice(const GuestMemory& mem, ConsoleSink& console, VmControl& control) noexcept
-        : mem_(mem), console_(console), control_(control) {}
+    HypercallDevice(const GuestMemory& mem, ConsoleSink& console, VcpuHost& host) noexcept
+        : mem_(mem), console_(console), host_(host) {}
     ExitAction access(const IoAccess& access) override;
     // Serves hypercalls 22 and 23 from `hotplug` (set before the vCPUs start).
     void set_hotplug(HotplugRegistry* hotplug) noexcept { hotplug_ = hotplug; }
 
   private:
     ExitAction fail(const IoAccess& access, std::string why);
-    ExitAction mem_map(const IoAccess& access, std::uint32_t block);
-    ExitAction mem_claim(const IoAccess& access, std::uint32_t block);
+    ExitAction mem_map(const IoAccess& access, std::uint32_t block_gpa);
+    ExitAction mem_claim(const IoAccess& access, std::uint32_t block_gpa);
     // Copies the block at gpa (above the reserved pages, writable RAM) into
     // value; the span is where answer() stores the reply.
     template <typename T>
     std::optional<std::span<std::byte>> writable_block(std::uint64_t gpa, T& value) const;
     template <typename T>
-    void answer(std::span<std::byte> block, std::uint64_t gpa, const T& value) const;
+    void answer(std::span<std::byte> bytes, std::uint64_t gpa, const T& value) const;
 
     const GuestMemory& mem_;
     ConsoleSink& console_;
-    VmControl& control_;
+    VcpuHost& host_;
     HotplugRegistry* hotplug_ = nullptr;
 };
 
 class ExceptionReportDevice final : public IoDevice {
   public:
-    ExceptionReportDevice(const GuestMemory& mem, VmControl& control) noexcept
-        : mem_(mem), control_(control) {}
+    ExceptionReportDevice(const GuestMemory& mem, VcpuHost& host) noexcept
+        : mem_(mem), host_(host) {}
     ExitAction access(const IoAccess& access) override;
 
   private:
     const GuestMemory& mem_;
-    VmControl& control_;
+    VcpuHost& host_;
 };
 
 } // namespace minivmm

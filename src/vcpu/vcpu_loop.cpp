@@ -51,10 +51,10 @@ ExitCounts VcpuLoop::exit_counts() const noexcept {
 void VcpuLoop::run() noexcept {
     try {
         kvm_run& run = vcpu_.run_state();
-        while (!control_.stopping()) {
-            control_.pause_point(vcpu_);
+        while (!host_.stopping()) {
+            host_.pause_point(vcpu_);
             if (vcpu_.run() < 0) { // kicked or interrupted: re-check stop and pause
-                control_.kicked(vcpu_);
+                host_.kicked(vcpu_);
                 continue;
             }
             const auto t0 = std::chrono::steady_clock::now();
@@ -72,18 +72,18 @@ void VcpuLoop::run() noexcept {
                 latency_->hypercalls[last_hypercall_].record(ns);
             if (action == ExitAction::stop) return;
             if (action == ExitAction::park) {
-                control_.park(vcpu_.id());
+                host_.park(vcpu_.id());
                 return;
             }
         }
     } catch (const std::exception& e) {
-        control_.request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(vcpu_.id()),
-                               fmt::format("vcpu {}: {}", vcpu_.id(), e.what())});
+        host_.request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(vcpu_.id()),
+                            fmt::format("vcpu {}: {}", vcpu_.id(), e.what())});
     }
 }
 
 ExitAction VcpuLoop::fault(std::string message) {
-    control_.request_stop(
+    host_.request_stop(
         {VmExit::Kind::guest_fault, 0, static_cast<int>(vcpu_.id()), std::move(message)});
     return ExitAction::stop;
 }
@@ -148,7 +148,7 @@ ExitAction VcpuLoop::dispatch(kvm_run& run) {
     case KVM_EXIT_INTR:
         return ExitAction::resume;
     case KVM_EXIT_DIRTY_RING_FULL:
-        control_.dirty_ring_full(vcpu_.id());
+        host_.dirty_ring_full(vcpu_.id());
         return ExitAction::resume;
     case KVM_EXIT_SHUTDOWN:
         return fault(fmt::format("guest triple fault (KVM_EXIT_SHUTDOWN) on vcpu {}: rip={:#x}",

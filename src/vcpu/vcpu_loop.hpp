@@ -13,7 +13,7 @@
 #include "minivmm/kvm.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/vm_exit.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
 namespace minivmm {
 
@@ -21,9 +21,8 @@ class VcpuLoop {
   public:
     // Port I/O goes to `pio`; MMIO exits to the sections of `memory`'s flat
     // view (MMIO regions, and writes to ROM).
-    VcpuLoop(const KvmVcpu& vcpu, IoBus& pio, const AddressSpace& memory,
-             VmControl& control) noexcept
-        : vcpu_(vcpu), pio_(pio), memory_(memory), control_(control),
+    VcpuLoop(const KvmVcpu& vcpu, IoBus& pio, const AddressSpace& memory, VcpuHost& host) noexcept
+        : vcpu_(vcpu), pio_(pio), memory_(memory), host_(host),
           latency_(std::make_unique<Latency>()) {}
 
     // Runs until the VM stops; never throws (errors become a VM stop).
@@ -48,7 +47,7 @@ class VcpuLoop {
     const KvmVcpu& vcpu_;
     IoBus& pio_;
     const AddressSpace& memory_;
-    VmControl& control_;
+    VcpuHost& host_;
     ExitCounts counts_;
     std::unique_ptr<Latency> latency_; // big: on the heap, so loops stay cheap to move
     unsigned last_hypercall_ = ExitCounts::kHypercalls; // of the exit being handled

@@ -27,8 +27,8 @@
 #include "minivmm/error.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/seccomp.hpp"
+#include "vcpu/vcpu_host.hpp"
 #include "vcpu/vcpu_loop.hpp"
-#include "vcpu/vm_control.hpp"
 #include "vm/event_loop.hpp"
 #include "vm/ram_hotplug.hpp"
 
@@ -56,7 +56,7 @@ void check_vcpu_cpus(const std::vector<int>& cpus) {
 
 } // namespace
 
-struct Vm::Impl final : VmControl {
+struct Vm::Impl final : VcpuHost {
     Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image);
 
     bool stopping() const noexcept override { return stopping_.load(std::memory_order_acquire); }

@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     BlockIoOptions io;
     io.mode = (config & 2) ? BlockIoMode::hypercall : BlockIoMode::exit;
     NullConsole console;
-    FakeControl control;
+    FakeVcpuHost control;
     HypercallDevice hypercalls(ram.mem(), console, control);
     std::optional<BlockDevice> disk_device;
     disk_device.emplace(ram.mem(), control, disk.path, read_only, io, (config & 4) ? 2u : 1u);

@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Reader in(std::span(data, size));
     const auto config = in.take<std::uint8_t>();
     TouchingConsole console;
-    FakeControl control;
+    FakeVcpuHost control;
     HypercallDevice device(rig.ram.mem(), console, control);
     if (config & 1) device.set_hotplug(rig.hotplug.get());
 

@@ -22,9 +22,9 @@
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/vm_exit.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
-#include "../fake_control.hpp"
+#include "../fake_vcpu_host.hpp"
 
 namespace minivmm::fuzz {
 
@@ -163,7 +163,7 @@ T read_back(GuardedMemory& ram, std::uint32_t block) {
     return *v;
 }
 
-using test::FakeControl; // tests/fake_control.hpp
+using test::FakeVcpuHost; // tests/fake_vcpu_host.hpp
 
 // An address the input gives relative to an anchor, so that values just
 // below RAM's end, 4 GiB or 2^64 (wrapping sums) are one mutation away.

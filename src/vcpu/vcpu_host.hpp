@@ -1,4 +1,6 @@
-// What a vCPU thread and the devices may ask of the VM that owns them.
+// The VM as a vCPU thread and the devices see it: what they may ask of the
+// VM that owns them (stop, park, pause, dirty rings). The vcpu layer owns
+// this interface; Vm (the vm layer) implements it.
 #pragma once
 
 #include "minivmm/vm_exit.hpp"
@@ -7,9 +9,9 @@ namespace minivmm {
 
 class KvmVcpu;
 
-class VmControl {
+class VcpuHost {
   public:
-    virtual ~VmControl() = default;
+    virtual ~VcpuHost() = default;
     virtual bool stopping() const noexcept = 0;
     virtual void request_stop(VmExit reason) noexcept = 0;
     // The calling vCPU is done (halt hypercall); returns once the VM stops.

@@ -1,4 +1,4 @@
-// A VmControl for device tests and fuzz targets that run without a VM:
+// A VcpuHost for device tests and fuzz targets that run without a VM:
 // records the first stop request, as Vm does, and counts parks.
 #pragma once
 
@@ -7,11 +7,11 @@
 #include <utility>
 
 #include "minivmm/vm_exit.hpp"
-#include "vcpu/vm_control.hpp"
+#include "vcpu/vcpu_host.hpp"
 
 namespace minivmm::test {
 
-struct FakeControl final : VmControl {
+struct FakeVcpuHost final : VcpuHost {
     // Atomic: device threads (a block device's I/O threads) ask it too.
     bool stopping() const noexcept override { return stopped.load(std::memory_order_acquire); }
     void request_stop(VmExit reason) noexcept override {
