@@ -8,10 +8,14 @@
 #   (cd build && cpack -G DEB)
 #
 # Dependencies: the run-time ones (libc6, libstdc++6, libgcc-s1, libfmt9,
-# libspdlog1.10) are computed by dpkg-shlibdeps from the ELF files; the
-# headers need the -dev packages of what they include (spdlog, which brings
-# fmt, and the kernel's linux/kvm.h), and the installed CMake package finds
-# fmt and spdlog. The guest SDK needs a C compiler, objcopy and CMake.
+# libspdlog1.10, libseccomp2) are computed by dpkg-shlibdeps from the ELF
+# files; the headers need the -dev packages of what they include (spdlog,
+# which brings fmt, and the kernel's linux/kvm.h), the installed CMake package
+# finds fmt and spdlog, and libseccomp with pkg-config (pkgconf), and the
+# static library needs libseccomp's (libseccomp-dev; minivmm.pc names it in
+# Requires.private). libseccomp2 at 2.5 at least: dpkg-shlibdeps sees the
+# functions used (2.3), not the filter attributes (SCMP_FLTATR_API_SYSRAWRC
+# is 2.5's). The guest SDK needs a C compiler, objcopy and CMake.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME minivmm)
 set(CPACK_PACKAGE_VENDOR "minivmm developers")
@@ -40,7 +44,8 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 # ABI under SONAME libminivmm.so.0, so a program built against this package
 # needs exactly this package.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY "=")
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libfmt-dev, libspdlog-dev, linux-libc-dev")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS
+    "libseccomp2 (>= 2.5), libfmt-dev, libspdlog-dev, libseccomp-dev, linux-libc-dev, pkgconf | pkg-config")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "cmake, gcc, g++, binutils")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # ldconfig runs through dpkg's trigger (CPack's postinst/postrm also call it).

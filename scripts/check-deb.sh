@@ -42,9 +42,10 @@ depends=$(field Depends)
 echo "Depends: $depends"
 # Run time (found by dpkg-shlibdeps; Debian 12's spdlog shlibs name
 # libspdlog1.10-fmt9, which libspdlog1.10 provides: spdlog built with fmt 9),
-# then what the headers and the CMake package need.
-for pkg in libc6 libstdc++6 libgcc-s1 libfmt9 libspdlog1.10-fmt9 libfmt-dev libspdlog-dev \
-    linux-libc-dev; do
+# then what the headers, the CMake package (libseccomp through pkg-config)
+# and the static library need.
+for pkg in libc6 libstdc++6 libgcc-s1 libfmt9 libspdlog1.10-fmt9 libseccomp2 libfmt-dev \
+    libspdlog-dev libseccomp-dev linux-libc-dev pkgconf; do
     [[ ", $depends," == *", $pkg "* || ", $depends," == *", $pkg,"* ]] ||
         fail "Depends lacks $pkg"
 done

@@ -107,8 +107,10 @@ shared_if=$(link_interface minivmm)
 static_if=$(link_interface minivmm_static)
 [ "$shared_if" = 'spdlog::spdlog' ] ||
     fail "minivmm::minivmm links '$shared_if', expected spdlog::spdlog"
-[ "$static_if" = 'spdlog::spdlog;$<LINK_ONLY:fmt::fmt>;$<LINK_ONLY:Threads::Threads>' ] ||
+[ "$static_if" = 'spdlog::spdlog;$<LINK_ONLY:fmt::fmt>;$<LINK_ONLY:Threads::Threads>;$<LINK_ONLY:PkgConfig::libseccomp>' ] ||
     fail "minivmm::minivmm_static links '$static_if'"
+needs "$libdir/libminivmm.so.$version" libseccomp.so.2 ||
+    fail "libminivmm.so does not link libseccomp"
 
 step "find_package consumer (examples/consumer)"
 cmake -S "$src/examples/consumer" -B "$tmp/cmake-consumer" -DCMAKE_BUILD_TYPE=Release \
@@ -143,6 +145,9 @@ for want in -lminivmm -lspdlog -lfmt; do
     [[ " $libs " == *" $want "* ]] || fail "pkg-config --libs minivmm lacks $want: $libs"
 done
 [[ " $static_libs " == *" -pthread "* ]] || fail "pkg-config --static --libs lacks -pthread"
+[[ " $static_libs " == *" -lseccomp "* ]] || fail "pkg-config --static --libs lacks -lseccomp"
+# libseccomp is the shared library's own business.
+[[ " $libs " != *" -lseccomp "* ]] || fail "pkg-config --libs minivmm names -lseccomp: $libs"
 [[ "$cflags $libs $static_libs" != *boost* ]] || fail "pkg-config names Boost: $cflags $libs"
 # All installed headers compile with just these flags (nothing from the
 # source tree on the path).
@@ -175,6 +180,7 @@ for exe in "$consumer_static" "$tmp/consumer_pc_static"; do
     if needs "$exe" libminivmm.so.0; then fail "${exe##*/} needs libminivmm.so.0"; fi
     needs "$exe" libfmt.so.9 || fail "${exe##*/} does not link libfmt"
     needs "$exe" libspdlog.so.1.10 || fail "${exe##*/} does not link libspdlog"
+    needs "$exe" libseccomp.so.2 || fail "${exe##*/} does not link libseccomp"
 done
 
 # The consumers run on a KVM: this machine's /dev/kvm, or where there is

@@ -12,6 +12,7 @@ main=(
   build-essential cmake linux-libc-dev   # toolchain and the KVM UAPI headers
   libboost-dev libfmt-dev libspdlog-dev  # Asio, formatting, logging
   libcli11-dev                           # command-line parsing
+  libseccomp-dev pkgconf                 # the seccomp allowlists (found with pkg-config)
   nlohmann-json3-dev                     # JSON output of minivmm-bench
   sysbench                               # the reference the native workloads are checked against
 )
@@ -21,7 +22,7 @@ test=(
   clang libclang-rt-14-dev               # libFuzzer targets (scripts/fuzz.sh)
   chromium                               # headless check of minivmm-bench overhead's HTML
   doxygen                                # the API reference (warnings are errors)
-  pkgconf dpkg-dev                       # packaging checks: pkg-config consumer, CPack's .deb
+  dpkg-dev                               # packaging checks: CPack's .deb
   lintian                                # the .deb check (about 30 s to install)
 )
 emulated_kvm=(

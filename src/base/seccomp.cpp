@@ -1,22 +1,26 @@
 #include "minivmm/seccomp.hpp"
 
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "base/seccomp_filter.hpp"
 #include "minivmm/error.hpp"
+#include "minivmm/unique_fd.hpp"
 
 namespace minivmm {
 
@@ -26,75 +30,80 @@ namespace {
 // time, and the way out; epoll_ctl because any thread may stop the VM, which
 // posts to the event loop, and Asio re-arms its interrupter with it.
 #define MINIVMM_COMMON_SYSCALLS                                                                    \
-    SYS_read, SYS_write, SYS_writev, SYS_close, SYS_ioctl, SYS_mmap, SYS_munmap, SYS_mprotect,     \
-        SYS_madvise, SYS_mremap, SYS_brk, SYS_futex, SYS_sched_yield, SYS_nanosleep,               \
-        SYS_clock_nanosleep, SYS_clock_gettime, SYS_gettimeofday, SYS_getpid, SYS_gettid,          \
-        SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_sigaltstack, SYS_tgkill, SYS_exit,               \
-        SYS_exit_group, SYS_restart_syscall, SYS_epoll_ctl
+    "read", "write", "writev", "close", "ioctl", "mmap", "munmap", "mprotect", "madvise",          \
+        "mremap", "brk", "futex", "sched_yield", "nanosleep", "clock_nanosleep", "clock_gettime",  \
+        "gettimeofday", "getpid", "gettid", "rt_sigreturn", "rt_sigprocmask", "sigaltstack",       \
+        "tgkill", "exit", "exit_group", "restart_syscall", "epoll_ctl"
 
 // A vCPU thread: KVM_RUN and register reads, block requests served on the
 // vCPU thread (hypercall and exit modes: pread/pwrite/fdatasync), and the
 // start of a block I/O thread when the guest sets up its first ring
 // (clone3 and friends, an eventfd, naming and scheduling the thread).
-constexpr int kVcpu[] = {MINIVMM_COMMON_SYSCALLS, SYS_pread64, SYS_pwrite64, SYS_preadv,
-                         SYS_pwritev, SYS_fdatasync, SYS_fsync, SYS_sync_file_range, SYS_poll,
-                         SYS_ppoll, SYS_eventfd2, SYS_clone, SYS_clone3, SYS_set_robust_list,
-                         SYS_rseq, SYS_prctl, SYS_sched_setscheduler, SYS_sched_getscheduler,
-                         SYS_sched_getparam, SYS_getrandom,
-                         // The I/O thread, which inherits this filter, adds its
-                         // own; a filter can only take permissions away.
-                         SYS_seccomp};
+constexpr std::string_view kVcpu[] = {
+    MINIVMM_COMMON_SYSCALLS, "pread64", "pwrite64", "preadv", "pwritev", "fdatasync", "fsync",
+    "sync_file_range", "poll", "ppoll", "eventfd2", "clone", "clone3", "set_robust_list", "rseq",
+    "prctl", "sched_setscheduler", "sched_getscheduler", "sched_getparam", "getrandom",
+    // The I/O thread, which inherits this filter, adds its
+    // own; a filter can only take permissions away.
+    "seccomp"};
 
 // An I/O thread: the same file I/O, its eventfds, polling.
-constexpr int kIo[] = {
-    MINIVMM_COMMON_SYSCALLS, SYS_pread64,       SYS_pwrite64,        SYS_preadv, SYS_pwritev,
-    SYS_fdatasync,           SYS_fsync,         SYS_sync_file_range, SYS_poll,   SYS_ppoll,
-    SYS_sched_getscheduler,  SYS_sched_getparam};
+constexpr std::string_view kIo[] = {MINIVMM_COMMON_SYSCALLS,
+                                    "pread64",
+                                    "pwrite64",
+                                    "preadv",
+                                    "pwritev",
+                                    "fdatasync",
+                                    "fsync",
+                                    "sync_file_range",
+                                    "poll",
+                                    "ppoll",
+                                    "sched_getscheduler",
+                                    "sched_getparam"};
 
 // The event-loop thread: the control socket (epoll, accept, send/recv),
 // timers, hotplug (mmap, memfd or hugetlbfs RAM blocks, KVM slot ioctls),
 // and teardown (joins, closing, unlinking the socket, giving back huge
 // pages through /proc).
-constexpr int kVmm[] = {MINIVMM_COMMON_SYSCALLS,
-                        SYS_readv,
-                        SYS_pread64,
-                        SYS_pwrite64,
-                        SYS_fdatasync,
-                        SYS_epoll_wait,
-                        SYS_epoll_pwait,
-                        SYS_epoll_ctl,
-                        SYS_epoll_create1,
-                        SYS_eventfd2,
-                        SYS_timerfd_create,
-                        SYS_timerfd_settime,
-                        SYS_timerfd_gettime,
-                        SYS_accept,
-                        SYS_accept4,
-                        SYS_recvfrom,
-                        SYS_recvmsg,
-                        SYS_sendto,
-                        SYS_sendmsg,
-                        SYS_shutdown,
-                        SYS_getsockopt,
-                        SYS_setsockopt,
-                        SYS_getsockname,
-                        SYS_getpeername,
-                        SYS_fcntl,
-                        SYS_poll,
-                        SYS_ppoll,
-                        SYS_memfd_create,
-                        SYS_ftruncate,
-                        SYS_fallocate,
-                        SYS_openat,
-                        SYS_newfstatat,
-                        SYS_fstat,
-                        SYS_lseek,
-                        SYS_unlink,
-                        SYS_unlinkat,
-                        SYS_rt_sigaction,
-                        SYS_sched_getaffinity,
-                        SYS_getrandom,
-                        SYS_wait4};
+constexpr std::string_view kVmm[] = {MINIVMM_COMMON_SYSCALLS,
+                                     "readv",
+                                     "pread64",
+                                     "pwrite64",
+                                     "fdatasync",
+                                     "epoll_wait",
+                                     "epoll_pwait",
+                                     "epoll_create1",
+                                     "eventfd2",
+                                     "timerfd_create",
+                                     "timerfd_settime",
+                                     "timerfd_gettime",
+                                     "accept",
+                                     "accept4",
+                                     "recvfrom",
+                                     "recvmsg",
+                                     "sendto",
+                                     "sendmsg",
+                                     "shutdown",
+                                     "getsockopt",
+                                     "setsockopt",
+                                     "getsockname",
+                                     "getpeername",
+                                     "fcntl",
+                                     "poll",
+                                     "ppoll",
+                                     "memfd_create",
+                                     "ftruncate",
+                                     "fallocate",
+                                     "openat",
+                                     "newfstatat",
+                                     "fstat",
+                                     "lseek",
+                                     "unlink",
+                                     "unlinkat",
+                                     "rt_sigaction",
+                                     "sched_getaffinity",
+                                     "getrandom",
+                                     "wait4"};
 
 #undef MINIVMM_COMMON_SYSCALLS
 
@@ -112,31 +121,33 @@ constexpr int kVmm[] = {MINIVMM_COMMON_SYSCALLS,
 #endif
 #endif
 #ifdef MINIVMM_SANITIZER_RUNTIME
-constexpr int kSanitizerRuntime[] = {SYS_pipe,
-                                     SYS_pipe2,
-                                     SYS_sched_getaffinity,
-                                     SYS_prctl,
-                                     SYS_clone,
-                                     SYS_clone3,
-                                     SYS_ptrace,
-                                     SYS_wait4,
-                                     SYS_waitid,
-                                     SYS_getdents64,
-                                     SYS_openat,
-                                     SYS_readlink,
-                                     SYS_readlinkat,
-                                     SYS_rt_sigaction,
-                                     SYS_prlimit64,
-                                     SYS_getrlimit,
-                                     SYS_kill,
-                                     SYS_tkill,
-                                     SYS_lseek,
-                                     SYS_fstat,
-                                     SYS_newfstatat,
-                                     SYS_getppid,
-                                     SYS_set_robust_list,
-                                     SYS_rseq,
-                                     SYS_getrandom};
+constexpr std::string_view kSanitizerRuntime[] = {"pipe",
+                                                  "pipe2",
+                                                  "sched_getaffinity",
+                                                  "prctl",
+                                                  "clone",
+                                                  "clone3",
+                                                  "ptrace",
+                                                  "wait4",
+                                                  "waitid",
+                                                  "getdents64",
+                                                  "openat",
+                                                  "readlink",
+                                                  "readlinkat",
+                                                  "rt_sigaction",
+                                                  "prlimit64",
+                                                  "getrlimit",
+                                                  "kill",
+                                                  "tkill",
+                                                  "lseek",
+                                                  "fstat",
+                                                  "newfstatat",
+                                                  "getppid",
+                                                  "set_robust_list",
+                                                  "rseq",
+                                                  "getrandom"};
+#else
+constexpr std::span<const std::string_view> kSanitizerRuntime;
 #endif
 
 constexpr unsigned kKvmIoctlType = 0xAE; // KVMIO, linux/kvm.h
@@ -180,7 +191,10 @@ void on_sigsys(int, siginfo_t* info, void*) {
     ::_exit(128 + SIGSYS);
 }
 
-void install_sigsys_handler() {
+// The SIGSYS handler, and libseccomp's probe of what the kernel supports
+// (a few seccomp() calls, kept in process-wide state): once, by one thread,
+// before that thread has a filter.
+void setup_process() {
     static std::once_flag once;
     static int error = 0;
     std::call_once(once, [] {
@@ -189,55 +203,113 @@ void install_sigsys_handler() {
         sa.sa_flags = SA_SIGINFO;
         sigemptyset(&sa.sa_mask);
         if (::sigaction(SIGSYS, &sa, nullptr) != 0) error = errno;
+        seccomp_api_get();
     });
-    if (error != 0) throw KvmError("sigaction SIGSYS", error);
+    if (error != 0) throw SystemError("sigaction SIGSYS", error);
 }
 
-std::vector<sock_filter> build_filter(ThreadRole role) {
-    auto allowed = seccomp_allowlist(role);
-    std::vector<sock_filter> f;
-    auto stmt = [&](unsigned short code, unsigned k) { f.push_back(BPF_STMT(code, k)); };
-    auto jump = [&](unsigned short code, unsigned k, unsigned char jt, unsigned char jf) {
-        f.push_back(BPF_JUMP(code, k, jt, jf));
-    };
-    constexpr unsigned kRetAllow = SECCOMP_RET_ALLOW;
-    constexpr unsigned kRetTrap = SECCOMP_RET_TRAP;
-    // Not x86-64 (e.g. an int 0x80 i386 call): forbidden.
-    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
-    jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    stmt(BPF_RET | BPF_K, kRetTrap);
-    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
-#ifdef MINIVMM_SANITIZER_RUNTIME
-    for (int nr : kSanitizerRuntime) {
-        jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1);
-        stmt(BPF_RET | BPF_K, kRetAllow);
-    }
-#endif
-    // ioctl: only KVM's requests (and FIONBIO on the event loop, for Asio).
-    const std::size_t ioctl_check = f.size();
-    jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 0); // jt patched below
-    for (int nr : allowed) {
-        if (nr == SYS_ioctl) continue;
-        jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1);
-        stmt(BPF_RET | BPF_K, kRetAllow);
-    }
-    stmt(BPF_RET | BPF_K, kRetTrap);
-    // The ioctl request is args[1]; its low 32 bits hold type and number.
-    const std::size_t ioctl_body = f.size();
-    f[ioctl_check].jt = static_cast<unsigned char>(ioctl_body - ioctl_check - 1);
-    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[1]));
-    if (role == ThreadRole::vmm) {
-        jump(BPF_JMP | BPF_JEQ | BPF_K, FIONBIO, 0, 1);
-        stmt(BPF_RET | BPF_K, kRetAllow);
-    }
-    stmt(BPF_ALU | BPF_AND | BPF_K, 0xff00);
-    jump(BPF_JMP | BPF_JEQ | BPF_K, kKvmIoctlType << 8, 0, 1);
-    stmt(BPF_RET | BPF_K, kRetAllow);
-    stmt(BPF_RET | BPF_K, kRetTrap);
-    return f;
+std::string libseccomp_version() {
+    const scmp_version* v = seccomp_version();
+    return fmt::format("libseccomp {}.{}.{}", v->major, v->minor, v->micro);
+}
+
+// libseccomp returns -errno. The hint is its version: a call it refuses may
+// be one it is too old for.
+void check(int rc, std::string_view call, std::string_view what = {}) {
+    if (rc < 0)
+        throw SystemError(what.empty() ? std::string(call) : fmt::format("{} {}", call, what), -rc,
+                          libseccomp_version());
+}
+
+detail::IoctlRequests ioctl_requests(ThreadRole role) {
+    return role == ThreadRole::vmm ? detail::IoctlRequests::kvm_and_fionbio
+                                   : detail::IoctlRequests::kvm;
 }
 
 } // namespace
+
+namespace detail {
+
+void SeccompFilter::Release::operator()(void* ctx) const noexcept {
+    seccomp_release(ctx);
+}
+
+SeccompFilter::SeccompFilter(std::span<const std::string_view> allowed, IoctlRequests ioctl)
+    : ctx_(seccomp_init(SCMP_ACT_TRAP)) {
+    if (!ctx_) throw SystemError("seccomp_init", ENOMEM, libseccomp_version());
+    // Another ABI (i386's int 0x80, x32) traps too instead of killing the
+    // process without a word; NO_NEW_PRIVS on load; the kernel's errno, not
+    // ECANCELED, when the load fails.
+    check(seccomp_attr_set(ctx_.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP), "seccomp_attr_set",
+          "SCMP_FLTATR_ACT_BADARCH");
+    check(seccomp_attr_set(ctx_.get(), SCMP_FLTATR_CTL_NNP, 1), "seccomp_attr_set",
+          "SCMP_FLTATR_CTL_NNP");
+    check(seccomp_attr_set(ctx_.get(), SCMP_FLTATR_API_SYSRAWRC, 1), "seccomp_attr_set",
+          "SCMP_FLTATR_API_SYSRAWRC");
+    bool ioctl_allowed = false;
+    for (std::string_view name : allowed) {
+        const int nr =
+            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, std::string(name).c_str());
+        // Below 0: unknown, or a call of another architecture only (one of
+        // libseccomp's pseudo-numbers), which a rule would quietly skip.
+        if (nr < 0)
+            throw Error(fmt::format("seccomp: '{}' is not an x86-64 system call that {} knows",
+                                    name, libseccomp_version()));
+        if (nr == SCMP_SYS(ioctl)) {
+            ioctl_allowed = true;
+            continue;
+        }
+        // A call named twice (the lists overlap) makes the same rule, which
+        // libseccomp accepts.
+        check(seccomp_rule_add_exact(ctx_.get(), SCMP_ACT_ALLOW, nr, 0), "seccomp_rule_add_exact",
+              name);
+    }
+    if (ioctl_allowed) {
+        // The request is 64 bits to libseccomp, compared as two halves: a
+        // zero mask on the upper one ignores it, as the kernel does (its cmd
+        // is an unsigned int) and as the old hand-built filter did.
+        check(seccomp_rule_add_exact(ctx_.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, kKvmIoctlType << 8)),
+              "seccomp_rule_add_exact", "ioctl");
+        if (ioctl == IoctlRequests::kvm_and_fionbio)
+            check(seccomp_rule_add_exact(ctx_.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, FIONBIO)),
+                  "seccomp_rule_add_exact", "ioctl FIONBIO");
+        // KVM_RUN is a vCPU thread's hot call: ioctl is tested first.
+        check(seccomp_syscall_priority(ctx_.get(), SCMP_SYS(ioctl), 255),
+              "seccomp_syscall_priority", "ioctl");
+    }
+}
+
+std::vector<sock_filter> SeccompFilter::bpf() const {
+    UniqueFd fd(::memfd_create("minivmm-seccomp-bpf", MFD_CLOEXEC));
+    if (!fd) throw SystemError("memfd_create", errno);
+    check(seccomp_export_bpf(ctx_.get(), fd.get()), "seccomp_export_bpf");
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw SystemError("fstat", errno);
+    std::vector<sock_filter> prog(static_cast<std::size_t>(st.st_size) / sizeof(sock_filter));
+    const auto bytes = static_cast<ssize_t>(prog.size() * sizeof(sock_filter));
+    const ssize_t n = ::pread(fd.get(), prog.data(), static_cast<std::size_t>(bytes), 0);
+    if (n < 0) throw SystemError("pread", errno);
+    if (n != bytes || bytes != st.st_size) throw SystemError("pread", EIO, "a short BPF program");
+    return prog;
+}
+
+void SeccompFilter::load() const {
+    if (const int rc = seccomp_load(ctx_.get()); rc < 0)
+        throw SystemError("seccomp_load (PR_SET_NO_NEW_PRIVS, SECCOMP_SET_MODE_FILTER)", -rc,
+                          "the kernel needs CONFIG_SECCOMP_FILTER; run with --no-seccomp to go on "
+                          "without the sandbox");
+}
+
+SeccompFilter role_filter(ThreadRole role) {
+    auto names = seccomp_allowlist(role);
+    std::vector<std::string_view> allowed(names.begin(), names.end());
+    allowed.insert(allowed.end(), std::begin(kSanitizerRuntime), std::end(kSanitizerRuntime));
+    return SeccompFilter(allowed, ioctl_requests(role));
+}
+
+} // namespace detail
 
 const char* to_string(ThreadRole role) noexcept {
     switch (role) {
@@ -251,7 +323,7 @@ const char* to_string(ThreadRole role) noexcept {
     return "?";
 }
 
-std::span<const int> seccomp_allowlist(ThreadRole role) noexcept {
+std::span<const std::string_view> seccomp_allowlist(ThreadRole role) noexcept {
     switch (role) {
     case ThreadRole::vcpu:
         return kVcpu;
@@ -263,6 +335,23 @@ std::span<const int> seccomp_allowlist(ThreadRole role) noexcept {
     return {};
 }
 
+std::string seccomp_listing(ThreadRole role) {
+    auto names = seccomp_allowlist(role);
+    std::string text;
+    for (std::string_view name : names) {
+        text += name;
+        if (name == "ioctl")
+            text += ioctl_requests(role) == detail::IoctlRequests::kvm_and_fionbio
+                        ? "  (only KVM's requests, type 0xAE, and FIONBIO)"
+                        : "  (only KVM's requests, type 0xAE)";
+        text += '\n';
+    }
+    for (std::string_view name : kSanitizerRuntime)
+        if (std::find(names.begin(), names.end(), name) == names.end())
+            text += fmt::format("{}  (sanitizer runtime)\n", name);
+    return text;
+}
+
 void install_seccomp(ThreadRole role) {
 #if defined(__SANITIZE_ADDRESS__)
     // LeakSanitizer's check at exit runs on this thread and stops the world
@@ -270,18 +359,10 @@ void install_seccomp(ThreadRole role) {
     // the event loop unconfined (the default build tests its list).
     if (role == ThreadRole::vmm) return;
 #endif
-    install_sigsys_handler();
-    auto filter = build_filter(role);
-    // The jump offsets above are 8-bit: the program must stay short.
-    static_assert(sizeof(kVmm) / sizeof(int) < 120, "allowlist too long for 8-bit jumps");
-    sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
+    setup_process();
+    auto filter = detail::role_filter(role);
     std::strncpy(t_role, to_string(role), sizeof t_role - 1);
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        throw KvmError("prctl PR_SET_NO_NEW_PRIVS", errno);
-    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        throw KvmError("seccomp SECCOMP_SET_MODE_FILTER", errno,
-                       "the kernel needs CONFIG_SECCOMP_FILTER; run with --no-seccomp to go on "
-                       "without the sandbox");
+    filter.load();
 }
 
 } // namespace minivmm

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "minivmm/seccomp.hpp"
 #include "minivmm/version.hpp"
 
 namespace minivmm::cli {
@@ -162,6 +163,22 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "README \"Control socket\"; minivmm-ctl is its client)");
     app.add_flag("--no-seccomp", opts.no_seccomp,
                  "run without the seccomp allowlists (for debugging; README \"Sandbox\")");
+    // Thrown by its callback, which CLI11 runs before it checks for the
+    // image: --print-seccomp needs none.
+    struct PrintSeccomp {
+        ThreadRole role;
+    };
+    app.add_option_function<std::string>(
+           "--print-seccomp",
+           [](const std::string& role) {
+               throw PrintSeccomp{role == "vcpu" ? ThreadRole::vcpu
+                                  : role == "io" ? ThreadRole::io
+                                                 : ThreadRole::vmm};
+           },
+           "print the seccomp allowlist of the ROLE threads (vcpu, io, vmm), one system call "
+           "per line, and exit")
+        ->type_name("ROLE")
+        ->check(CLI::IsMember({"vcpu", "io", "vmm"}));
     app.add_flag("--stats", opts.stats, "print a minivmm-stats line of VM exits to stderr");
     app.add_option("--stats-json", opts.stats_json, "write the VM exit statistics to FILE as JSON");
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
@@ -175,6 +192,8 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         return EarlyExit{0, app.help()};
     } catch (const CLI::CallForVersion&) {
         return EarlyExit{0, fmt::format("minivmm-run {}\n", minivmm::version())};
+    } catch (const PrintSeccomp& print) {
+        return EarlyExit{0, seccomp_listing(print.role)};
     } catch (const CLI::ParseError& e) {
         std::string what = e.what();
         std::replace(what.begin(), what.end(), '\n', ' ');

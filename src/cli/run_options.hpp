@@ -44,8 +44,8 @@ struct RunOptions {
     std::uint32_t dirty_ring_entries = 0;       // --dirty-ring N (0: bitmap)
 };
 
-// A request to exit at once: --help/--version (status 0, text to stdout) or
-// a usage error (status 2, one line for stderr).
+// A request to exit at once: --help/--version/--print-seccomp (status 0, text
+// to stdout) or a usage error (status 2, one line for stderr).
 struct EarlyExit {
     int status;
     std::string text;
