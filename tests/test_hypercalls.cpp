@@ -186,6 +186,36 @@ TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {
     }
 }
 
+// Boot RAM with its page tables in an address space that the VMM's view
+// follows (as a Vm's does), hot-added RAM, and the hypercall device serving
+// hypercalls 22 and 23 from it.
+struct HotplugRig {
+    static constexpr std::uint64_t kRam = 2ull << 20;
+    minivmm::GuestMemory mem{kRam};
+    minivmm::MemoryTopology topology;
+    std::shared_ptr<minivmm::MemoryRegion> root =
+        minivmm::MemoryRegion::container("root", minivmm::layout::kMaxMemSize);
+    minivmm::AddressSpace& space = topology.add_address_space("memory", root);
+    std::shared_ptr<minivmm::MemoryRegion> ram =
+        minivmm::MemoryRegion::ram("ram", mem.block(), 0, kRam);
+    std::atomic<bool> logging{false};
+    std::optional<minivmm::RamHotplug> hotplug;
+    minivmm::StringConsole console;
+    FakeVcpuHost control;
+    minivmm::HypercallDevice device{mem, console, control};
+    minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
+
+    HotplugRig() {
+        using namespace minivmm;
+        topology.add_subregion(*root, 0, ram);
+        mem.track_visibility(space, *ram);
+        const std::byte spin[] = {std::byte{0xeb}, std::byte{0xfe}}; // jmp .
+        const auto cr3 = build_page_tables(mem, BootPlan(kRam, 1, GuestImage::parse(spin)));
+        hotplug.emplace(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
+        device.set_hotplug(&*hotplug);
+    }
+};
+
 // Issue 14, finding 7: hypercall 22 read the hot-added list and the
 // generation under two separate locks, so an add or remove in between gave
 // a list and a generation from different moments, and a guest that re-reads
@@ -194,21 +224,12 @@ TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {
 // come with the region, an even one without it.
 TEST_CASE("hypercall 22: the list and the generation come from one moment", "[hypercall]") {
     using namespace minivmm;
-    constexpr std::uint64_t kRam = 2ull << 20, kHot = 1ull << 30;
-    GuestMemory mem{kRam};
-    MemoryTopology topology;
-    auto root = MemoryRegion::container("root", layout::kMaxMemSize);
-    AddressSpace& space = topology.add_address_space("memory", root);
-    topology.add_subregion(*root, 0, MemoryRegion::ram("ram", mem.block(), 0, kRam));
-    const std::byte spin[] = {std::byte{0xeb}, std::byte{0xfe}}; // jmp .
-    const std::uint64_t cr3 = build_page_tables(mem, BootPlan(kRam, 1, GuestImage::parse(spin)));
-    std::atomic<bool> logging{false};
-    RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
-    StringConsole console;
-    FakeVcpuHost control;
-    HypercallDevice device(mem, console, control);
-    device.set_hotplug(&hotplug);
-    KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};
+    constexpr std::uint64_t kHot = 1ull << 30;
+    HotplugRig rig;
+    auto& mem = rig.mem;
+    auto& hotplug = *rig.hotplug;
+    auto& device = rig.device;
+    auto& vcpu = rig.vcpu;
 
     std::atomic<bool> done{false};
     std::thread changer([&] {
@@ -251,23 +272,12 @@ TEST_CASE("hypercall 22: the list and the generation come from one moment", "[hy
 // call is either refused or complete: block read, status written, page marked.
 TEST_CASE("hypercall 23: a block hidden meanwhile is refused or fully served", "[hypercall]") {
     using namespace minivmm;
-    constexpr std::uint64_t kRam = 2ull << 20;
-    GuestMemory mem{kRam};
-    MemoryTopology topology;
-    auto root = MemoryRegion::container("root", layout::kMaxMemSize);
-    AddressSpace& space = topology.add_address_space("memory", root);
-    auto ram = MemoryRegion::ram("ram", mem.block(), 0, kRam);
-    topology.add_subregion(*root, 0, ram);
-    mem.track_visibility(space, *ram);
-    const std::byte spin[] = {std::byte{0xeb}, std::byte{0xfe}}; // jmp .
-    const std::uint64_t cr3 = build_page_tables(mem, BootPlan(kRam, 1, GuestImage::parse(spin)));
-    std::atomic<bool> logging{false};
-    RamHotplug hotplug(mem, cr3, topology, *root, space, RamBlockOptions{}, logging);
-    StringConsole console;
-    FakeVcpuHost control;
-    HypercallDevice device(mem, console, control);
-    device.set_hotplug(&hotplug);
-    KvmVcpu vcpu{UniqueFd{}, HostMapping{}, 0};
+    HotplugRig rig;
+    auto& mem = rig.mem;
+    auto& device = rig.device;
+    auto& vcpu = rig.vcpu;
+    auto& topology = rig.topology;
+    auto& root = rig.root;
 
     // An MMIO page over the argument block, shown and hidden in a loop.
     struct Nothing : IoDevice {
