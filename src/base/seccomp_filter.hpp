@@ -26,7 +26,7 @@ enum class IoctlRequests {
 class SeccompFilter {
   public:
     // Duplicate names are fine. Throws Error for a name libseccomp knows no
-    // x86-64 call by, KvmError when libseccomp fails.
+    // x86-64 call by, SystemError when libseccomp fails.
     SeccompFilter(std::span<const std::string_view> allowed, IoctlRequests ioctl);
 
     // The classic BPF program the kernel would get (seccomp_export_bpf).

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "minivmm/control_socket.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/version.hpp"
 #include "minivmm/vm.hpp"
@@ -273,7 +274,7 @@ std::string control_error_line(std::string_view error_class, std::string_view de
     return json{{"id", nullptr}, {"error", error_object(error_class, desc)}}.dump();
 }
 
-std::string handle_control_request(Vm& vm, std::string_view line) {
+std::string control_request(Vm& vm, std::string_view line) {
     json id = nullptr;
     auto reply_error = [&](std::string_view cls, std::string_view desc) {
         return json{{"id", id}, {"error", error_object(cls, desc)}}.dump(

@@ -1,6 +1,5 @@
 #include "minivmm/control_socket.hpp"
 
-#include "control/control_commands.hpp"
 #include "control/control_server.hpp"
 #include "minivmm/vm.hpp"
 #include "vm/event_loop.hpp"
@@ -33,10 +32,6 @@ ControlSocket& ControlSocket::operator=(ControlSocket&&) noexcept = default;
 
 const std::string& ControlSocket::path() const noexcept {
     return impl_->server.path();
-}
-
-std::string control_request(Vm& vm, std::string_view request) {
-    return handle_control_request(vm, request);
 }
 
 } // namespace minivmm

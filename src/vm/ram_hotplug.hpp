@@ -13,7 +13,7 @@
 #include <mutex>
 #include <vector>
 
-#include "devices/hypercalls.hpp"
+#include "devices/hotplug_registry.hpp"
 #include "minivmm/address_space.hpp"
 #include "minivmm/guest_memory.hpp"
 #include "minivmm/hotplug_ram.hpp"

@@ -1,6 +1,6 @@
 // Fuzz target: the control socket's JSON handling
 // (src/control/control_commands.cpp). The input is text: each line is one
-// request to handle_control_request on a real Vm (64 MiB, one vCPU, never
+// request to control_request on a real Vm (64 MiB, one vCPU, never
 // run, so `pause` returns at once and `quit` only requests a stop), which
 // makes memory-add/remove and the dirty log real. Every response must be
 // one line of JSON: {"id": ..., "return": ...} or {"id": ..., "error":
@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/control_commands.hpp"
 #include "fuzz_support.hpp"
+#include "minivmm/control_socket.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
 #include "minivmm/kvm.hpp"
@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto nl = text.find('\n');
         const auto line = text.substr(0, nl);
         text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        check_response(handle_control_request(*vm, line));
+        check_response(control_request(*vm, line));
     }
     reset_vm();
     return 0;
