@@ -8,6 +8,7 @@
 #   boot     guest images, the boot plan, page tables and descriptor tables
 #   vcpu     the exit loop, the I/O bus it dispatches to, exit counts
 #   devices  hypercalls, consoles, the block device
+#   program  an unmodified Linux program in ring 3: its process, memory map, system calls
 #   vm       Vm: the parts composed, the event loop, RAM hotplug
 #   control  the control socket and its client
 #
@@ -18,7 +19,7 @@
 # needs a decision about where it sits.
 include_guard(GLOBAL)
 
-set(MINIVMM_LAYERS base kvm memory boot vcpu devices vm control)
+set(MINIVMM_LAYERS base kvm memory boot vcpu devices program vm control)
 set(_minivmm_layer_root "${CMAKE_BINARY_DIR}/layers")
 set(_minivmm_assigned_headers "")
 
