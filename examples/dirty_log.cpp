@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
                                     minivmm::MemoryRegion::rom("rom", rom_block, 0, kRomSize), 1);
 
         fmt::print("KVM slots ({} lock policy):\n", minivmm::to_string(config.lock_policy));
-        for (const auto& s : vm.kvm_memory().slots(0))
+        for (const auto& s : vm.kvm_slots().slots(0))
             fmt::print("  slot {:2}  [{:#10x}, {:#10x})  {}\n", s.slot, s.start_addr,
                        s.start_addr + s.memory_size,
                        (s.flags & minivmm::kSlotReadonly) ? "read-only" : "read-write");

@@ -16,7 +16,7 @@
 namespace {
 void print_slots(minivmm::Vm& vm, const char* when) {
     fmt::print("{}:\n", when);
-    for (const auto& s : vm.kvm_memory().slots(0))
+    for (const auto& s : vm.kvm_slots().slots(0))
         fmt::print("  slot {:2}  [{:#12x}, {:#12x})\n", s.slot, s.start_addr,
                    s.start_addr + s.memory_size);
 }

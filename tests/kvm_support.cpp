@@ -94,9 +94,9 @@ GuestRun run_guest(const GuestOptions& options) {
         Vm vm(kvm(), config, image);
         result.exit = vm.run();
         result.counts = vm.exit_counts();
-        result.mem_size = vm.memory().size();
-        result.backing = vm.memory().block()->backing();
-        result.ram_host = reinterpret_cast<std::uintptr_t>(vm.memory().block()->host());
+        result.mem_size = vm.boot_ram().size();
+        result.backing = vm.boot_ram().block()->backing();
+        result.ram_host = reinterpret_cast<std::uintptr_t>(vm.boot_ram().block()->host());
     }
     result.console = console->text();
     return result;

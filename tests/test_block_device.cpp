@@ -28,7 +28,7 @@
 #include "minivmm/block_abi.hpp"
 #include "minivmm/console.hpp"
 #include "minivmm/error.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "test_util.hpp"
@@ -75,7 +75,7 @@ struct Rig {
         : file(disk_contents()), device(mem, control, file.path(), read_only, io, queues) {}
 
     minivmm::test::TempFile file;
-    minivmm::GuestMemory mem{kMemSize};
+    minivmm::BootRam mem{kMemSize};
     FakeVcpuHost control;
     BlockDevice device;
     minivmm::KvmVcpu vcpu{minivmm::UniqueFd{}, minivmm::HostMapping{}, 0};
@@ -260,7 +260,7 @@ TEST_CASE("block device: an argument block in the reserved first MiB stops the g
 }
 
 TEST_CASE("block device: a missing file or a directory is a configuration error", "[block]") {
-    minivmm::GuestMemory mem{kMemSize};
+    minivmm::BootRam mem{kMemSize};
     FakeVcpuHost control;
     CHECK_THROWS_AS(BlockDevice(mem, control, "/nonexistent/minivmm-disk", false),
                     minivmm::ConfigError);
@@ -285,7 +285,7 @@ std::uint64_t entry_gpa(std::uint64_t k, std::uint64_t entries) {
 
 // The guest's side of publishing requests: a release store of sq_tail (the
 // VMM's I/O thread reads it concurrently).
-void publish_tail(minivmm::GuestMemory& mem, std::uint64_t ring, std::uint64_t tail) {
+void publish_tail(minivmm::BootRam& mem, std::uint64_t ring, std::uint64_t tail) {
     auto span = mem.range(ring + offsetof(blk::RingHeader, sq_tail), 8);
     REQUIRE(span);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(span->data()))
@@ -509,7 +509,7 @@ TEST_CASE("block ring: one shared I/O thread or one per queue, two queues either
     for (bool shared : {true, false}) {
         CAPTURE(shared);
         minivmm::test::TempFile file(disk_contents());
-        minivmm::GuestMemory mem{kMemSize};
+        minivmm::BootRam mem{kMemSize};
         FakeVcpuHost control;
         minivmm::BlockIoOptions io;
         io.mode = minivmm::BlockIoMode::poll;
@@ -738,7 +738,7 @@ TEST_CASE("block ring: the VMM's stores into guest RAM are marked once made", "[
 }
 
 TEST_CASE("GuestMemory: writable_range checks, mark_written marks", "[block]") {
-    minivmm::GuestMemory mem{kMemSize};
+    minivmm::BootRam mem{kMemSize};
     auto& dirty = mem.block()->dirty();
     (void)dirty.take();
     auto span = mem.writable_range(0x201ff8, 16); // two pages

@@ -4,9 +4,9 @@
 #include <cstdint>
 
 #include "minivmm/error.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 
-using minivmm::GuestMemory;
+using minivmm::BootRam;
 using minivmm::range_within;
 
 namespace {
@@ -46,7 +46,7 @@ TEST_CASE("range_within at the edges", "[bounds]") {
 
 TEST_CASE("GuestMemory::contains, range and read at the edges", "[bounds][memory]") {
     const std::uint64_t size = 64 * 1024;
-    GuestMemory mem(size);
+    BootRam mem(size);
     REQUIRE(mem.size() == size);
     REQUIRE(mem.host_base() != nullptr);
 

@@ -1,4 +1,4 @@
-// The boot-state builders: run build_guest on a GuestMemory, then decode what
+// The boot-state builders: run build_guest on a BootRam, then decode what
 // was written the way the CPU would (page walk, descriptor formats from the
 // Intel SDM vol. 3) without reusing any of the builder code.
 #include <catch2/catch.hpp>
@@ -17,14 +17,14 @@
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 
 namespace L = minivmm::layout;
 using Catch::Matchers::Contains;
 using minivmm::BootPlan;
 using minivmm::ConfigError;
 using minivmm::GuestImage;
-using minivmm::GuestMemory;
+using minivmm::BootRam;
 using minivmm::ImageSegment;
 
 namespace {
@@ -40,19 +40,19 @@ std::string hex(std::uint64_t v) {
 }
 
 template <typename T>
-T rd(const GuestMemory& mem, std::uint64_t gpa) {
+T rd(const BootRam& mem, std::uint64_t gpa) {
     auto v = mem.read<T>(gpa);
     INFO("read of " << sizeof(T) << " bytes at " << hex(gpa));
     REQUIRE(v.has_value());
     return *v;
 }
-std::uint64_t rd64(const GuestMemory& mem, std::uint64_t gpa) {
+std::uint64_t rd64(const BootRam& mem, std::uint64_t gpa) {
     return rd<std::uint64_t>(mem, gpa);
 }
-std::uint16_t rd16(const GuestMemory& mem, std::uint64_t gpa) {
+std::uint16_t rd16(const BootRam& mem, std::uint64_t gpa) {
     return rd<std::uint16_t>(mem, gpa);
 }
-std::uint8_t rd8(const GuestMemory& mem, std::uint64_t gpa) {
+std::uint8_t rd8(const BootRam& mem, std::uint64_t gpa) {
     return rd<std::uint8_t>(mem, gpa);
 }
 
@@ -70,7 +70,7 @@ struct Translation {
 constexpr std::uint64_t kP = 1, kRW = 2, kUS = 4, kPS = 0x80, kXD = 1ull << 63;
 constexpr std::uint64_t kAddrMask = 0x000ffffffffff000ull;
 
-Translation translate(const GuestMemory& mem, std::uint64_t cr3, std::uint64_t va) {
+Translation translate(const BootRam& mem, std::uint64_t cr3, std::uint64_t va) {
     Translation t;
     t.writable = t.user = true;
     std::uint64_t table = cr3 & kAddrMask;
@@ -128,7 +128,7 @@ Expect expected_page(std::uint64_t mem_size, std::uint64_t page) {
 
 // Checks every page in [from, to) (step `step`) against the ABI; reports
 // at most a few mismatches in full.
-void sweep(const GuestMemory& mem, std::uint64_t cr3, std::uint64_t mem_size, std::uint64_t from,
+void sweep(const BootRam& mem, std::uint64_t cr3, std::uint64_t mem_size, std::uint64_t from,
            std::uint64_t to, std::uint64_t step) {
     std::vector<std::string> problems;
     std::uint64_t count = 0;
@@ -244,7 +244,7 @@ struct Built {
     Config cfg;
     GuestImage image;
     BootPlan plan;
-    GuestMemory mem;
+    BootRam mem;
     std::uint64_t cr3 = 0;
 };
 
@@ -344,7 +344,7 @@ TEST_CASE("page tables for the largest RAM size fit the page-table pool", "[boot
     const std::uint64_t mem_size = L::kMaxMemSize;
     GuestImage image = make_image(false);
     BootPlan plan(mem_size, 2, image);
-    GuestMemory mem(mem_size); // lazily backed: only the pages written are touched
+    BootRam mem(mem_size); // lazily backed: only the pages written are touched
     std::uint64_t cr3 = minivmm::build_page_tables(mem, plan);
     sweep(mem, cr3, mem_size, 0, 4 * kMiB, L::kPageSize);
     sweep(mem, cr3, mem_size, 4 * kMiB, mem_size - 4 * kMiB, 2 * kMiB);
@@ -556,7 +556,7 @@ TEST_CASE("the image is loaded at its addresses with a zeroed tail", "[boot][loa
 TEST_CASE("command line limits", "[boot][bootinfo]") {
     GuestImage image = make_image(false);
     BootPlan plan(16 * kMiB, 1, image);
-    GuestMemory mem(16 * kMiB);
+    BootRam mem(16 * kMiB);
 
     std::string longest(L::kCmdlineMax - 1, 'x');
     REQUIRE_NOTHROW(minivmm::build_boot_info(mem, plan, 0, longest));

@@ -24,7 +24,7 @@
 #include "minivmm/console.hpp"
 #include "minivmm/dirty_bitmap.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/hypercall.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
@@ -43,7 +43,7 @@ constexpr std::uint64_t kMemSize = 1 << 20;
 using minivmm::test::FakeVcpuHost;
 
 struct Rig {
-    minivmm::GuestMemory mem{kMemSize};
+    minivmm::BootRam mem{kMemSize};
     minivmm::StringConsole console;
     FakeVcpuHost control;
     minivmm::HypercallDevice device{mem, console, control};
@@ -191,7 +191,7 @@ TEST_CASE("malformed hypercalls stop the guest with a message", "[hypercall]") {
 // hypercalls 22 and 23 from it.
 struct HotplugRig {
     static constexpr std::uint64_t kRam = 2ull << 20;
-    minivmm::GuestMemory mem{kRam};
+    minivmm::BootRam mem{kRam};
     minivmm::MemoryTopology topology;
     std::shared_ptr<minivmm::MemoryRegion> root =
         minivmm::MemoryRegion::container("root", minivmm::layout::kMaxMemSize);

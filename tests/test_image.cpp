@@ -11,7 +11,7 @@
 #include "minivmm/boot.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "test_util.hpp"
 
 using Catch::Matchers::Contains;
@@ -126,7 +126,7 @@ TEST_CASE("ELF segment with no file bytes (only .bss) loads as zeros", "[image][
     REQUIRE(image.segments.size() == 2);
     CHECK(image.segments[1].data.empty());
     CHECK(image.segments[1].mem_size == ElfBuilder::kDataMemSize);
-    minivmm::GuestMemory mem(4 << 20);
+    minivmm::BootRam mem(4 << 20);
     mem.fill(ElfBuilder::kDataAddr, ElfBuilder::kDataMemSize, std::byte{0xaa});
     minivmm::load_image(mem, image);
     auto bss = mem.range(ElfBuilder::kDataAddr, ElfBuilder::kDataMemSize);

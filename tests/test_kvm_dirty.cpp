@@ -72,11 +72,11 @@ void run_dirty_guest(std::uint32_t ring_entries, LockPolicy policy) {
 
     vm.dirty_log_start();
     // The VMM's own write: the guest waits for it before writing its pages.
-    auto flag = vm.memory().writable_range(ready->flag, 8);
+    auto flag = vm.boot_ram().writable_range(ready->flag, 8);
     REQUIRE(flag);
     std::uint64_t one = 1;
     __atomic_store(reinterpret_cast<std::uint64_t*>(flag->data()), &one, __ATOMIC_RELEASE);
-    vm.memory().mark_written(ready->flag, 8);
+    vm.boot_ram().mark_written(ready->flag, 8);
     runner.join();
     INFO(describe(exit) << "; console: " << console->text());
     REQUIRE(exit.kind == VmExit::Kind::guest_exit);
@@ -108,8 +108,8 @@ void run_dirty_guest(std::uint32_t ring_entries, LockPolicy policy) {
     // Nothing new since: a second sync reports nothing.
     CHECK(vm.dirty_log_sync().empty());
     // A VMM write after the sync is reported by the next one.
-    REQUIRE(vm.memory().writable_range(ready->pages[2], 1));
-    vm.memory().mark_written(ready->pages[2], 1);
+    REQUIRE(vm.boot_ram().writable_range(ready->pages[2], 1));
+    vm.boot_ram().mark_written(ready->pages[2], 1);
     CHECK(vm.dirty_log_sync() == std::vector<std::uint64_t>{ready->pages[2] & ~0xfffull});
     vm.dirty_log_stop();
 }
@@ -132,14 +132,14 @@ TEST_CASE("guest RAM is a region with KVM slots under every lock policy", "[kvm]
     auto policy = GENERATE(LockPolicy::per_listener, LockPolicy::global, LockPolicy::rcu);
     VmConfig config = test_config(policy, "", std::make_shared<StringConsole>());
     Vm vm(kvm(), config, load_image_for(guest_path("hello.bin"), config));
-    auto slots = vm.kvm_memory().slots(0);
+    auto slots = vm.kvm_slots().slots(0);
     REQUIRE(slots.size() == 1);
     CHECK(slots[0].start_addr == 0);
     CHECK(slots[0].memory_size == config.mem_size);
-    CHECK(slots[0].ram == vm.memory().host_base());
-    CHECK(vm.kvm_memory().gpa_of_host(0, vm.memory().host_base() + 0x5000) == 0x5000u);
-    CHECK(vm.kvm_memory().is_guest_ram(vm.memory().host_base()));
-    CHECK_FALSE(vm.kvm_memory().is_guest_ram(&config));
+    CHECK(slots[0].ram == vm.boot_ram().host_base());
+    CHECK(vm.kvm_slots().gpa_of_host(0, vm.boot_ram().host_base() + 0x5000) == 0x5000u);
+    CHECK(vm.kvm_slots().is_guest_ram(vm.boot_ram().host_base()));
+    CHECK_FALSE(vm.kvm_slots().is_guest_ram(&config));
     auto exit = vm.run();
     CHECK(exit.kind == VmExit::Kind::guest_exit);
 }
@@ -161,15 +161,15 @@ TEST_CASE("a ROM region is readable and ignores guest writes", "[kvm][rom]") {
                                 MemoryRegion::rom("rom", block, 0, 64 << 10), 1);
 
     // RAM split around the ROM: three slots, the middle one read-only.
-    auto slots = vm.kvm_memory().slots(0);
+    auto slots = vm.kvm_slots().slots(0);
     REQUIRE(slots.size() == 3);
     CHECK(slots[1].start_addr == 0x800000);
     CHECK((slots[1].flags & kSlotReadonly) != 0);
     CHECK((slots[0].flags & kSlotReadonly) == 0);
     // The VMM no longer takes the hidden RAM under the ROM for guest RAM.
-    CHECK_FALSE(vm.memory().range(0x800000, 1));
-    CHECK(vm.memory().range(0x7ff000, 0x1000));
-    CHECK_FALSE(vm.memory().range(0x7ff000, 0x1001));
+    CHECK_FALSE(vm.boot_ram().range(0x800000, 1));
+    CHECK(vm.boot_ram().range(0x7ff000, 0x1000));
+    CHECK_FALSE(vm.boot_ram().range(0x7ff000, 0x1001));
 
     auto exit = vm.run();
     INFO(describe(exit) << "; console: " << console->text());
@@ -213,8 +213,8 @@ TEST_CASE("guest accesses to an MMIO region reach its device", "[kvm][mmio]") {
     vm.topology().add_subregion(vm.root_region(), 0x800000,
                                 MemoryRegion::mmio("text", 0x1000, device), 1);
     // MMIO has no KVM slot: RAM is split around it.
-    CHECK(vm.kvm_memory().slots(0).size() == 2);
-    CHECK_FALSE(vm.kvm_memory().find_slot(0, 0x800000));
+    CHECK(vm.kvm_slots().slots(0).size() == 2);
+    CHECK_FALSE(vm.kvm_slots().find_slot(0, 0x800000));
 
     auto exit = vm.run();
     INFO(describe(exit) << "; console: " << console->text());

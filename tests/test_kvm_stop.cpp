@@ -120,7 +120,7 @@ TEST_CASE("a Vm that is never run is destroyed cleanly", "[kvm][stop]") {
         auto image = minivmm::load_image_for(guest_path("spin.bin"), config);
         minivmm::Vm vm(kvm(), config, image);
         CHECK(vm.plan().nr_vcpus() == 2);
-        CHECK(vm.memory().size() == config.mem_size);
+        CHECK(vm.boot_ram().size() == config.mem_size);
     }
     CHECK(thread_count_after_exits(threads_before) == threads_before);
 }

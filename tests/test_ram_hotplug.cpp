@@ -13,8 +13,8 @@
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/boot_ram.hpp"
+#include "minivmm/kvm_slots.hpp"
 #include "minivmm/memory_region.hpp"
 #include "testing/recording_slot_backend.hpp"
 #include "vm/ram_hotplug.hpp"
@@ -48,9 +48,9 @@ struct HotplugRig {
         CHECK_THROWS_WITH(hotplug->add(kHot, RamHotplug::kAlign), Catch::Contains(why));
     }
 
-    GuestMemory mem{kRam};
+    BootRam mem{kRam};
     RecordingSlotBackend backend;
-    KvmMemory kvm;
+    KvmSlots kvm;
     MemoryTopology topology;
     std::shared_ptr<MemoryRegion> root = MemoryRegion::container("root", layout::kMaxMemSize);
     AddressSpace& space = topology.add_address_space("memory", root);

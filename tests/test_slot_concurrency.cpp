@@ -16,13 +16,13 @@
 #include <fmt/format.h>
 
 #include "minivmm/address_space.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 #include "minivmm/memory_region.hpp"
 #include "minivmm/ram_block.hpp"
 #include "testing/recording_slot_backend.hpp"
 
 using minivmm::AddressSpace;
-using minivmm::KvmMemory;
+using minivmm::KvmSlots;
 using minivmm::LockPolicy;
 using minivmm::MemoryRegion;
 using minivmm::MemoryTopology;
@@ -84,9 +84,9 @@ TEST_CASE("KvmMemory: readers, a writer and a syncer at once", "[memory][concurr
     CAPTURE(minivmm::to_string(policy));
 
     RecordingSlotBackend backend(2, 32764, true, /*record=*/false);
-    KvmMemory::Options options;
+    KvmSlots::Options options;
     options.policy = policy;
-    KvmMemory kvm(backend, options);
+    KvmSlots kvm(backend, options);
     MemoryTopology topo;
 
     struct Space {

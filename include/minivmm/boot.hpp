@@ -4,7 +4,7 @@
 /// (with an all-ports I/O bitmap), an IDT whose ring-0 stubs report
 /// exceptions to the VMM, the boot info, and the initial registers.
 ///
-/// The builders write guest RAM through GuestMemory's throwing writers: a
+/// The builders write guest RAM through BootRam's throwing writers: a
 /// ConfigError from them means RAM too small for the layout. They are
 /// plain functions over their arguments (no shared state).
 #pragma once
@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 
 namespace minivmm {
 
@@ -52,7 +52,7 @@ class BootPlan {
 
 /// Builds everything the guest ABI promises at entry (page tables, GDT,
 /// TSSs, IDT, boot info) and loads the image. Returns CR3.
-std::uint64_t build_guest(GuestMemory& mem, const BootPlan& plan, const GuestImage& image,
+std::uint64_t build_guest(BootRam& mem, const BootPlan& plan, const GuestImage& image,
                           std::uint32_t tsc_khz, std::string_view cmdline);
 
 /// Special registers at entry for vCPU `vcpu` (64-bit ring 3, paging with

@@ -104,7 +104,7 @@ inline RamBlockOptions guest_ram_defaults() {
 
 /// Host memory backing guest RAM. Owns its mapping, its memfd (if any) and
 /// any huge pages it added to the kernel's pool, all released when it is
-/// destroyed (share it through std::shared_ptr; regions and GuestMemory do).
+/// destroyed (share it through std::shared_ptr; regions and BootRam do).
 /// Immutable after construction apart from the memory and the dirty bitmap,
 /// so every member may be called from any thread.
 class RamBlock {

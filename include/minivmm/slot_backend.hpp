@@ -13,7 +13,7 @@ namespace minivmm {
 
 class KvmVm;
 
-/// KVM's memory slot operations. KvmMemory calls them with the slot table of
+/// KVM's memory slot operations. KvmSlots calls them with the slot table of
 /// `as_id` locked (sync and harvest: with every table locked), so calls for
 /// one address space never overlap; implementations must allow calls for
 /// different address spaces from different threads. Failures are thrown

@@ -19,11 +19,11 @@
 #include "minivmm/console.hpp"
 #include "minivmm/exit_counts.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/hotplug_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/ram_block.hpp"
 #include "minivmm/vm_exit.hpp"
@@ -41,7 +41,7 @@ struct VmConfig {
     bool handle_signals = true;
     /// Console output; null means the process's stdout.
     std::shared_ptr<ConsoleSink> console;
-    /// How the KVM slot tables are guarded (see kvm_memory.hpp).
+    /// How the KVM slot tables are guarded (see kvm_slots.hpp).
     LockPolicy lock_policy = LockPolicy::global;
     /// Backing of guest RAM.
     /// Default: anonymous memory with transparent huge pages, the best
@@ -164,8 +164,8 @@ class Vm {
     /// Live statistics; thread-safe, any time.
     VmStats stats() const;
 
-    /// Guest RAM (bounds-checked access; see GuestMemory for threads).
-    GuestMemory& memory() noexcept;
+    /// Boot RAM (bounds-checked access; see BootRam for threads).
+    BootRam& boot_ram() noexcept;
     /// The port I/O bus (hypercall ports and the exception port are taken).
     /// Add devices before run() only: the bus is not synchronized.
     IoBus& port_bus() noexcept;
@@ -180,7 +180,7 @@ class Vm {
     /// The region of guest RAM ("ram") in the root container.
     MemoryRegion& ram_region() noexcept;
     /// The KVM slot manager.
-    KvmMemory& kvm_memory() noexcept;
+    KvmSlots& kvm_slots() noexcept;
 
     /// Dirty logging of every RAM region (thread-safe; callable while the
     /// guest runs and after run() returned). start clears the RAM blocks'

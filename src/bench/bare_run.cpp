@@ -13,7 +13,7 @@
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/kvm.hpp"
 
 int main(int argc, char** argv) {
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
             minivmm::GuestImage::load_file(argv[1], minivmm::BootPlan::max_image_size(kMem, 1));
         minivmm::BootPlan plan(kMem, 1, image);
         auto vm = kvm.create_vm();
-        minivmm::GuestMemory mem(kMem);
+        minivmm::BootRam mem(kMem);
         kvm_userspace_memory_region region{};
         region.memory_size = kMem;
         region.userspace_addr = reinterpret_cast<std::uint64_t>(mem.host_base());

@@ -1,5 +1,5 @@
 // minivmm-bench slots: the cost of KVM memory-slot bookkeeping under each
-// slot-table lock policy (see minivmm/kvm_memory.hpp).
+// slot-table lock policy (see minivmm/kvm_slots.hpp).
 //   1. memslot_perf_test shapes: map / move / unmap N one-page regions and
 //      look up guest addresses, against the real KVM and against a fake
 //      backend (our cost without the kernel's)
@@ -16,7 +16,7 @@
 
 #include "bench/stats.hpp"
 #include "minivmm/kvm_flavor.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 
 namespace minivmm::bench {
 

@@ -52,7 +52,7 @@ std::uint64_t next_random(std::uint64_t& x) {
 
 RunResult run_once(LockPolicy policy, unsigned readers, double seconds) {
     RecordingSlotBackend backend(kSpaces, 32764, true, /*record=*/false);
-    KvmMemory memory(backend, {.policy = policy, .max_slot_size = kSlotSize});
+    KvmSlots memory(backend, {.policy = policy, .max_slot_size = kSlotSize});
     MemoryTopology topology;
     std::shared_ptr<MemoryRegion> roots[kSpaces], extra[kSpaces];
     std::shared_ptr<RamBlock> blocks[kSpaces];
@@ -188,7 +188,7 @@ json contention_part(const SlotsOptions& o) {
                "   policy order rotated per round; median [min..max] over rounds. Reader latency: "
                "every {}th op timed\n"
                "   with steady_clock (the two clock reads are included). contended / wait ms: "
-               "KvmMemory::lock_stats(),\n"
+               "KvmSlots::lock_stats(),\n"
                "   acquisitions that had to wait and their waiting time summed over threads.\n\n",
                o.readers, o.readers + 2, std::thread::hardware_concurrency(), o.seconds, o.repeat,
                kSampleEvery);

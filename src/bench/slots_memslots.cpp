@@ -1,7 +1,7 @@
 // Part 1 of minivmm-bench slots: the shapes of the kernel's
 // tools/testing/selftests/kvm/memslot_perf_test.c (map, unmap, move, and
 // guest-address lookups over many small slots), driven through
-// MemoryTopology and KvmMemory, against the real KVM and against the
+// MemoryTopology and KvmSlots, against the real KVM and against the
 // recording fake (which tells our cost apart from the kernel's).
 #include <algorithm>
 #include <chrono>
@@ -114,7 +114,7 @@ class Fixture {
         if (n > backend_->max_slots())
             throw std::runtime_error(
                 fmt::format("{} slots asked for; this KVM has {}", n, backend_->max_slots()));
-        memory_ = std::make_unique<KvmMemory>(*backend_, KvmMemory::Options{.policy = policy});
+        memory_ = std::make_unique<KvmSlots>(*backend_, KvmSlots::Options{.policy = policy});
         root_ = MemoryRegion::container("root", kRootSize);
         as_ = &topology_.add_address_space("memory", root_);
         topology_.add_listener(*as_, memory_->listener(0));
@@ -163,7 +163,7 @@ class Fixture {
                                                  step, slots.size(), count, base));
     }
 
-    const KvmMemory& memory() const { return *memory_; }
+    const KvmSlots& memory() const { return *memory_; }
     double take_backend_seconds() { return backend_->take_seconds(); }
     std::uint32_t size() const { return n_; }
 
@@ -171,7 +171,7 @@ class Fixture {
     std::uint32_t n_;
     std::unique_ptr<KvmVm> vm_; // before the backend, which refers to it
     std::unique_ptr<TimedBackend> backend_;
-    std::unique_ptr<KvmMemory> memory_;
+    std::unique_ptr<KvmSlots> memory_;
     MemoryTopology topology_; // destroyed before the listener it calls
     std::shared_ptr<MemoryRegion> root_;
     AddressSpace* as_ = nullptr;
@@ -214,7 +214,7 @@ LookupResult measure_lookups(const Fixture& f, std::mt19937_64& rng) {
     std::vector<std::uint64_t> gpas(1 << 16); // drawn up front: no RNG in the timed loop
     for (auto& g : gpas)
         g = (rng() % f.size()) * kStride + rng() % kRegionSize;
-    const KvmMemory& m = f.memory();
+    const KvmSlots& m = f.memory();
     std::uint64_t sink = 0, misses = 0;
     auto check = [&](std::uint64_t gpa, const KvmSlot* s) {
         if (s && gpa - s->start_addr < s->memory_size)
@@ -366,7 +366,7 @@ json memslot_part(const SlotsOptions& o) {
                "[min..max] over reps\n"
                "   (a single value: one run). 'backend' = time inside SlotBackend::set_slot (the "
                "KVM ioctl, or the\n"
-               "   fake's bookkeeping); 'ours' = the rest: MemoryTopology, KvmMemory and its lock "
+               "   fake's bookkeeping); 'ours' = the rest: MemoryTopology, KvmSlots and its lock "
                "policy.\n");
     bool auto_batched = false;
     for (const auto& c : cells)
@@ -441,7 +441,7 @@ json memslot_part(const SlotsOptions& o) {
         cells_json.push_back(std::move(j));
     }
 
-    fmt::print("\n   GPA lookup: KvmMemory::find_slot(0, gpa) at random gpas inside the slots, "
+    fmt::print("\n   GPA lookup: KvmSlots::find_slot(0, gpa) at random gpas inside the slots, "
                "ns per lookup timed\n"
                "   over batches of {} (p99 is over batches). 'table' = SlotTable::find on a "
                "private copy of the\n"

@@ -37,7 +37,7 @@ constexpr std::uint64_t kSupervisorRw = kPresent | kWritable | kAccessed | kDirt
 // Hands out zeroed 4 KiB pages from the page-table pool in reserved memory.
 class TablePool {
   public:
-    explicit TablePool(GuestMemory& mem) : mem_(mem) {}
+    explicit TablePool(BootRam& mem) : mem_(mem) {}
     std::uint64_t alloc() {
         if (next_ + L::kPageSize > L::kPageTablesEnd)
             throw ConfigError(fmt::format("guest RAM of {} bytes needs more page tables than the "
@@ -50,7 +50,7 @@ class TablePool {
     }
 
   private:
-    GuestMemory& mem_;
+    BootRam& mem_;
     std::uint64_t next_ = L::kPageTables;
 };
 
@@ -111,7 +111,7 @@ std::uint64_t BootPlan::stack_top(unsigned vcpu) const noexcept {
     return mem_size_ - std::uint64_t{vcpu} * stack_slot();
 }
 
-std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan) {
+std::uint64_t build_page_tables(BootRam& mem, const BootPlan& plan) {
     TablePool pool(mem);
     std::uint64_t pml4 = pool.alloc();
     std::uint64_t pdpt = pool.alloc();
@@ -146,7 +146,7 @@ std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan) {
     return pml4;
 }
 
-void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
+void map_hotplug_ram(BootRam& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
                      bool present) {
     if (gpa % L::kLargePageSize != 0 || size % L::kLargePageSize != 0 || size == 0 ||
         gpa < mem.size() || gpa > L::kMaxMemSize || size > L::kMaxMemSize - gpa)
@@ -169,7 +169,7 @@ void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std
     }
 }
 
-void build_gdt(GuestMemory& mem, unsigned nr_vcpus) {
+void build_gdt(BootRam& mem, unsigned nr_vcpus) {
     // Flat descriptors with the accessed bit preset: with CR0.WP the CPU
     // could not set it in this read-only page (guest ABI, memory map).
     const std::array<std::uint64_t, L::kGdtFixedEntries> fixed = {
@@ -194,7 +194,7 @@ void build_gdt(GuestMemory& mem, unsigned nr_vcpus) {
     }
 }
 
-void build_tss(GuestMemory& mem, unsigned nr_vcpus) {
+void build_tss(BootRam& mem, unsigned nr_vcpus) {
     // Every port allowed: a zero bitmap, then the 0xff byte the CPU reads past its end.
     mem.fill(L::kIoBitmap, L::kIoBitmapSize, std::byte{0});
     mem.write<std::uint8_t>(L::kIoBitmap + L::kIoBitmapSize, 0xff);
@@ -207,7 +207,7 @@ void build_tss(GuestMemory& mem, unsigned nr_vcpus) {
     }
 }
 
-void build_idt(GuestMemory& mem) {
+void build_idt(BootRam& mem) {
     mem.fill(L::kIdt, 256 * 16, std::byte{0});
     mem.fill(L::kExceptionStubs, L::kPageSize, std::byte{0xcc});
     for (unsigned v = 0; v < 32; ++v) {
@@ -241,7 +241,7 @@ void build_idt(GuestMemory& mem) {
     }
 }
 
-void build_boot_info(GuestMemory& mem, const BootPlan& plan, std::uint32_t tsc_khz,
+void build_boot_info(BootRam& mem, const BootPlan& plan, std::uint32_t tsc_khz,
                      std::string_view cmdline) {
     if (cmdline.size() >= L::kCmdlineMax)
         throw ConfigError(fmt::format("guest command line is {} bytes; at most {} are allowed",
@@ -262,14 +262,14 @@ void build_boot_info(GuestMemory& mem, const BootPlan& plan, std::uint32_t tsc_k
     mem.write(L::kBootInfo, info);
 }
 
-void load_image(GuestMemory& mem, const GuestImage& image) {
+void load_image(BootRam& mem, const GuestImage& image) {
     for (const auto& seg : image.segments) {
         mem.write_bytes(seg.gpa, seg.data);
         mem.fill(seg.gpa + seg.data.size(), seg.mem_size - seg.data.size(), std::byte{0});
     }
 }
 
-std::uint64_t build_guest(GuestMemory& mem, const BootPlan& plan, const GuestImage& image,
+std::uint64_t build_guest(BootRam& mem, const BootPlan& plan, const GuestImage& image,
                           std::uint32_t tsc_khz, std::string_view cmdline) {
     load_image(mem, image);
     build_gdt(mem, plan.nr_vcpus());

@@ -8,7 +8,7 @@
 
 #include "minivmm/boot.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 
 namespace minivmm {
 
@@ -16,7 +16,7 @@ namespace minivmm {
 // the first MiB read-only but for the supervisor-only exception stacks).
 // Returns CR3 (the PML4's address).
 // \throws ConfigError if the page-table pool is too small for the RAM.
-std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan);
+std::uint64_t build_page_tables(BootRam& mem, const BootPlan& plan);
 // Maps (present) or unmaps hot-added RAM [gpa, gpa + size) in the page
 // tables at `cr3` with 2 MiB user pages; both 2 MiB aligned, above `mem`'s
 // RAM and below layout::kMaxMemSize (every directory there exists since
@@ -25,21 +25,21 @@ std::uint64_t build_page_tables(GuestMemory& mem, const BootPlan& plan);
 // every vCPU's TLB.
 // \throws ConfigError for a range outside those bounds or page tables that
 // are not the ones build_page_tables made.
-void map_hotplug_ram(GuestMemory& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
+void map_hotplug_ram(BootRam& mem, std::uint64_t cr3, std::uint64_t gpa, std::uint64_t size,
                      bool present);
 // The GDT: flat ring-0 and ring-3 64-bit segments, then one TSS
 // descriptor per vCPU.
-void build_gdt(GuestMemory& mem, unsigned nr_vcpus);
+void build_gdt(BootRam& mem, unsigned nr_vcpus);
 // One TSS per vCPU (its ring-0 exception stack) and the shared I/O bitmap.
-void build_tss(GuestMemory& mem, unsigned nr_vcpus);
+void build_tss(BootRam& mem, unsigned nr_vcpus);
 // The IDT and its ring-0 stubs, which report exceptions on layout::kExceptionPort.
-void build_idt(GuestMemory& mem);
+void build_idt(BootRam& mem);
 // The BootInfo block and the command line.
 // \throws ConfigError for a command line of kCmdlineMax bytes or more, or
 // one with a NUL byte.
-void build_boot_info(GuestMemory& mem, const BootPlan& plan, std::uint32_t tsc_khz,
+void build_boot_info(BootRam& mem, const BootPlan& plan, std::uint32_t tsc_khz,
                      std::string_view cmdline);
 // Copies the image's segments into guest RAM (zeroing their tails).
-void load_image(GuestMemory& mem, const GuestImage& image);
+void load_image(BootRam& mem, const GuestImage& image);
 
 } // namespace minivmm

@@ -13,7 +13,7 @@
 
 #include "minivmm/boot_layout.hpp"
 #include "minivmm/error.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/unique_fd.hpp"
 
 namespace minivmm {

@@ -12,7 +12,7 @@
 #include <spdlog/common.h>
 
 #include "minivmm/block_io_mode.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 #include "minivmm/ram_block.hpp"
 
 namespace minivmm::cli {

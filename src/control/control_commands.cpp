@@ -96,7 +96,7 @@ json query_status(Vm& vm, const json& a) {
     Args(a, "query-status", {});
     return {
         {"status", status_name(vm)},           {"vcpus", vm.plan().nr_vcpus()},
-        {"mem_size", vm.plan().mem_size()},    {"lock_policy", to_string(vm.kvm_memory().policy())},
+        {"mem_size", vm.plan().mem_size()},    {"lock_policy", to_string(vm.kvm_slots().policy())},
         {"dirty_logging", vm.dirty_logging()}, {"version", version()}};
 }
 
@@ -153,7 +153,7 @@ json query_memory(Vm& vm, const json& a) {
                            {"dirty_logging", s.log_dirty}});
         return out;
     });
-    auto& km = vm.kvm_memory();
+    auto& km = vm.kvm_slots();
     // Only the spaces the VM listens to: on a host with SMM, KVM offers a
     // second one (KVM_CAP_MULTI_ADDRESS_SPACE = 2) that this VM never fills.
     for (unsigned as : km.listened_address_spaces()) {

@@ -84,7 +84,7 @@ void store(std::uint64_t* p, std::uint64_t v) noexcept {
 
 } // namespace
 
-BlockDevice::BlockDevice(const GuestMemory& mem, VcpuHost& host, const std::string& path,
+BlockDevice::BlockDevice(const BootRam& mem, VcpuHost& host, const std::string& path,
                          bool read_only, BlockIoOptions io, unsigned queues, const KvmVm* vm)
     : mem_(mem), host_(host), read_only_(read_only), io_(io), vm_(vm) {
     queues_.resize(io.mode == BlockIoMode::hypercall ? 0 : queues);

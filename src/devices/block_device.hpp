@@ -29,7 +29,7 @@
 
 #include "minivmm/block_io_mode.hpp"
 #include "minivmm/event_fd.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/unique_fd.hpp"
@@ -47,7 +47,7 @@ class BlockDevice final : public IoDevice {
     // can be set up. `vm` binds doorbells to ioeventfds; without it (tests)
     // a doorbell reaches access() and wakes the queue's I/O thread from
     // there. Throws ConfigError.
-    BlockDevice(const GuestMemory& mem, VcpuHost& host, const std::string& path, bool read_only,
+    BlockDevice(const BootRam& mem, VcpuHost& host, const std::string& path, bool read_only,
                 BlockIoOptions io = {}, unsigned queues = 1, const KvmVm* vm = nullptr);
     ~BlockDevice() override;
     BlockDevice(const BlockDevice&) = delete;
@@ -97,7 +97,7 @@ class BlockDevice final : public IoDevice {
     // The worker that serves queue `index`, started on first use.
     Worker& worker_for(std::uint64_t index);
 
-    const GuestMemory& mem_;
+    const BootRam& mem_;
     VcpuHost& host_;
     UniqueFd fd_;
     std::uint64_t sectors_ = 0;

@@ -8,7 +8,7 @@
 
 #include "devices/hotplug_registry.hpp"
 #include "minivmm/console.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "vcpu/vcpu_host.hpp"
 
@@ -16,7 +16,7 @@ namespace minivmm {
 
 class HypercallDevice final : public IoDevice {
   public:
-    HypercallDevice(const GuestMemory& mem, ConsoleSink& console, VcpuHost& host) noexcept
+    HypercallDevice(const BootRam& mem, ConsoleSink& console, VcpuHost& host) noexcept
         : mem_(mem), console_(console), host_(host) {}
     ExitAction access(const IoAccess& access) override;
     // Serves hypercalls 22 and 23 from `hotplug` (set before the vCPUs start).
@@ -33,7 +33,7 @@ class HypercallDevice final : public IoDevice {
     template <typename T>
     void answer(std::span<std::byte> bytes, std::uint64_t gpa, const T& value) const;
 
-    const GuestMemory& mem_;
+    const BootRam& mem_;
     ConsoleSink& console_;
     VcpuHost& host_;
     HotplugRegistry* hotplug_ = nullptr;
@@ -41,12 +41,12 @@ class HypercallDevice final : public IoDevice {
 
 class ExceptionReportDevice final : public IoDevice {
   public:
-    ExceptionReportDevice(const GuestMemory& mem, VcpuHost& host) noexcept
+    ExceptionReportDevice(const BootRam& mem, VcpuHost& host) noexcept
         : mem_(mem), host_(host) {}
     ExitAction access(const IoAccess& access) override;
 
   private:
-    const GuestMemory& mem_;
+    const BootRam& mem_;
     VcpuHost& host_;
 };
 

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "minivmm/error.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/ram_block.hpp"
 
 namespace minivmm {

@@ -6,12 +6,12 @@
 #include <optional>
 #include <vector>
 
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 
 namespace minivmm {
 
 // The slot table of one address space. A value type: the rcu policy copies
-/// it. Not synchronized (KvmMemory guards it by its lock policy).
+/// it. Not synchronized (KvmSlots guards it by its lock policy).
 class SlotTable {
   public:
     /// The slot holding `gpa`, or null. O(log n).

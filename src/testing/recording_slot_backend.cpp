@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "minivmm/error.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 
 namespace minivmm {
 

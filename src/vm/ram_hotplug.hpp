@@ -15,7 +15,7 @@
 
 #include "devices/hotplug_registry.hpp"
 #include "minivmm/address_space.hpp"
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/hotplug_ram.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/ram_block.hpp"
@@ -31,7 +31,7 @@ class RamHotplug final : public HotplugRegistry {
     // `root` of `space` through `topology`, backed like boot RAM (`ram`). A
     // new region starts with dirty logging on when `dirty_logging` is set
     // (read under the topology lock, which whoever flips it holds).
-    RamHotplug(GuestMemory& base, std::uint64_t cr3, MemoryTopology& topology, MemoryRegion& root,
+    RamHotplug(BootRam& base, std::uint64_t cr3, MemoryTopology& topology, MemoryRegion& root,
                AddressSpace& space, RamBlockOptions ram, const std::atomic<bool>& dirty_logging)
         : base_(base), cr3_(cr3), topology_(topology), root_(root), space_(space), ram_(ram),
           dirty_logging_(dirty_logging) {}
@@ -58,7 +58,7 @@ class RamHotplug final : public HotplugRegistry {
         std::shared_ptr<MemoryRegion> region;
     };
 
-    GuestMemory& base_;
+    BootRam& base_;
     std::uint64_t cr3_;
     MemoryTopology& topology_;
     MemoryRegion& root_;

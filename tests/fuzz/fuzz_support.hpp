@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
 #include "minivmm/vm_exit.hpp"
@@ -81,7 +81,7 @@ class GuardedMemory {
         // free around itself. Retry a few times, keeping misplaced blocks
         // alive so that they fill the gaps that won.
         const std::uint64_t hole = size + 2 * kAlign, total = kBelow + kAlign + hole + kAbove;
-        std::vector<std::unique_ptr<GuestMemory>> misplaced;
+        std::vector<std::unique_ptr<BootRam>> misplaced;
         for (int attempt = 0; attempt < 16 && !mem_; ++attempt) {
             void* r = ::mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                              -1, 0);
@@ -92,7 +92,7 @@ class GuardedMemory {
             auto* lo = reinterpret_cast<std::byte*>(a);
             auto* hi = lo + hole;
             ::munmap(lo, hole);
-            auto mem = std::make_unique<GuestMemory>(size);
+            auto mem = std::make_unique<BootRam>(size);
             std::byte* at = mem->host_base();
             if (at >= lo && at + size <= hi && fill(lo, at) && fill(at + size, hi)) {
                 reservation_ = base;
@@ -111,7 +111,7 @@ class GuardedMemory {
         }
         if (!mem_) {
             std::fprintf(stderr, "fuzz: guest RAM without guard pages (no suitable gap)\n");
-            mem_ = std::make_unique<GuestMemory>(size);
+            mem_ = std::make_unique<BootRam>(size);
         }
     }
     ~GuardedMemory() {
@@ -125,12 +125,12 @@ class GuardedMemory {
     GuardedMemory(const GuardedMemory&) = delete;
     GuardedMemory& operator=(const GuardedMemory&) = delete;
 
-    GuestMemory& mem() noexcept { return *mem_; }
+    BootRam& mem() noexcept { return *mem_; }
     std::uint64_t size() const noexcept { return mem_->size(); }
     std::byte* host() const noexcept { return mem_->host_base(); }
     bool guarded() const noexcept { return reservation_ != nullptr; }
     void clear() noexcept { std::memset(host(), 0, size()); }
-    // The VMM's own writes since the last call (GuestMemory::mark_written
+    // The VMM's own writes since the last call (BootRam::mark_written
     // marks them; the input's pokes bypass it) never touch the reserved MiB.
     void check_reserved_untouched() {
         for (std::uint64_t page : mem_->block()->dirty().take())
@@ -149,7 +149,7 @@ class GuardedMemory {
         return false;
     }
 
-    std::unique_ptr<GuestMemory> mem_;
+    std::unique_ptr<BootRam> mem_;
     std::byte* reservation_ = nullptr;
     std::uint64_t total_ = 0;
 };

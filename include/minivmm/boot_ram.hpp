@@ -1,6 +1,7 @@
 /// \file
-/// Guest RAM as the VMM sees it: one RAM block that backs guest-physical
-/// [0, size). Every access the VMM makes on a guest's behalf goes through the
+/// Boot RAM as the VMM sees it: the one RAM block that backs guest-physical
+/// [0, size) from the start (RAM hot-added later is a region of its own, see
+/// Vm::add_ram). Every access the VMM makes on a guest's behalf goes through the
 /// bounds-checked accessors here, so a guest-supplied address or length can
 /// never make the VMM touch host memory outside guest RAM. Writes are marked
 /// in the block's dirty bitmap, so dirty logging sees the VMM's writes too.
@@ -30,13 +31,13 @@ constexpr bool range_within(std::uint64_t addr, std::uint64_t len, std::uint64_t
 /// called from any threads (they do not synchronize the bytes themselves:
 /// the guest writes them concurrently anyway); track_visibility() must be
 /// called before other threads use the object.
-class GuestMemory {
+class BootRam {
   public:
     /// Maps `size` bytes of anonymous memory (a multiple of the page size).
     /// \throws ConfigError for a bad size, KvmError if the mapping fails.
-    explicit GuestMemory(std::uint64_t size);
+    explicit BootRam(std::uint64_t size);
     /// Guest RAM backed by an existing block, at guest-physical 0.
-    explicit GuestMemory(std::shared_ptr<RamBlock> block);
+    explicit BootRam(std::shared_ptr<RamBlock> block);
 
     /// The RAM block (shared ownership).
     const std::shared_ptr<RamBlock>& block() const noexcept { return block_; }

@@ -1,4 +1,4 @@
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -121,7 +121,7 @@ void SlotTable::set_flags(std::uint64_t start_addr, std::uint32_t flags) {
         }
 }
 
-// ---- KvmMemory::Impl ---------------------------------------------------------
+// ---- KvmSlots::Impl ---------------------------------------------------------
 
 namespace {
 
@@ -155,7 +155,7 @@ constexpr std::uint64_t kPage = 4096;
 
 } // namespace
 
-struct KvmMemory::Impl {
+struct KvmSlots::Impl {
     struct State {
         explicit State(unsigned as, std::uint32_t max_slots) : as_id(as), ids(max_slots) {}
         unsigned as_id;
@@ -289,7 +289,7 @@ struct KvmMemory::Impl {
     mutable LatencyHistogram waits; // the contended acquisitions' waits
 };
 
-void KvmMemory::Impl::sync_slot(State& s, const KvmSlot& slot) {
+void KvmSlots::Impl::sync_slot(State& s, const KvmSlot& slot) {
     if ((slot.flags & kSlotLogDirty) == 0 || slot.block == nullptr) return;
     if (!rings.empty()) {
         // Ring mode: collect what the rings hold before a logging slot
@@ -306,13 +306,13 @@ void KvmMemory::Impl::sync_slot(State& s, const KvmSlot& slot) {
     slot.block->dirty().merge(slot.block_offset / kPage, bits);
 }
 
-// ---- KvmMemory ----------------------------------------------------------------
+// ---- KvmSlots ----------------------------------------------------------------
 
-KvmMemory::KvmMemory(SlotBackend& backend, Options options)
+KvmSlots::KvmSlots(SlotBackend& backend, Options options)
     : impl_(std::make_unique<Impl>(backend, options)) {}
-KvmMemory::~KvmMemory() = default;
+KvmSlots::~KvmSlots() = default;
 
-KvmMemoryListener& KvmMemory::listener(unsigned as_id) {
+KvmMemoryListener& KvmSlots::listener(unsigned as_id) {
     if (as_id >= impl_->states.size())
         throw ConfigError(fmt::format("KVM address space {} does not exist (KVM offers {})", as_id,
                                       impl_->states.size()));
@@ -324,31 +324,31 @@ KvmMemoryListener& KvmMemory::listener(unsigned as_id) {
     return *s->listener;
 }
 
-LockPolicy KvmMemory::policy() const noexcept {
+LockPolicy KvmSlots::policy() const noexcept {
     return impl_->options.policy;
 }
-unsigned KvmMemory::address_spaces() const noexcept {
+unsigned KvmSlots::address_spaces() const noexcept {
     return static_cast<unsigned>(impl_->states.size());
 }
-std::vector<unsigned> KvmMemory::listened_address_spaces() const {
+std::vector<unsigned> KvmSlots::listened_address_spaces() const {
     std::vector<unsigned> ids;
     for (const auto& s : impl_->states)
         if (s) ids.push_back(s->as_id);
     return ids;
 }
 
-std::optional<KvmSlot> KvmMemory::find_slot(unsigned as_id, std::uint64_t gpa) const {
+std::optional<KvmSlot> KvmSlots::find_slot(unsigned as_id, std::uint64_t gpa) const {
     return impl_->read(as_id, [&](const SlotTable& t) -> std::optional<KvmSlot> {
         if (const KvmSlot* s = t.find(gpa)) return *s;
         return std::nullopt;
     });
 }
 
-std::optional<std::uint64_t> KvmMemory::gpa_of_host(unsigned as_id, const void* hva) const {
+std::optional<std::uint64_t> KvmSlots::gpa_of_host(unsigned as_id, const void* hva) const {
     return impl_->read(as_id, [&](const SlotTable& t) { return t.gpa_of_host(hva); });
 }
 
-bool KvmMemory::is_guest_ram(const void* hva) const {
+bool KvmSlots::is_guest_ram(const void* hva) const {
     auto& impl = *impl_;
     auto any = [&] {
         for (auto& s : impl.states) {
@@ -372,17 +372,17 @@ bool KvmMemory::is_guest_ram(const void* hva) const {
     }
 }
 
-std::uint32_t KvmMemory::free_slots(unsigned as_id) const {
+std::uint32_t KvmSlots::free_slots(unsigned as_id) const {
     auto& s = impl_->state(as_id);
     auto lock = impl_->acquire(impl_->write_mutex(s));
     return s.ids.free_count();
 }
 
-std::vector<KvmSlot> KvmMemory::slots(unsigned as_id) const {
+std::vector<KvmSlot> KvmSlots::slots(unsigned as_id) const {
     return impl_->read(as_id, [](const SlotTable& t) { return t.slots(); });
 }
 
-void KvmMemory::sync_dirty_all() {
+void KvmSlots::sync_dirty_all() {
     auto& impl = *impl_;
     auto locks = impl.lock_all();
     for (auto& s : impl.states)
@@ -391,7 +391,7 @@ void KvmMemory::sync_dirty_all() {
                 impl.sync_slot(*s, slot);
 }
 
-std::uint64_t KvmMemory::harvest_dirty_rings() {
+std::uint64_t KvmSlots::harvest_dirty_rings() {
     std::uint64_t n;
     {
         auto locks = impl_->lock_all();
@@ -401,12 +401,12 @@ std::uint64_t KvmMemory::harvest_dirty_rings() {
     return n;
 }
 
-void KvmMemory::use_dirty_rings(std::vector<DirtyRing*> rings) {
+void KvmSlots::use_dirty_rings(std::vector<DirtyRing*> rings) {
     auto locks = impl_->lock_all();
     impl_->rings = std::move(rings);
 }
 
-std::uint64_t KvmMemory::Impl::harvest_locked(int only_as) {
+std::uint64_t KvmSlots::Impl::harvest_locked(int only_as) {
     // Entries of address spaces whose table we do not hold wait in `deferred`
     // until a harvest that holds their table: the next one of that space (so
     // they are applied before its slots change and their ids are reused) or
@@ -440,17 +440,17 @@ std::uint64_t KvmMemory::Impl::harvest_locked(int only_as) {
     return n;
 }
 
-LatencySnapshot KvmMemory::lock_waits() const noexcept {
+LatencySnapshot KvmSlots::lock_waits() const noexcept {
     return impl_->waits.snapshot();
 }
 
-SlotLockStats KvmMemory::lock_stats() const noexcept {
+SlotLockStats KvmSlots::lock_stats() const noexcept {
     return {impl_->contended.load(), impl_->wait_ns.load()};
 }
 
 // ---- KvmMemoryListener ------------------------------------------------------------
 
-KvmMemoryListener::KvmMemoryListener(Key, KvmMemory& memory, unsigned as_id)
+KvmMemoryListener::KvmMemoryListener(Key, KvmSlots& memory, unsigned as_id)
     : memory_(*memory.impl_), as_id_(as_id) {}
 
 void KvmMemoryListener::begin() {

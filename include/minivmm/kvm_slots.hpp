@@ -53,7 +53,7 @@ struct KvmSlot {
     std::uint64_t block_offset = 0; ///< of start_addr within block
 };
 
-/// Contention on the slot-table locks, since the KvmMemory was created.
+/// Contention on the slot-table locks, since the KvmSlots was created.
 struct SlotLockStats {
     std::uint64_t contended = 0; ///< lock acquisitions that had to wait
     std::uint64_t wait_ns = 0;   ///< time spent waiting for them
@@ -62,14 +62,14 @@ struct SlotLockStats {
 class KvmMemoryListener;
 class DirtyRing;
 
-/// The KVM slot manager: owns one slot table and one KvmMemoryListener per
+/// A VM's KVM memory slots (QEMU's KVMSlot tables): owns one slot table and one KvmMemoryListener per
 /// KVM address space, and talks to KVM through `backend` (which must outlive
 /// it). Thread-safe under every policy: the readers may be called from any
 /// thread while the listeners change the tables; listener() must be called
 /// before other threads use the object. Backend failures are thrown
 /// (KvmError); a section that needs a slot when every slot is in use throws
 /// ConfigError.
-class KvmMemory {
+class KvmSlots {
   public:
     /// Construction options (a value type).
     struct Options {
@@ -84,11 +84,11 @@ class KvmMemory {
     /// A manager with no slots yet.
     /// \throws ConfigError if page_size is not a power of two or
     /// max_slot_size not a multiple of it.
-    KvmMemory(SlotBackend& backend, Options options);
+    KvmSlots(SlotBackend& backend, Options options);
     /// Frees the tables (the KVM slots themselves stay until the VM goes).
-    ~KvmMemory();
-    KvmMemory(const KvmMemory&) = delete;
-    KvmMemory& operator=(const KvmMemory&) = delete;
+    ~KvmSlots();
+    KvmSlots(const KvmSlots&) = delete;
+    KvmSlots& operator=(const KvmSlots&) = delete;
 
     /// The listener for KVM address space `as_id` (created on first use,
     /// owned by this object); register it with MemoryTopology::add_listener.
@@ -142,18 +142,18 @@ class KvmMemory {
     std::unique_ptr<Impl> impl_;
 };
 
-/// One per KVM address space, created and owned by KvmMemory; as_id is
+/// One per KVM address space, created and owned by KvmSlots; as_id is
 /// encoded in the slot id KVM sees. Its callbacks (see MemoryListener) turn
 /// sections into KVM slots under the table's lock.
 class KvmMemoryListener final : public MemoryListener {
   public:
-    /// Only KvmMemory::listener() makes one: only KvmMemory can make a Key.
+    /// Only KvmSlots::listener() makes one: only KvmSlots can make a Key.
     class Key {
-        friend class KvmMemory;
+        friend class KvmSlots;
         Key() = default;
     };
-    /// Made by KvmMemory::listener().
-    KvmMemoryListener(Key, KvmMemory& memory, unsigned as_id);
+    /// Made by KvmSlots::listener().
+    KvmMemoryListener(Key, KvmSlots& memory, unsigned as_id);
     /// The KVM address space it feeds.
     unsigned as_id() const noexcept { return as_id_; }
 
@@ -169,7 +169,7 @@ class KvmMemoryListener final : public MemoryListener {
   private:
     void change_log_flag(const MemorySection& section, bool on); // log_start/log_stop
 
-    KvmMemory::Impl& memory_;
+    KvmSlots::Impl& memory_;
     unsigned as_id_;
 };
 

@@ -1,4 +1,4 @@
-#include "minivmm/guest_memory.hpp"
+#include "minivmm/boot_ram.hpp"
 
 #include <fmt/format.h>
 
@@ -7,13 +7,13 @@
 
 namespace minivmm {
 
-GuestMemory::GuestMemory(std::uint64_t size)
-    : GuestMemory(std::make_shared<RamBlock>("ram", size)) {}
+BootRam::BootRam(std::uint64_t size)
+    : BootRam(std::make_shared<RamBlock>("ram", size)) {}
 
-GuestMemory::GuestMemory(std::shared_ptr<RamBlock> block)
+BootRam::BootRam(std::shared_ptr<RamBlock> block)
     : block_(std::move(block)), base_(block_->host()), size_(block_->size()) {}
 
-bool GuestMemory::visible(std::uint64_t gpa, std::uint64_t len) const noexcept {
+bool BootRam::visible(std::uint64_t gpa, std::uint64_t len) const noexcept {
     // Every byte must lie in sections of the RAM region at their identity offset.
     if (len == 0) return true;
     return visible_->read_view([&](const FlatView& view) {
@@ -27,7 +27,7 @@ bool GuestMemory::visible(std::uint64_t gpa, std::uint64_t len) const noexcept {
     });
 }
 
-void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data) {
+void BootRam::write_bytes(std::uint64_t gpa, std::span<const std::byte> data) {
     auto r = writable_range(gpa, data.size());
     if (!r)
         throw ConfigError(fmt::format("write of {} bytes at guest address {:#x} is outside "
@@ -39,7 +39,7 @@ void GuestMemory::write_bytes(std::uint64_t gpa, std::span<const std::byte> data
     mark_written(gpa, data.size());
 }
 
-void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
+void BootRam::fill(std::uint64_t gpa, std::uint64_t len, std::byte value) {
     auto r = writable_range(gpa, len);
     if (!r)
         throw ConfigError(

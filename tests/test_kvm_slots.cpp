@@ -1,4 +1,4 @@
-// KvmMemory: the KVM slot tables fed by the memory listeners, under each
+// KvmSlots: the KVM slot tables fed by the memory listeners, under each
 // lock policy, against RecordingSlotBackend (no /dev/kvm).
 #include <catch2/catch.hpp>
 
@@ -20,7 +20,7 @@
 #include "minivmm/dirty_ring.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/io_bus.hpp"
-#include "minivmm/kvm_memory.hpp"
+#include "minivmm/kvm_slots.hpp"
 #include "minivmm/memory_region.hpp"
 #include "minivmm/ram_block.hpp"
 #include "testing/recording_slot_backend.hpp"
@@ -33,7 +33,7 @@ using minivmm::IoAccess;
 using minivmm::IoDevice;
 using minivmm::kSlotLogDirty;
 using minivmm::kSlotReadonly;
-using minivmm::KvmMemory;
+using minivmm::KvmSlots;
 using minivmm::KvmSlot;
 using minivmm::LockPolicy;
 using minivmm::MemoryRegion;
@@ -66,9 +66,9 @@ LockPolicy any_policy() {
     return GENERATE(LockPolicy::per_listener, LockPolicy::global, LockPolicy::rcu);
 }
 
-KvmMemory::Options options(LockPolicy policy, std::uint64_t max_slot_size = 0,
+KvmSlots::Options options(LockPolicy policy, std::uint64_t max_slot_size = 0,
                            std::uint64_t page_size = 4096) {
-    KvmMemory::Options o;
+    KvmSlots::Options o;
     o.policy = policy;
     o.max_slot_size = max_slot_size;
     o.page_size = page_size;
@@ -78,7 +78,7 @@ KvmMemory::Options options(LockPolicy policy, std::uint64_t max_slot_size = 0,
 // A topology with `spaces` address spaces of 4 GiB, the KVM listener of
 // address space i registered on address space i.
 struct Rig {
-    Rig(LockPolicy policy, RecordingSlotBackend& b, unsigned spaces = 1, KvmMemory::Options o = {})
+    Rig(LockPolicy policy, RecordingSlotBackend& b, unsigned spaces = 1, KvmSlots::Options o = {})
         : backend(b), kvm(b, with_policy(o, policy)) {
         for (unsigned i = 0; i < spaces; ++i) {
             roots.push_back(MemoryRegion::container(fmt::format("root{}", i), 4 * GiB));
@@ -86,7 +86,7 @@ struct Rig {
             topo.add_listener(*spaces_.back(), kvm.listener(i));
         }
     }
-    static KvmMemory::Options with_policy(KvmMemory::Options o, LockPolicy p) {
+    static KvmSlots::Options with_policy(KvmSlots::Options o, LockPolicy p) {
         o.policy = p;
         return o;
     }
@@ -94,7 +94,7 @@ struct Rig {
     MemoryRegion& root(unsigned i = 0) { return *roots.at(i); }
 
     RecordingSlotBackend& backend;
-    KvmMemory kvm;
+    KvmSlots kvm;
     MemoryTopology topo;
     std::vector<std::shared_ptr<MemoryRegion>> roots;
     std::vector<AddressSpace*> spaces_;
@@ -117,7 +117,7 @@ std::string describe(const Call& c) {
 // every slot lies in a RAM section at the matching host address, the slots
 // of a (page-aligned) RAM section cover it exactly, and the backend holds the
 // same slots with the same ids, addresses and flags.
-void check_agree(KvmMemory& kvm, const RecordingSlotBackend& backend, const AddressSpace& as,
+void check_agree(KvmSlots& kvm, const RecordingSlotBackend& backend, const AddressSpace& as,
                  unsigned as_id) {
     INFO("address space " << as_id);
     auto slots = kvm.slots(as_id);
@@ -286,7 +286,7 @@ TEST_CASE("KvmMemory: a listener added late maps what is already there", "[memor
     const LockPolicy policy = any_policy();
     CAPTURE(minivmm::to_string(policy));
     RecordingSlotBackend backend(1);
-    KvmMemory kvm(backend, options(policy));
+    KvmSlots kvm(backend, options(policy));
     LoHi lohi;
     auto& topo = lohi.topo;
     auto& as = lohi.as;
@@ -347,10 +347,10 @@ TEST_CASE("KvmMemory: sections are split at max_slot_size", "[memory][kvm_slots]
 
 TEST_CASE("KvmMemory: bad options are refused", "[memory][kvm_slots]") {
     RecordingSlotBackend backend(1);
-    CHECK_THROWS_AS(KvmMemory(backend, options(LockPolicy::global, 0, 0)), ConfigError);
-    CHECK_THROWS_AS(KvmMemory(backend, options(LockPolicy::global, 0, 3000)), ConfigError);
-    CHECK_THROWS_AS(KvmMemory(backend, options(LockPolicy::global, 6000, 4096)), ConfigError);
-    CHECK_NOTHROW(KvmMemory(backend, options(LockPolicy::rcu, 8192, 4096)));
+    CHECK_THROWS_AS(KvmSlots(backend, options(LockPolicy::global, 0, 0)), ConfigError);
+    CHECK_THROWS_AS(KvmSlots(backend, options(LockPolicy::global, 0, 3000)), ConfigError);
+    CHECK_THROWS_AS(KvmSlots(backend, options(LockPolicy::global, 6000, 4096)), ConfigError);
+    CHECK_NOTHROW(KvmSlots(backend, options(LockPolicy::rcu, 8192, 4096)));
 }
 
 TEST_CASE("KvmMemory: slots cover whole pages of a section", "[memory][kvm_slots]") {
@@ -670,7 +670,7 @@ TEST_CASE("KvmMemory: two KVM address spaces have independent slots",
     CHECK(calls[3].size == 0);
 
     RecordingSlotBackend one(1);
-    KvmMemory single(one, options(policy));
+    KvmSlots single(one, options(policy));
     CHECK(single.address_spaces() == 1);
     CHECK_THROWS_AS(single.listener(1), ConfigError);
     CHECK(rig.kvm.listened_address_spaces() == std::vector<unsigned>{0, 1});
@@ -1222,7 +1222,7 @@ TEST_CASE("KvmMemory: a listener that cannot map everything does not keep the ta
     const LockPolicy policy = any_policy();
     CAPTURE(minivmm::to_string(policy));
     RecordingSlotBackend backend(1, /*max_slots=*/1);
-    KvmMemory kvm(backend, options(policy));
+    KvmSlots kvm(backend, options(policy));
     LoHi lohi;
     auto& topo = lohi.topo;
     auto& as = lohi.as;
