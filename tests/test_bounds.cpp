@@ -3,8 +3,8 @@
 
 #include <cstdint>
 
-#include "minivmm/error.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/error.hpp"
 
 using minivmm::BootRam;
 using minivmm::range_within;

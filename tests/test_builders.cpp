@@ -15,16 +15,16 @@
 #include "boot/builders.hpp"
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/boot_ram.hpp"
 
 namespace L = minivmm::layout;
 using Catch::Matchers::Contains;
 using minivmm::BootPlan;
+using minivmm::BootRam;
 using minivmm::ConfigError;
 using minivmm::GuestImage;
-using minivmm::BootRam;
 using minivmm::ImageSegment;
 
 namespace {

@@ -9,9 +9,9 @@
 
 #include "boot/builders.hpp"
 #include "minivmm/boot.hpp"
+#include "minivmm/boot_ram.hpp"
 #include "minivmm/error.hpp"
 #include "minivmm/guest_image.hpp"
-#include "minivmm/boot_ram.hpp"
 #include "test_util.hpp"
 
 using Catch::Matchers::Contains;

@@ -33,8 +33,8 @@ using minivmm::IoAccess;
 using minivmm::IoDevice;
 using minivmm::kSlotLogDirty;
 using minivmm::kSlotReadonly;
-using minivmm::KvmSlots;
 using minivmm::KvmSlot;
+using minivmm::KvmSlots;
 using minivmm::LockPolicy;
 using minivmm::MemoryRegion;
 using minivmm::MemorySection;
@@ -67,7 +67,7 @@ LockPolicy any_policy() {
 }
 
 KvmSlots::Options options(LockPolicy policy, std::uint64_t max_slot_size = 0,
-                           std::uint64_t page_size = 4096) {
+                          std::uint64_t page_size = 4096) {
     KvmSlots::Options o;
     o.policy = policy;
     o.max_slot_size = max_slot_size;

@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "minivmm/guest_image.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/guest_image.hpp"
 
 namespace minivmm {
 

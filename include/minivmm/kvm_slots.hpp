@@ -62,13 +62,11 @@ struct SlotLockStats {
 class KvmMemoryListener;
 class DirtyRing;
 
-/// A VM's KVM memory slots (QEMU's KVMSlot tables): owns one slot table and one KvmMemoryListener per
-/// KVM address space, and talks to KVM through `backend` (which must outlive
-/// it). Thread-safe under every policy: the readers may be called from any
-/// thread while the listeners change the tables; listener() must be called
-/// before other threads use the object. Backend failures are thrown
-/// (KvmError); a section that needs a slot when every slot is in use throws
-/// ConfigError.
+/// A VM's KVM memory slots (QEMU's KVMSlot tables): owns one slot table and one KvmMemoryListener
+/// per KVM address space, and talks to KVM through `backend` (which must outlive it). Thread-safe
+/// under every policy: the readers may be called from any thread while the listeners change the
+/// tables; listener() must be called before other threads use the object. Backend failures are
+/// thrown (KvmError); a section that needs a slot when every slot is in use throws ConfigError.
 class KvmSlots {
   public:
     /// Construction options (a value type).

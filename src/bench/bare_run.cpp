@@ -12,8 +12,8 @@
 
 #include "minivmm/boot.hpp"
 #include "minivmm/boot_layout.hpp"
-#include "minivmm/error.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/error.hpp"
 #include "minivmm/kvm.hpp"
 
 int main(int argc, char** argv) {

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "minivmm/boot.hpp"
-#include "minivmm/guest_image.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/guest_image.hpp"
 
 namespace minivmm {
 

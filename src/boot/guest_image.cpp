@@ -12,8 +12,8 @@
 #include <fmt/format.h>
 
 #include "minivmm/boot_layout.hpp"
-#include "minivmm/error.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/error.hpp"
 #include "minivmm/unique_fd.hpp"
 
 namespace minivmm {

@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "minivmm/block_io_mode.hpp"
-#include "minivmm/event_fd.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/event_fd.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/latency_histogram.hpp"
 #include "minivmm/unique_fd.hpp"

@@ -7,8 +7,8 @@
 #include <span>
 
 #include "devices/hotplug_registry.hpp"
-#include "minivmm/console.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/console.hpp"
 #include "minivmm/io_bus.hpp"
 #include "vcpu/vcpu_host.hpp"
 
@@ -41,8 +41,7 @@ class HypercallDevice final : public IoDevice {
 
 class ExceptionReportDevice final : public IoDevice {
   public:
-    ExceptionReportDevice(const BootRam& mem, VcpuHost& host) noexcept
-        : mem_(mem), host_(host) {}
+    ExceptionReportDevice(const BootRam& mem, VcpuHost& host) noexcept : mem_(mem), host_(host) {}
     ExitAction access(const IoAccess& access) override;
 
   private:

@@ -7,8 +7,7 @@
 
 namespace minivmm {
 
-BootRam::BootRam(std::uint64_t size)
-    : BootRam(std::make_shared<RamBlock>("ram", size)) {}
+BootRam::BootRam(std::uint64_t size) : BootRam(std::make_shared<RamBlock>("ram", size)) {}
 
 BootRam::BootRam(std::shared_ptr<RamBlock> block)
     : block_(std::move(block)), base_(block_->host()), size_(block_->size()) {}

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "minivmm/error.hpp"
 #include "minivmm/boot_ram.hpp"
+#include "minivmm/error.hpp"
 #include "minivmm/ram_block.hpp"
 
 namespace minivmm {
