@@ -10,9 +10,9 @@ std::optional<std::string> read_string(const UserMemory& mem, std::uint64_t va, 
     // reading past its NUL must not turn into -EFAULT.
     std::string out;
     constexpr std::uint64_t kPage = 4096;
-    while (out.size() <= max) {
+    for (;;) {
         std::uint64_t addr = va + out.size();
-        if (addr < va) break; // wrapped
+        if (addr < va) break; // wrapped past the top of the address space
         std::size_t chunk = static_cast<std::size_t>(kPage - addr % kPage);
         std::byte buf[kPage];
         if (!mem.copy_in(addr, std::span(buf, chunk))) {
@@ -28,7 +28,7 @@ std::optional<std::string> read_string(const UserMemory& mem, std::uint64_t va, 
             out.push_back(static_cast<char>(buf[i]));
         }
     }
-    error = out.size() > max ? ENAMETOOLONG : EFAULT;
+    error = EFAULT;
     return std::nullopt;
 }
 

@@ -13,20 +13,6 @@
 
 namespace minivmm {
 
-const char* to_string(VcpuSet::State state) noexcept {
-    switch (state) {
-    case VcpuSet::State::created:
-        return "created";
-    case VcpuSet::State::running:
-        return "running";
-    case VcpuSet::State::paused:
-        return "paused";
-    case VcpuSet::State::stopped:
-        return "stopped";
-    }
-    return "?";
-}
-
 VcpuSet::VcpuSet(Options options, Hooks hooks)
     : options_(std::move(options)), hooks_(std::move(hooks)) {}
 
@@ -51,11 +37,6 @@ const KvmVcpu& VcpuSet::vcpu(unsigned i) const {
 std::size_t VcpuSet::size() const {
     std::lock_guard lock(mutex_);
     return members_.size();
-}
-
-VcpuSet::State VcpuSet::state() const {
-    std::lock_guard lock(mutex_);
-    return state_;
 }
 
 VmExit VcpuSet::result() const {

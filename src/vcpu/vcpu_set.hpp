@@ -73,7 +73,6 @@ class VcpuSet final : public VcpuHost {
     void join();
     // The reason the set stopped (valid once stopping()).
     VmExit result() const;
-    State state() const;
 
     bool pause(std::chrono::milliseconds wait);
     void resume() noexcept;
@@ -107,9 +106,6 @@ class VcpuSet final : public VcpuHost {
     void thread_main(Member& member, unsigned index) noexcept;
     void stop_locked(VmExit reason) noexcept;
     void kick_all_locked() noexcept;
-    // Takes back a pause's kick (immediate_exit) unless a stop or a pause
-    // holds it; true when a pause still does.
-    bool release_kick(const KvmVcpu& vcpu) noexcept;
 
     const Options options_;
     const Hooks hooks_;
@@ -125,7 +121,5 @@ class VcpuSet final : public VcpuHost {
     std::atomic<bool> pause_flag_{false};          // state_ == paused, for the hot path
     std::atomic<bool> stop_flag_{false};           // state_ == stopped
 };
-
-const char* to_string(VcpuSet::State state) noexcept;
 
 } // namespace minivmm
