@@ -13,6 +13,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,6 +31,7 @@
 #include "minivmm/error.hpp"
 #include "minivmm/host_mapping.hpp"
 #include "program/vdso.hpp"
+#include "skip.hpp"
 
 using namespace minivmm;
 using namespace minivmm::linux_abi;
@@ -462,6 +467,48 @@ TEST_CASE("vDSO: the parameter page's size and alignment are checked", "[vdso]")
     alignas(8) std::byte page[kVdsoPageSize + 8];
     CHECK_THROWS_AS(VdsoPublisher(std::span(page + 4, kVdsoPageSize), quick_options()),
                     ConfigError);
+}
+
+TEST_CASE("vDSO: musl's own lookup and clock_gettime use it", "[vdso]") {
+#ifndef MINIVMM_VDSO_MUSL_CHECK
+    minivmm::test::skip_test("no musl-gcc when configured (apt-get install musl-tools)",
+                             "MINIVMM_REQUIRE_MUSL");
+#else
+    char path[] = "/tmp/minivmm-vdso-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    auto image = vdso_image();
+    REQUIRE(write(fd, image.data(), image.size()) == static_cast<ssize_t>(image.size()));
+    close(fd);
+    std::string command = std::string(MINIVMM_VDSO_MUSL_CHECK) + " " + path;
+    FILE* child = popen(command.c_str(), "r");
+    REQUIRE(child != nullptr);
+    std::map<std::string, long long> values;
+    std::string output;
+    char line[256];
+    while (std::fgets(line, sizeof line, child)) {
+        output += line;
+        std::istringstream fields(line);
+        std::string key;
+        long long value = 0;
+        if (fields >> key >> value) values[key] = value;
+    }
+    int status = pclose(child);
+    unlink(path);
+    CAPTURE(output);
+    CHECK(status == 0);
+    // musl found __vdso_clock_gettime (DT_HASH, LINUX_2.6) and its answer
+    // follows the page: moved by a second when the page moves.
+    CHECK(values.count("monotonic_error_ms"));
+    CHECK(std::llabs(values["monotonic_error_ms"]) <= 1);
+    CHECK(values["moved_monotonic_ms"] >= 999);
+    CHECK(values["moved_monotonic_ms"] <= 1001);
+    CHECK(values["moved_realtime_ms"] >= 999);
+    CHECK(values["moved_realtime_ms"] <= 1001);
+    CHECK(values["cputime_ok"] == 1);
+    // sched_getcpu through __vdso_getcpu, fixed at 5 by the page.
+    CHECK(values["getcpu"] == 5);
+#endif
 }
 
 namespace {

@@ -20,11 +20,13 @@ set(MINIVMM_VDSO_IMAGE_SOURCE "${_vdso_obj_dir}/vdso_image.cpp")
 # compiler's own headers, nothing from the host build) except that the vDSO
 # is position independent: -fPIC with hidden visibility reaches the
 # parameter page and its own functions PC-relatively, without a GOT.
-# Unwind tables on purpose: debuggers and profilers unwind through the vDSO.
+# -fno-jump-tables: clang puts a switch's table of absolute addresses in
+# .data.rel.ro, which needs relocations. Unwind tables on purpose: debuggers
+# and profilers unwind through the vDSO.
 set(_vdso_cflags
   -std=gnu11 -ffreestanding -fno-builtin -nostdinc -isystem "${_MVG_C_SYSINC}"
   "-I${PROJECT_SOURCE_DIR}/include"
-  -fPIC -fvisibility=hidden -mcmodel=small -O2 -g0
+  -fPIC -fvisibility=hidden -mcmodel=small -fno-jump-tables -O2 -g0
   -fno-stack-protector -fno-stack-clash-protection -fcf-protection=none -U_FORTIFY_SOURCE
   -fasynchronous-unwind-tables -fno-exceptions
   -Wall -Wextra -Werror)
