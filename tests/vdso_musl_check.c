@@ -42,8 +42,8 @@ int main(int argc, char** argv, char** envp) {
         return 1;
     }
     size_t pages = ((size_t)size + 4095) / 4096;
-    char* page = mmap(0, 4096 * (1 + pages), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    char* page =
+        mmap(0, 4096 * (1 + pages), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) return 1;
     memcpy(page + 4096, image, (size_t)size);
     if (mprotect(page + 4096, pages * 4096, PROT_READ | PROT_EXEC) != 0) return 1;
@@ -64,7 +64,8 @@ int main(int argc, char** argv, char** envp) {
     data->clock_mode = MVG_VDSO_CLOCK_TSC;
 
     char** end_of_env = envp;
-    while (*end_of_env) ++end_of_env;
+    while (*end_of_env)
+        ++end_of_env;
     int replaced = 0;
     for (Elf64_auxv_t* aux = (void*)(end_of_env + 1); aux->a_type != AT_NULL; ++aux) {
         if (aux->a_type == AT_SYSINFO_EHDR) {
@@ -80,13 +81,15 @@ int main(int argc, char** argv, char** envp) {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 1;
     int64_t first = ts.tv_sec * 1000000000ll + ts.tv_nsec;
-    printf("monotonic_error_ms %lld\n", (long long)((first - syscall_ns(CLOCK_MONOTONIC)) / 1000000));
+    printf("monotonic_error_ms %lld\n",
+           (long long)((first - syscall_ns(CLOCK_MONOTONIC)) / 1000000));
     data->seq = 1;
     data->monotonic.base_ns += 1000000000ull;
     data->seq = 2;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 1;
     int64_t moved = ts.tv_sec * 1000000000ll + ts.tv_nsec;
-    printf("moved_monotonic_ms %lld\n", (long long)((moved - syscall_ns(CLOCK_MONOTONIC)) / 1000000));
+    printf("moved_monotonic_ms %lld\n",
+           (long long)((moved - syscall_ns(CLOCK_MONOTONIC)) / 1000000));
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 1;
     int64_t real = ts.tv_sec * 1000000000ll + ts.tv_nsec;
     printf("moved_realtime_ms %lld\n", (long long)((real - syscall_ns(CLOCK_REALTIME)) / 1000000));
