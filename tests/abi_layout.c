@@ -4,6 +4,7 @@
 #include <minivmm/abi/block.h>
 #include <minivmm/abi/boot_info.h>
 #include <minivmm/abi/hypercall.h>
+#include <minivmm/abi/vdso_data.h>
 
 #include "abi_layout.h"
 

@@ -29,7 +29,20 @@
         OFF(blk_ring_header, queue), OFF(blk_ring_header, sq_tail), OFF(blk_ring_header, sq_head), \
         OFF(blk_ring_header, need_kick), SZ(blk_ring_entry), OFF(blk_ring_entry, sector),          \
         OFF(blk_ring_entry, buf), OFF(blk_ring_entry, len), OFF(blk_ring_entry, status),           \
-        OFF(blk_ring_entry, tag)
+        OFF(blk_ring_entry, tag), MVG_VDSO_DATA_SIZE, MVG_VDSO_CLOCK_NONE, MVG_VDSO_CLOCK_TSC,     \
+        MVG_VDSO_GETCPU_SYSCALL, MVG_VDSO_GETCPU_FIXED, MVG_VDSO_GETCPU_RDTSCP,                    \
+        MVG_VDSO_CLOCK_REALTIME, MVG_VDSO_CLOCK_MONOTONIC, MVG_VDSO_CLOCK_MONOTONIC_RAW,           \
+        MVG_VDSO_CLOCK_REALTIME_COARSE, MVG_VDSO_CLOCK_MONOTONIC_COARSE, MVG_VDSO_CLOCK_BOOTTIME,  \
+        SZ(mvg_vdso_timeline), OFF(mvg_vdso_timeline, tsc_ref), OFF(mvg_vdso_timeline, base_ns),   \
+        OFF(mvg_vdso_timeline, base_frac), OFF(mvg_vdso_timeline, mult),                           \
+        OFF(mvg_vdso_timeline, shift), OFF(mvg_vdso_timeline, slew_ticks),                         \
+        OFF(mvg_vdso_timeline, slew_mult), SZ(mvg_vdso_data), OFF(mvg_vdso_data, seq),             \
+        OFF(mvg_vdso_data, clock_mode), OFF(mvg_vdso_data, monotonic),                             \
+        OFF(mvg_vdso_data, monotonic_raw), OFF(mvg_vdso_data, realtime_offset_ns),                 \
+        OFF(mvg_vdso_data, boottime_offset_ns), OFF(mvg_vdso_data, coarse_res_ns),                 \
+        OFF(mvg_vdso_data, coarse_phase_ns), OFF(mvg_vdso_data, hres_res_ns),                      \
+        OFF(mvg_vdso_data, tz_minuteswest), OFF(mvg_vdso_data, tz_dsttime),                        \
+        OFF(mvg_vdso_data, getcpu_mode), OFF(mvg_vdso_data, cpu), OFF(mvg_vdso_data, node)
 
 #ifdef __cplusplus
 extern "C" {

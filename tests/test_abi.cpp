@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "abi_layout.h"
+#include "minivmm/abi/vdso_data.h"
 #include "minivmm/block_abi.hpp"
 #include "minivmm/boot_info.hpp"
 #include "minivmm/boot_layout.hpp"
@@ -45,6 +46,13 @@ TEST_CASE("guest ABI: the numbers of docs/guest-abi.md", "[abi]") {
     CHECK(sizeof(blk_ring_header) == 128);
     CHECK(offsetof(blk_ring_header, sq_head) == 64);
     CHECK(sizeof(blk_ring_entry) == 64);
+    CHECK(MVG_VDSO_DATA_SIZE == 4096);
+    CHECK(sizeof(mvg_vdso_data) == 208);
+    CHECK(offsetof(mvg_vdso_data, monotonic) == 16);
+    CHECK(offsetof(mvg_vdso_data, node) == 200);
+    CHECK(sizeof(mvg_vdso_timeline) == 56);
+    CHECK(MVG_VDSO_CLOCK_TSC == 1);
+    CHECK(MVG_VDSO_GETCPU_RDTSCP == 2);
 }
 
 TEST_CASE("guest ABI: the VMM's C++ names are the C definitions", "[abi]") {
