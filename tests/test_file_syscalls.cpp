@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +25,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "minivmm/error.hpp"
@@ -311,6 +314,11 @@ TEST_CASE("files: readlink, access and faccessat2", "[files]") {
     CHECK(g.sys(SYS_readlinkat, kFdCwd, g.str("l"), buf, 3) == 3); // truncated, as Linux
     CHECK(g.sys(SYS_readlink, g.str("plain"), buf, 64) == -EINVAL);
     CHECK(g.sys(SYS_readlink, g.str("l"), buf, 0) == -EINVAL);
+    CHECK(g.sys(SYS_readlinkat, kFdCwd, 0, buf, 64) == -EFAULT); // only stat takes a null path
+    // An empty path names the dirfd itself: an O_PATH | O_NOFOLLOW link.
+    std::int64_t link_fd = g.open("l", O_PATH | O_NOFOLLOW);
+    REQUIRE(link_fd >= 0);
+    CHECK(g.sys(SYS_readlinkat, link_fd, g.str(""), buf, 64) == 8);
 
     CHECK(g.sys(SYS_access, g.str("plain"), F_OK) == 0);
     CHECK(g.sys(SYS_access, g.str("plain"), R_OK | W_OK) == 0);
@@ -827,4 +835,42 @@ TEST_CASE("files: FileTable reserves, forks and closes on exec", "[files]") {
     CHECK_FALSE(watch.expired()); // the child holds it
     child.reset();
     CHECK(watch.expired()); // the host descriptor closed with its last user
+}
+
+TEST_CASE("files: a close by another thread leaves a call's file open until it ends", "[files]") {
+    Guest g;
+    std::uint64_t fds = g.alloc(8);
+    REQUIRE(g.sys(SYS_pipe2, fds, 0) == 0);
+    auto ends = g.mem.value_at<std::array<int, 2>>(fds);
+    std::uint64_t buf = g.alloc(16);
+    std::int64_t got = 0;
+    std::atomic<pid_t> reader_tid{0};
+    // The read blocks in the host; the close below must not close the host
+    // descriptor under it (a reused number would be read instead).
+    std::thread reader([&] {
+        reader_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        SyscallArgs args;
+        args.nr = SYS_read;
+        args.a[0] = static_cast<std::uint64_t>(ends[0]);
+        args.a[1] = buf;
+        args.a[2] = 16;
+        got = g.calls.call(args).value_or(-1);
+    });
+    // Until the reader sleeps in the host's read (its only blocking point).
+    const auto sleeping = [&] {
+        pid_t tid = reader_tid;
+        if (tid == 0) return false;
+        std::string stat = host_read("/proc/self/task/" + std::to_string(tid) + "/stat");
+        std::size_t paren = stat.rfind(')');
+        return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'S';
+    };
+    for (int i = 0; i < 1000 && !sleeping(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(sleeping());
+    CHECK(g.sys(SYS_close, ends[0]) == 0);
+    CHECK(g.open("/etc/hostname", O_RDONLY) == ends[0]); // the number is free again
+    CHECK(g.write(ends[1], "late") == 4);
+    reader.join();
+    CHECK(got == 4);
+    CHECK(g.mem.string_at(buf, 4) == "late");
 }

@@ -499,17 +499,16 @@ std::shared_ptr<const UniqueFd> FileSystemCalls::cwd() const {
     return cwd_;
 }
 
-int FileSystemCalls::path_at(int dirfd, std::uint64_t path_va, PathAt& out,
-                             bool empty_path_allowed) {
+int FileSystemCalls::path_at(int dirfd, std::uint64_t path_va, PathAt& out, EmptyPath empty) {
     int error = 0;
     std::optional<std::string> path;
-    if (empty_path_allowed && path_va == 0)
-        path = std::string(); // Linux 6.11: AT_EMPTY_PATH with a null path
+    if (empty == EmptyPath::allowed_or_null && path_va == 0)
+        path = std::string();
     else
         path = read_string(memory_, path_va, kPathMax - 1, error);
     if (!path) return -error;
     out.path = std::move(*path);
-    if (out.path.empty() && !empty_path_allowed) return -ENOENT;
+    if (out.path.empty() && empty == EmptyPath::refused) return -ENOENT;
     if (!out.path.empty() && out.path.front() == '/') return 0; // dirfd is ignored
     if (dirfd == AT_FDCWD) {
         out.base = cwd();
@@ -683,7 +682,10 @@ std::int64_t FileSystemCalls::newfstatat(int dirfd, std::uint64_t path_va, std::
     if (flags & ~std::uint64_t{AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT})
         return -EINVAL;
     PathAt at;
-    if (int r = path_at(dirfd, path_va, at, flags & AT_EMPTY_PATH); r < 0) return r;
+    if (int r = path_at(dirfd, path_va, at,
+                        flags & AT_EMPTY_PATH ? EmptyPath::allowed_or_null : EmptyPath::refused);
+        r < 0)
+        return r;
     UniqueFd opened;
     if (!at.path.empty()) {
         if (std::int64_t r = open_for_inspection(at, !(flags & AT_SYMLINK_NOFOLLOW), opened); r < 0)
@@ -701,7 +703,10 @@ std::int64_t FileSystemCalls::statx(int dirfd, std::uint64_t path_va, std::uint6
         return -EINVAL;
     if ((flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return -EINVAL;
     PathAt at;
-    if (int r = path_at(dirfd, path_va, at, flags & AT_EMPTY_PATH); r < 0) return r;
+    if (int r = path_at(dirfd, path_va, at,
+                        flags & AT_EMPTY_PATH ? EmptyPath::allowed_or_null : EmptyPath::refused);
+        r < 0)
+        return r;
     UniqueFd opened;
     if (!at.path.empty()) {
         if (std::int64_t r = open_for_inspection(at, !(flags & AT_SYMLINK_NOFOLLOW), opened); r < 0)
@@ -778,7 +783,7 @@ std::int64_t FileSystemCalls::readlinkat(int dirfd, std::uint64_t path_va, std::
     if (static_cast<int>(bufsiz) <= 0) return -EINVAL;
     PathAt at;
     // An empty path names dirfd itself (an O_PATH | O_NOFOLLOW link).
-    if (int r = path_at(dirfd, path_va, at, true); r < 0) return r;
+    if (int r = path_at(dirfd, path_va, at, EmptyPath::allowed); r < 0) return r;
     UniqueFd opened;
     if (!at.path.empty()) {
         if (std::int64_t r = open_for_inspection(at, false, opened); r < 0) return r;
@@ -805,7 +810,10 @@ std::int64_t FileSystemCalls::faccessat2(int dirfd, std::uint64_t path_va, std::
     if (mode & ~std::uint64_t{R_OK | W_OK | X_OK}) return -EINVAL;
     if (flags & ~std::uint64_t{AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH}) return -EINVAL;
     PathAt at;
-    if (int r = path_at(dirfd, path_va, at, flags & AT_EMPTY_PATH); r < 0) return r;
+    if (int r = path_at(dirfd, path_va, at,
+                        flags & AT_EMPTY_PATH ? EmptyPath::allowed : EmptyPath::refused);
+        r < 0)
+        return r;
     const bool follow = !(flags & AT_SYMLINK_NOFOLLOW);
     UniqueFd opened;
     if (!at.path.empty()) {

@@ -103,8 +103,12 @@ class FileSystemCalls {
     bool copy_from_ranges(std::span<const GuestRange> ranges, std::uint64_t from,
                           std::span<std::byte> bytes) const;
 
+    // Whether a call takes "" for the dirfd itself (AT_EMPTY_PATH, readlinkat),
+    // and also a null pointer for it (fstatat, statx since Linux 6.11).
+    enum class EmptyPath { refused, allowed, allowed_or_null };
     // A guest path and the directory it is relative to (dirfd, or the cwd).
-    int path_at(int dirfd, std::uint64_t path_va, PathAt& out, bool empty_path_allowed = false);
+    int path_at(int dirfd, std::uint64_t path_va, PathAt& out,
+                EmptyPath empty = EmptyPath::refused);
     // The file a path names, opened O_PATH (the final symlink followed or
     // not), for calls that only look at it; -errno on failure.
     std::int64_t open_for_inspection(const PathAt& at, bool follow_final, UniqueFd& out);
