@@ -50,7 +50,8 @@ class FileSystemCalls {
     FileSystemCalls(FileTable& files, const FileSandbox& sandbox, UserMemory& memory);
 
     // The result (a value, or -errno) of a system call this class serves;
-    // nullopt for any other number.
+    // nullopt for any other number. Callable from several threads at once
+    // (the program's threads share its files and current directory).
     std::optional<std::int64_t> call(const SyscallArgs& args);
 
   private:
@@ -118,7 +119,10 @@ class FileSystemCalls {
     // locate_for_write, then, while the final name is a symlink and
     // `follow`, the same for its target (as open follows a final symlink).
     std::int64_t locate_final(const PathAt& at, bool follow, WriteTarget& out);
+    // An open that may change the tree (write access, O_CREAT, O_TRUNC,
+    // O_TMPFILE), under the sandbox's policy: 0 with `out` set, or -errno.
     std::int64_t open_for_write(const PathAt& at, int flags, unsigned mode, UniqueFd& out);
+    // Fills the reserved guest number with `host`; returns the number.
     std::int64_t install(UniqueFd host, bool close_on_exec, int reserved_fd);
 
     std::shared_ptr<const UniqueFd> cwd() const;
