@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${MINIVMM_FUZZ_TIME:-30}
-targets=${MINIVMM_FUZZ_TARGETS:-image hypercall block_ring control}
+targets=${MINIVMM_FUZZ_TARGETS:-image hypercall block_ring control elf syscalls}
 dir=build-fuzz
 
 echo "== fuzz: configure and build in $dir (clang, libFuzzer, ASan+UBSan)"

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -34,7 +35,11 @@ FileKind file_kind_of(int fd) {
     }
 }
 
-FileTable::FileTable(int limit) : limit_(limit > 0 ? limit : 1) {}
+FileTable::FileTable(int limit) : limit_(limit > 0 ? limit : 1), soft_limit_(limit_) {}
+
+void FileTable::set_limit(int soft_limit) noexcept {
+    soft_limit_.store(std::clamp(soft_limit, 0, limit_), std::memory_order_relaxed);
+}
 
 void FileTable::adopt_vmm_stdio() {
     for (int fd = 0; fd <= 2; ++fd) {
@@ -57,6 +62,7 @@ void FileTable::adopt_vmm_stdio() {
 
 std::unique_ptr<FileTable> FileTable::clone_for_fork() const {
     auto child = std::make_unique<FileTable>(limit_);
+    child->set_limit(limit()); // fork keeps the parent's rlimits
     std::lock_guard lock(mutex_);
     child->slots_.resize(slots_.size());
     for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -96,8 +102,9 @@ FileTable::Slot* FileTable::slot(int fd) {
 
 int FileTable::reserve(int lowest) {
     if (lowest < 0 || lowest >= limit_) return -EINVAL;
+    const int soft_limit = limit();
     std::lock_guard lock(mutex_);
-    for (int fd = lowest; fd < limit_; ++fd) {
+    for (int fd = lowest; fd < soft_limit; ++fd) {
         if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
         if (!slots_[fd].in_use()) {
             slots_[fd].reserved = true;
@@ -161,7 +168,7 @@ int FileTable::duplicate_onto(int old_fd, int new_fd, bool close_on_exec) {
     std::lock_guard lock(mutex_);
     const Slot* from = slot(old_fd);
     if (!from || !from->file) return -EBADF;
-    if (new_fd < 0 || new_fd >= limit_) return -EBADF;
+    if (new_fd < 0 || new_fd >= limit()) return -EBADF; // dup2/dup3 check the soft limit
     if (static_cast<std::size_t>(new_fd) >= slots_.size()) slots_.resize(new_fd + 1);
     from = slot(old_fd); // resize may have moved it
     Slot& to = slots_[new_fd];

@@ -3,6 +3,7 @@
 // so the program can name, and close, only what this table gives it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -47,7 +48,7 @@ class FileTable {
     // RLIMIT_NOFILE's usual soft limit.
     static constexpr int kDefaultLimit = 1024;
 
-    // An empty table whose numbers are 0 .. limit-1.
+    // An empty table whose numbers are 0 .. limit-1 (the hard limit).
     explicit FileTable(int limit = kDefaultLimit);
     FileTable(const FileTable&) = delete;
     FileTable& operator=(const FileTable&) = delete;
@@ -63,14 +64,21 @@ class FileTable {
     // execve: closes every number marked close-on-exec.
     void close_on_exec();
 
-    int limit() const noexcept { return limit_; }
+    // RLIMIT_NOFILE's soft limit: reserve and duplicate_onto hand out no
+    // number at or above it (numbers already open above it stay open, as in
+    // Linux). It starts at the hard limit.
+    int limit() const noexcept { return soft_limit_.load(std::memory_order_relaxed); }
+    int hard_limit() const noexcept { return limit_; }
+    // setrlimit(RLIMIT_NOFILE): the new soft limit, clamped to 0 .. hard_limit().
+    void set_limit(int soft_limit) noexcept;
     // Numbers in use (reserved ones included).
     std::size_t open_count() const;
 
     // Linux's two-step open (get_unused_fd_flags, then fd_install): reserve
     // the lowest free number >= `lowest` before the file is opened, so that
     // a full table fails with nothing created. -EMFILE if none is free below
-    // the limit, -EINVAL if `lowest` is negative or not below it.
+    // the soft limit, -EINVAL if `lowest` is negative or not below the hard
+    // limit.
     int reserve(int lowest = 0);
     // Fills reserved number `fd`.
     void install(int fd, std::shared_ptr<const OpenFile> file, bool close_on_exec);
@@ -103,6 +111,7 @@ class FileTable {
     Slot* slot(int fd);
 
     const int limit_;
+    std::atomic<int> soft_limit_;
     mutable std::mutex mutex_;
     std::vector<Slot> slots_; // grows on demand, never beyond limit_
 };

@@ -3,11 +3,13 @@
 // built from the ABI structures so that they stay valid. The image seeds
 // also copy hello.bin and spin.elf from this build's guest images.
 //   minivmm_fuzz_seeds tests/fuzz/corpus
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -208,6 +210,146 @@ void control_seeds(const fs::path& dir) {
         write_text(dir / name, text);
 }
 
+// System call inputs (fuzz_syscalls.cpp): a hole (u16 offset, u16 size, u8
+// read-only), then records: tag 0 writes memory (u16 offset, u8 length,
+// bytes), tag 1 makes a call (u16 number, or 0xffff and a u64; six tagged
+// arguments).
+class Syscalls {
+  public:
+    struct Arg {
+        std::uint8_t kind; // 0 raw u64, 1 memory offset u16, 2 small i8, 3 end - u8
+        std::uint64_t value;
+    };
+    static Arg raw(std::uint64_t v) { return {0, v}; }
+    static Arg at(std::uint16_t offset) { return {1, offset}; }
+    static Arg small(std::int8_t v) { return {2, static_cast<std::uint8_t>(v)}; }
+    static Arg before_end(std::uint8_t n) { return {3, n}; }
+
+    Syscalls(std::uint16_t hole_offset = 0, std::uint16_t hole_size = 0, bool read_only = false) {
+        put(hole_offset);
+        put(hole_size);
+        put<std::uint8_t>(read_only ? 1 : 0);
+    }
+    Syscalls& poke(std::uint16_t offset, std::string_view bytes) {
+        put<std::uint8_t>(0);
+        put(offset);
+        put(static_cast<std::uint8_t>(bytes.size()));
+        bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
+        return *this;
+    }
+    template <typename T>
+    Syscalls& poke_value(std::uint16_t offset, const T& value) {
+        return poke(offset, std::string_view(reinterpret_cast<const char*>(&value), sizeof value));
+    }
+    Syscalls& call(std::uint64_t nr, std::initializer_list<Arg> args = {}) {
+        put<std::uint8_t>(1);
+        if (nr < 0xff00) {
+            put(static_cast<std::uint16_t>(nr));
+        } else {
+            put<std::uint16_t>(0xffff);
+            put(nr);
+        }
+        std::vector<Arg> all(args);
+        all.resize(6, raw(0));
+        for (const Arg& a : all) {
+            put(a.kind);
+            if (a.kind == 0) put(a.value);
+            if (a.kind == 1) put(static_cast<std::uint16_t>(a.value));
+            if (a.kind >= 2) put(static_cast<std::uint8_t>(a.value));
+        }
+        return *this;
+    }
+    const std::vector<char>& bytes() const { return bytes_; }
+
+  private:
+    template <typename T>
+    void put(const T& v) {
+        const char* p = reinterpret_cast<const char*>(&v);
+        bytes_.insert(bytes_.end(), p, p + sizeof v);
+    }
+    std::vector<char> bytes_;
+};
+
+void syscall_seeds(const fs::path& dir) {
+    using S = Syscalls;
+    const auto write = [&](const char* name, const Syscalls& s) {
+        write_file(dir / name, s.bytes().data(), s.bytes().size());
+    };
+    // x86-64 numbers and constants, spelled out: the seeds are data.
+    write("identity", S().call(39)                             // getpid
+                          .call(186)                           // gettid
+                          .call(102)                           // getuid
+                          .call(63, {S::at(0x100)})            // uname
+                          .call(97, {S::raw(3), S::at(0x200)}) // getrlimit(STACK)
+                          .call(302, {S::raw(0), S::raw(7), S::at(0x200), S::at(0x300)})
+                          .call(160, {S::raw(7), S::at(0x200)})  // setrlimit(NOFILE)
+                          .call(121, {S::raw(0)})                // getpgid
+                          .call(112));                           // setsid
+    write("clocks", S().call(228, {S::raw(0), S::at(0x100)})     // clock_gettime
+                        .call(228, {S::small(-6), S::at(0x100)}) // process CPU clock
+                        .call(229, {S::raw(1), S::at(0x110)})    // clock_getres
+                        .call(96, {S::at(0x120), S::at(0x130)})  // gettimeofday
+                        .call(201, {S::at(0x140)})               // time
+                        .poke_value(0x150, std::array<std::int64_t, 2>{0, 1000})
+                        .call(35, {S::at(0x150), S::at(0x160)}) // nanosleep
+                        .call(230, {S::raw(0), S::raw(1), S::at(0x150), S::raw(0)})
+                        .call(230, {S::raw(2), S::raw(0), S::at(0x150), S::raw(0)}));
+    write("signals",
+          S().poke_value(0x100, std::array<std::uint64_t, 4>{0x401000, 0x04000000, 0x401100, 0})
+              .call(13, {S::raw(10), S::at(0x100), S::at(0x120), S::raw(8)})
+              .poke_value(0x140, std::uint64_t{1} << 11) // SIGUSR2
+              .call(14, {S::raw(0), S::at(0x140), S::at(0x148), S::raw(8)})
+              .call(62, {S::raw(1), S::raw(12)})    // kill(1, SIGUSR2)
+              .call(127, {S::at(0x150), S::raw(8)}) // rt_sigpending
+              .call(14, {S::raw(1), S::at(0x140), S::raw(0), S::raw(8)})
+              .call(234, {S::raw(1), S::raw(1), S::raw(0)}) // tgkill probe
+              .call(62, {S::raw(1), S::raw(10)}));          // to the handler
+    write("files", S().poke(0x100, std::string_view("f\0", 2))
+                       .poke(0x110, std::string_view("dir\0", 4))
+                       .poke(0x120, "0123456789abcdef")
+                       .call(257, {S::small(-100), S::at(0x100), S::raw(0102), S::raw(0644)})
+                       .call(1, {S::raw(0), S::at(0x120), S::raw(16)})
+                       .call(8, {S::raw(0), S::raw(4), S::raw(0)})
+                       .call(0, {S::raw(0), S::at(0x200), S::raw(32)})
+                       .call(5, {S::raw(0), S::at(0x300)})     // fstat
+                       .call(83, {S::at(0x110), S::raw(0755)}) // mkdir
+                       .call(95, {S::raw(077)})                // umask
+                       .call(79, {S::at(0x400), S::raw(256)})  // getcwd
+                       .call(3, {S::raw(0)}));
+    write("futex", S().poke_value(0x100, std::uint32_t{5})
+                       .poke_value(0x110, std::array<std::int64_t, 2>{0, 1000})
+                       .call(202, {S::at(0x100), S::raw(128), S::raw(4)}) // mismatch
+                       .call(202, {S::at(0x100), S::raw(129), S::raw(1)}) // wake
+                       .call(202, {S::at(0x100), S::raw(128), S::raw(5), S::at(0x110)})
+                       .call(202, {S::at(0x100), S::raw(133), S::raw(1), S::raw(1), S::at(0x104),
+                                   S::raw(0x10001000)})                     // wake-op ADD 1
+                       .call(202, {S::at(0x100), S::raw(128), S::raw(5)})); // deadlock
+    write("unsupported", S().call(444)
+                             .call(444)
+                             .call(335)
+                             .call(0xffffffff00000027ull) // getpid, in eax
+                             .call(0x123456789ull));
+    write("hole", S(0x1000, 0x1000, true)
+                      .call(63, {S::at(0xff0)})                            // uname into it
+                      .call(318, {S::at(0xf00), S::raw(0x400), S::raw(0)}) // getrandom
+                      .call(204, {S::raw(0), S::raw(8), S::at(0x1000)})
+                      .call(158, {S::raw(0x1003), S::at(0x1008)}));          // ARCH_GET_FS
+    write("process", S().call(158, {S::raw(0x1002), S::raw(0x7f0000000000)}) // ARCH_SET_FS
+                         .call(204, {S::raw(0), S::raw(8), S::at(0x100)})
+                         .poke_value(0x110, std::uint64_t{2})
+                         .call(203, {S::raw(0), S::raw(8), S::at(0x110)})
+                         .call(309, {S::at(0x120), S::at(0x124), S::raw(0)})
+                         .poke(0x200, std::string_view("renamed\0", 8))
+                         .call(157, {S::raw(15), S::at(0x200)}) // PR_SET_NAME
+                         .call(157, {S::raw(16), S::at(0x210)})
+                         .poke_value(0x300, std::array<std::uint64_t, 3>{0x20000, 0, 8192})
+                         .call(131, {S::at(0x300), S::at(0x320)}) // sigaltstack
+                         .call(99, {S::at(0x400)})                // sysinfo
+                         .call(98, {S::raw(0), S::at(0x500)})     // getrusage
+                         .call(100, {S::at(0x600)})               // times
+                         .call(231, {S::raw(3)}));                // exit_group
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +363,7 @@ int main(int argc, char** argv) {
         hypercall_seeds(out / "hypercall");
         block_seeds(out / "block_ring");
         control_seeds(out / "control");
+        syscall_seeds(out / "syscalls");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "minivmm_fuzz_seeds: %s\n", e.what());
         return 1;

@@ -1,0 +1,228 @@
+// The system calls of a guest Linux program that are about the process
+// itself rather than its files or its memory (issue 16): identity, time,
+// sleeping, limits, scheduling, signals, exit. Served on the host with
+// Linux's semantics and errno values, every guest pointer through
+// UserMemory, as gVisor's Sentry serves them.
+//
+// Served (x86-64 numbers): uname getpid gettid getppid getuid geteuid getgid
+// getegid getpgid getpgrp getsid setsid setpgid arch_prctl set_tid_address
+// set_robust_list get_robust_list rseq prlimit64 getrlimit setrlimit
+// getrandom clock_gettime clock_getres gettimeofday time nanosleep
+// clock_nanosleep sched_yield sched_getaffinity sched_setaffinity getcpu
+// rt_sigaction rt_sigprocmask rt_sigpending sigaltstack rt_sigreturn umask
+// sysinfo getrusage times prctl kill tgkill tkill exit exit_group futex.
+//
+// One thread for now (threads come with part 2 of issue 16): the per-thread
+// state (signal mask, alternate stack, clear_child_tid, robust list) is kept
+// per tid, but futex has its single-threaded form only: a wait that nothing
+// could ever end is reported as a deadlock that ends the program.
+//
+// Signals are recorded (actions, mask, pending set) but never delivered to a
+// handler: no signal frame is ever built. A signal the program sends itself
+// takes its default action (it ends the program, or is ignored), stays
+// pending while blocked, and ends the program with a message saying why if
+// the program installed a handler for it. The program is treated as an
+// ordinary process, not as a pid namespace's init (whose SIG_DFL signals
+// Linux would ignore), even when its pid is 1.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "program/file_table.hpp"
+#include "program/user_memory.hpp"
+
+namespace minivmm::linux_abi {
+
+// What a system call did: the value for rax, and whether the calling
+// thread goes on.
+struct SyscallResult {
+    std::int64_t value = 0; // the result or -errno (for Then::resume)
+    enum class Then {
+        resume,           // back to the program with `value`
+        exit_thread,      // exit: the calling thread ends with exit code `status`
+        exit_process,     // exit_group: the program ends with exit code `status`
+        killed_by_signal, // the program ends by signal `status`; `message` says why
+    } then = Then::resume;
+    int status = 0; // exit code (0..255) or signal number
+    std::string message;
+};
+
+// The calling thread's registers that some calls read or write; the caller
+// (the vCPU loop) implements it over the vCPU.
+class ThreadContext {
+  public:
+    virtual ~ThreadContext() = default;
+    virtual std::uint64_t fs_base() const = 0;
+    virtual void set_fs_base(std::uint64_t base) = 0;
+    virtual std::uint64_t gs_base() const = 0;
+    virtual void set_gs_base(std::uint64_t base) = 0;
+    virtual int tid() const = 0;
+    // The thread's user rsp at the system call (sigaltstack asks whether the
+    // thread runs on its alternate stack).
+    virtual std::uint64_t stack_pointer() const = 0;
+};
+
+// Sleeps for up to `duration` on the calling thread. Returns false, possibly
+// early, when the VM is stopping: the sleeping call then ends with EINTR.
+using Sleeper = std::function<bool(std::chrono::nanoseconds duration)>;
+
+// The memory figures of sysinfo and getrusage, in bytes.
+struct MemoryFigures {
+    std::uint64_t total = 0;         // the program's RAM
+    std::uint64_t free = 0;          // of it, not in use
+    std::uint64_t peak_resident = 0; // the most it has used at once (ru_maxrss)
+};
+
+class ProcessCalls {
+  public:
+    struct Options {
+        int pid = 1;
+        int ppid = 0;
+        std::uint32_t uid = host_uid(); // real = effective = saved
+        std::uint32_t gid = host_gid();
+        std::string nodename = "minivmm";
+        // The program's name (comm, PR_GET_NAME): the executable's file name,
+        // as execve sets it; only its first 15 bytes are kept.
+        std::string command_name;
+        // The main thread's stack, a fixed mapping: RLIMIT_STACK's soft and
+        // hard limit.
+        std::uint64_t stack_size = 8ull << 20;
+        int cpus = 1; // CPUs the program sees (sched_getaffinity)
+        std::uint32_t umask = host_umask();
+        Sleeper sleeper;                       // empty: a host sleep nothing interrupts
+        std::function<MemoryFigures()> memory; // empty: the host's figures
+        // When the VM started: sysinfo's uptime and times' clock count from it.
+        std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+        static std::uint32_t host_uid();
+        static std::uint32_t host_gid();
+        static std::uint32_t host_umask(); // the VMM's own (from /proc/self/status)
+    };
+
+    // RLIMIT_NOFILE is `files`' limit (setrlimit changes its soft limit).
+    // `memory` and `files` must outlive this object.
+    ProcessCalls(Options options, UserMemory& memory, FileTable& files);
+    ProcessCalls(const ProcessCalls&) = delete;
+    ProcessCalls& operator=(const ProcessCalls&) = delete;
+
+    // The result of a system call this class serves; nullopt for any other
+    // number. Thread-safe; a call that sleeps holds no lock while it sleeps.
+    std::optional<SyscallResult> call(const SyscallArgs& args, ThreadContext& thread);
+
+    int pid() const { return options_.pid; }
+    // The file mode creation mask (umask); the dispatcher applies it to the
+    // modes of the file calls that create.
+    std::uint32_t umask() const;
+    // {soft, hard} of RLIMIT_* `resource` (0..15), for the calls that enforce
+    // one (RLIM_INFINITY is ~0).
+    std::array<std::uint64_t, 2> rlimit(unsigned resource) const;
+
+    // The layout of struct kernel_sigaction on x86-64 (what rt_sigaction
+    // reads and writes; glibc's struct sigaction is a different one).
+    struct SignalAction {
+        std::uint64_t handler = 0; // SIG_DFL 0, SIG_IGN 1, or a function
+        std::uint64_t flags = 0;
+        std::uint64_t restorer = 0;
+        std::uint64_t mask = 0;
+    };
+    static_assert(sizeof(SignalAction) == 32);
+    static constexpr int kSignals = 64; // _NSIG
+
+  private:
+    // What Linux keeps per thread (task_struct) that these calls touch.
+    struct ThreadState {
+        std::uint64_t blocked = 0;         // the signal mask, bit sig-1
+        std::uint64_t clear_child_tid = 0; // set_tid_address
+        std::uint64_t robust_list = 0;     // set_robust_list
+        std::uint64_t altstack_sp = 0;     // sigaltstack
+        std::uint64_t altstack_size = 0;
+        std::uint32_t altstack_flags = 0;
+    };
+    struct Deadline;
+
+    std::int64_t uname(std::uint64_t buf);
+    std::int64_t getpgid(int pid, const ThreadContext& thread) const;
+    std::int64_t setpgid(int pid, int pgid, const ThreadContext& thread) const;
+    std::int64_t arch_prctl(int code, std::uint64_t addr, ThreadContext& thread);
+    std::int64_t get_robust_list(int pid, std::uint64_t head_ptr, std::uint64_t len_ptr,
+                                 const ThreadContext& thread);
+    std::int64_t prlimit(int pid, std::uint64_t resource, std::uint64_t new_limit,
+                         std::uint64_t old_limit, const ThreadContext& thread);
+    std::int64_t getrlimit(std::uint64_t resource, std::uint64_t limit);
+    std::int64_t setrlimit(std::uint64_t resource, std::uint64_t limit);
+    // do_prlimit: -errno, or 0 with the limits before in `old`.
+    std::int64_t change_rlimit(std::uint64_t resource,
+                               const std::optional<std::array<std::uint64_t, 2>>& wanted,
+                               std::array<std::uint64_t, 2>& old);
+    std::int64_t getrandom(std::uint64_t buf, std::uint64_t count, std::uint64_t flags);
+    std::int64_t clock_gettime(int clock, std::uint64_t tp, const ThreadContext& thread);
+    std::int64_t clock_getres(int clock, std::uint64_t tp, const ThreadContext& thread);
+    std::int64_t gettimeofday(std::uint64_t tv, std::uint64_t tz);
+    std::int64_t time(std::uint64_t tloc);
+    SyscallResult clock_nanosleep(int clock, std::uint64_t flags, std::uint64_t req,
+                                  std::uint64_t rem, const ThreadContext& thread);
+    std::int64_t sched_getaffinity(int pid, std::uint64_t len, std::uint64_t mask,
+                                   const ThreadContext& thread);
+    std::int64_t sched_setaffinity(int pid, std::uint64_t len, std::uint64_t mask,
+                                   const ThreadContext& thread);
+    std::int64_t getcpu(std::uint64_t cpu, std::uint64_t node);
+    std::int64_t rt_sigaction(int sig, std::uint64_t act, std::uint64_t oldact,
+                              std::uint64_t sigsetsize);
+    SyscallResult rt_sigprocmask(int how, std::uint64_t set, std::uint64_t oldset,
+                                 std::uint64_t sigsetsize, const ThreadContext& thread);
+    std::int64_t rt_sigpending(std::uint64_t set, std::uint64_t sigsetsize,
+                               const ThreadContext& thread);
+    std::int64_t sigaltstack(std::uint64_t ss, std::uint64_t old_ss, const ThreadContext& thread);
+    std::int64_t sysinfo(std::uint64_t info);
+    std::int64_t getrusage(int who, std::uint64_t usage);
+    std::int64_t times(std::uint64_t buf);
+    std::int64_t prctl(int option, std::uint64_t arg2, std::uint64_t arg3, std::uint64_t arg4,
+                       std::uint64_t arg5);
+    SyscallResult kill(int pid, int sig, const ThreadContext& thread);
+    // tgkill with tgid > 0; tkill with tgid 0 (any thread group).
+    SyscallResult tgkill(int tgid, int tid, int sig, const ThreadContext& thread);
+    SyscallResult futex(const SyscallArgs& args, const ThreadContext& thread);
+
+    // Sends `sig` (1..64) to the program itself, under mutex_: a result that
+    // ends the program, or nullopt when it goes on (the signal was ignored,
+    // or stays pending because it is blocked).
+    std::optional<SyscallResult> send_to_self(int sig, ThreadState& thread);
+    // Takes every pending signal `thread` does not block (Linux does so on
+    // the way back to user mode), under mutex_.
+    std::optional<SyscallResult> take_unblocked_signals(ThreadState& thread);
+    // Sleeps until `deadline` through the sleeper: true when it passed;
+    // false when the sleeper said the VM is stopping, with the time left.
+    bool sleep_until(const Deadline& deadline, std::int64_t& left_ns);
+    MemoryFigures memory_figures() const;
+    ThreadState& thread_state(int tid); // under mutex_
+    // Whether `id` names the program (a pid or tid argument; 0 is handled by
+    // each caller, as in Linux).
+    bool names_self(int id, const ThreadContext& thread) const;
+
+    const Options options_;
+    const int cpus_; // options_.cpus, at least 1: nr_cpu_ids
+    UserMemory& memory_;
+    FileTable& files_;
+    Sleeper sleeper_;
+
+    mutable std::mutex mutex_; // everything below
+    std::uint32_t umask_;
+    std::array<std::array<std::uint64_t, 2>, 16> rlimits_{};
+    std::array<SignalAction, kSignals> actions_{};
+    std::uint64_t pending_signals_ = 0; // bit sig-1
+    std::map<int, ThreadState> threads_;
+    std::vector<std::uint64_t> affinity_; // one bit per CPU
+    std::array<char, 16> command_name_{};
+    int dumpable_ = 1;
+    bool no_new_privs_ = false;
+};
+
+} // namespace minivmm::linux_abi
