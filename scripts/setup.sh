@@ -24,6 +24,7 @@ test=(
   doxygen                                # the API reference (warnings are errors)
   dpkg-dev                               # packaging checks: CPack's .deb
   lintian                                # the .deb check (about 30 s to install)
+  musl-tools                             # musl-gcc: the static musl programs (tests/linux/, sb_static)
 )
 emulated_kvm=(
   qemu-system-x86                        # TCG with AMD SVM emulated
