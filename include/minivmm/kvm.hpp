@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "minivmm/host_mapping.hpp"
@@ -119,6 +120,16 @@ class KvmVcpu {
     void set_sregs(const kvm_sregs& sregs) const;
     /// KVM_SET_CPUID2. \throws KvmError.
     void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const;
+    /// One model-specific register (index, value).
+    struct Msr {
+        std::uint32_t index = 0;
+        std::uint64_t value = 0;
+    };
+    /// KVM_SET_MSRS: all of `msrs`. \throws KvmError naming the first MSR
+    /// KVM refused.
+    void set_msrs(std::span<const Msr> msrs) const;
+    /// KVM_GET_MSRS of one MSR. \throws KvmError if KVM cannot read it.
+    std::uint64_t msr(std::uint32_t index) const;
     /// KVM_GET_TSC_KHZ; 0 when KVM does not know it.
     std::uint32_t tsc_khz() const;
 

@@ -12,6 +12,7 @@
 #include "cli/stats.hpp"
 #include "minivmm/control_socket.hpp"
 #include "minivmm/error.hpp"
+#include "minivmm/linux_program.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/vm.hpp"
 
@@ -36,6 +37,36 @@ int status_of(const minivmm::VmExit& exit) {
     return minivmm::cli::kExitVmmError;
 }
 
+// --linux: the program's exit status is ours; a fault or a signal it sent
+// itself gives one line on stderr and 128 + the signal, as a shell shows it.
+int run_linux_program(const minivmm::KvmSystem& kvm, const minivmm::cli::RunOptions& opts) {
+    const auto& lp = *opts.linux_program;
+    minivmm::LinuxProgramConfig config;
+    config.path = lp.program;
+    config.argv.push_back(lp.program);
+    config.argv.insert(config.argv.end(), lp.args.begin(), lp.args.end());
+    config.env = lp.env;
+    config.workdir = lp.workdir;
+    config.writable_dirs = lp.rw_dirs;
+    config.mem_size = opts.mem_size;
+    config.stack_size = lp.stack_size;
+    config.timeout = opts.timeout;
+    config.seccomp = !opts.no_seccomp;
+    config.vcpu_cpus = opts.vcpu_cpus;
+    minivmm::LinuxProgram program(kvm, config);
+    auto exit = program.run();
+    std::fflush(stdout);
+    if (!exit.message.empty()) fmt::print(stderr, "minivmm-run: {}: {}\n", lp.program, exit.message);
+    auto stats = program.stats();
+    minivmm::logger().info("{}: status {}, {} system calls, {} translation flushes, {} exits",
+                           lp.program, exit.shell_status(), stats.syscalls,
+                           stats.translation_flushes, stats.exits.total());
+    if (opts.stats)
+        fmt::print(stderr, "{} syscalls={} flushes={}\n", minivmm::cli::stats_line(stats.exits),
+                   stats.syscalls, stats.translation_flushes);
+    return exit.shell_status();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +87,7 @@ int main(int argc, char** argv) {
 
     try {
         minivmm::KvmSystem kvm;
+        if (opts.linux_program) return run_linux_program(kvm, opts);
         minivmm::VmConfig config;
         config.mem_size = opts.mem_size;
         config.vcpus = opts.vcpus;

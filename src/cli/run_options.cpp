@@ -75,12 +75,27 @@ std::optional<std::vector<int>> parse_cpu_list(std::string_view text) {
 }
 
 std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* const* argv) {
-    // Everything after the first "--" is the guest's command line, verbatim.
+    // Everything after the first "--" is the guest's command line, verbatim;
+    // everything after "--linux PROGRAM" is the program's argv, verbatim.
     std::vector<std::string> args;
     std::string cmdline;
     bool in_cmdline = false;
+    std::optional<LinuxRunOptions> linux_program;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
+        if (!in_cmdline && (a == "--linux" || a.starts_with("--linux="))) {
+            linux_program.emplace();
+            if (a != "--linux") {
+                linux_program->program = a.substr(8);
+            } else if (i + 1 < argc) {
+                linux_program->program = argv[++i];
+            }
+            if (linux_program->program.empty())
+                return EarlyExit{kExitUsage, "--linux: needs the PROGRAM to run (see --help)"};
+            for (++i; i < argc; ++i)
+                linux_program->args.emplace_back(argv[i]);
+            break;
+        }
         if (!in_cmdline && a == "--") {
             in_cmdline = true;
         } else if (in_cmdline) {
@@ -100,9 +115,24 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
 
     CLI::App app{"Run a minivmm guest image (guest ABI v1) on /dev/kvm.", "minivmm-run"};
     app.set_version_flag("--version", fmt::format("minivmm-run {}", minivmm::version()));
-    app.add_option("image", opts.image, "guest image: flat binary or ELF64")->required();
+    auto* image = app.add_option("image", opts.image, "guest image: flat binary or ELF64");
+    if (!linux_program) image->required();
+    std::vector<std::string> env, rw_dirs;
+    std::string workdir, stack;
+    app.add_option("--env", env,
+                   "with --linux: KEY=VALUE in the program's environment (repeatable; nothing "
+                   "is inherited)")
+        ->allow_extra_args(false);
+    app.add_option("--workdir", workdir,
+                   "with --linux: the program's current directory, where it may write "
+                   "(default: the current one)");
+    app.add_option("--rw", rw_dirs,
+                   "with --linux: another directory the program may write beneath (repeatable)")
+        ->allow_extra_args(false);
+    app.add_option("--stack", stack, "with --linux: the program's stack size (default 8M)");
     app.add_option("--vcpus", opts.vcpus, "number of vCPUs (default 1)");
-    app.add_option("--mem", mem, "guest RAM, e.g. 256M, 1G (K/M/G suffixes; default 256M)");
+    app.add_option("--mem", mem,
+                   "guest RAM, e.g. 256M, 1G (K/M/G suffixes; default 256M, 1G with --linux)");
     app.add_option("--timeout", timeout, "stop the guest after SECONDS (exit status 124)");
     std::string lock = "global";
     app.add_option("--lock", lock,
@@ -184,6 +214,9 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.footer("Arguments after -- are passed to the guest as its command line.\n"
+               "--linux PROGRAM [ARGS...] (last) runs an unmodified static x86-64 Linux\n"
+               "executable instead, minivmm serving its system calls; its exit status is\n"
+               "the program's (128 + N when signal N ended it).\n"
                "Exit status: the guest's exit code; 2 bad usage, 124 timeout, 125 VMM error,\n"
                "126 guest fault, 130/143 stopped by SIGINT/SIGTERM.");
     try {
@@ -275,6 +308,42 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
         return EarlyExit{kExitUsage, "--stats-json: needs a FILE name"};
     opts.log_level = spdlog::level::from_str(level);
     opts.lock_policy = *parse_lock_policy(lock);
+    if (!linux_program) {
+        for (const char* name : {"--env", "--workdir", "--rw", "--stack"})
+            if (app.count(name) != 0)
+                return EarlyExit{kExitUsage, fmt::format("{}: only with --linux PROGRAM", name)};
+        return opts;
+    }
+    // What a Linux program's VM does not have: refused, never ignored.
+    if (!opts.image.empty())
+        return EarlyExit{kExitUsage, fmt::format("--linux: runs a program, not the guest image "
+                                                 "'{}' (give one or the other)",
+                                                 opts.image)};
+    if (!opts.cmdline.empty() || in_cmdline)
+        return EarlyExit{kExitUsage, "--linux: the program's arguments follow PROGRAM, not --"};
+    for (const char* name :
+         {"--vcpus", "--lock", "--disk", "--ram-backing", "--thp", "--no-thp", "--prefault",
+          "--mlock", "--dirty-ring", "--api-sock", "--stats-json"})
+        if (app.count(name) != 0)
+            return EarlyExit{kExitUsage, fmt::format("{}: not available with --linux", name)};
+    for (const auto& e : env)
+        if (e.find('=') == std::string::npos || e.front() == '=')
+            return EarlyExit{kExitUsage,
+                             fmt::format("--env: '{}' is not KEY=VALUE", e)};
+    if (app.count("--mem") == 0) opts.mem_size = 1ull << 30; // a program's default: 1G
+    if (opts.mem_size % (2ull << 20) != 0 || opts.mem_size < (32ull << 20))
+        return EarlyExit{kExitUsage, "--mem: with --linux, a multiple of 2M and at least 32M"};
+    linux_program->env = std::move(env);
+    linux_program->workdir = std::move(workdir);
+    linux_program->rw_dirs = std::move(rw_dirs);
+    if (!stack.empty()) {
+        auto bytes = parse_size(stack);
+        if (!bytes || *bytes == 0 || *bytes % 4096 != 0)
+            return EarlyExit{kExitUsage,
+                             fmt::format("--stack: '{}' is not a size in whole 4K pages", stack)};
+        linux_program->stack_size = *bytes;
+    }
+    opts.linux_program = std::move(linux_program);
     return opts;
 }
 

@@ -24,8 +24,20 @@ inline constexpr int kExitVmmError = 125;   // VMM could not start or failed
 inline constexpr int kExitGuestFault = 126; // guest exception, bad hypercall, KVM error
 // SIGINT / SIGTERM: 128 + the signal number (130 / 143).
 
+// --linux PROGRAM [ARGS...]: an unmodified Linux executable instead of a
+// guest image (docs/linux-programs.md).
+struct LinuxRunOptions {
+    std::string program;              // the executable
+    std::vector<std::string> args;    // its argv[1..]
+    std::vector<std::string> env;     // --env KEY=VALUE, in order
+    std::string workdir;              // --workdir DIR ("" = the current one)
+    std::vector<std::string> rw_dirs; // --rw DIR
+    std::uint64_t stack_size = 8ull << 20; // --stack SIZE
+};
+
 struct RunOptions {
     std::string image;
+    std::optional<LinuxRunOptions> linux_program; // --linux
     std::string cmdline;
     unsigned vcpus = 1;
     std::uint64_t mem_size = 256ull << 20;

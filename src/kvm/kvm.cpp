@@ -216,6 +216,39 @@ void KvmVcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const {
     checked_ioctl(fd_.get(), kSetCpuid2, buf.bytes.data(), "KVM_SET_CPUID2");
 }
 
+// A kvm_msrs header followed by its entries, as the kernel lays them out.
+struct MsrBuffer {
+    explicit MsrBuffer(std::size_t n) : bytes(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry)) {
+        header()->nmsrs = static_cast<std::uint32_t>(n);
+    }
+    kvm_msrs* header() { return reinterpret_cast<kvm_msrs*>(bytes.data()); }
+    kvm_msr_entry* entries() {
+        return reinterpret_cast<kvm_msr_entry*>(bytes.data() + sizeof(kvm_msrs));
+    }
+    std::vector<std::byte> bytes;
+};
+
+void KvmVcpu::set_msrs(std::span<const Msr> msrs) const {
+    MsrBuffer buf(msrs.size());
+    for (std::size_t i = 0; i < msrs.size(); ++i)
+        buf.entries()[i] = kvm_msr_entry{msrs[i].index, 0, msrs[i].value};
+    // api.rst 4.19: the result is the number of MSRs set; a short count
+    // means KVM refused the one at that index.
+    int n = checked_ioctl(fd_.get(), KVM_SET_MSRS, buf.bytes.data(), "KVM_SET_MSRS");
+    if (static_cast<std::size_t>(n) != msrs.size())
+        throw KvmError("KVM_SET_MSRS", EINVAL,
+                       fmt::format("KVM refused MSR {:#x}", msrs[static_cast<std::size_t>(n)].index));
+}
+
+std::uint64_t KvmVcpu::msr(std::uint32_t index) const {
+    MsrBuffer buf(1);
+    buf.entries()[0] = kvm_msr_entry{index, 0, 0};
+    int n = checked_ioctl(fd_.get(), KVM_GET_MSRS, buf.bytes.data(), "KVM_GET_MSRS");
+    if (n != 1)
+        throw KvmError("KVM_GET_MSRS", EINVAL, fmt::format("KVM cannot read MSR {:#x}", index));
+    return buf.entries()[0].data;
+}
+
 std::uint32_t KvmVcpu::tsc_khz() const {
     int r = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
     return r > 0 ? static_cast<std::uint32_t>(r) : 0;

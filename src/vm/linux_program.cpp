@@ -1,0 +1,566 @@
+// A Linux program in a ring-3 guest (docs/linux-programs.md). The VM has
+// boot RAM for the program's pages, a second KVM slot holding only its page
+// tables, one vCPU, and two ports that only the VMM's ring-0 code can
+// reach: the system call entry and the exception report.
+#include "minivmm/linux_program.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "boot/program_supervisor.hpp"
+#include "minivmm/error.hpp"
+#include "minivmm/log.hpp"
+#include "minivmm/ram_block.hpp"
+#include "minivmm/unique_fd.hpp"
+#include "minivmm/vm.hpp"
+#include "program/elf_executable.hpp"
+#include "program/file_sandbox.hpp"
+#include "program/file_syscalls.hpp"
+#include "program/file_table.hpp"
+#include "program/initial_stack.hpp"
+#include "program/process_calls.hpp"
+#include "program/process_memory.hpp"
+#include "program/syscall_dispatcher.hpp"
+#include "program/vdso.hpp"
+#include "vcpu/vcpu_set.hpp"
+#include "vm/vm_memory.hpp"
+
+namespace minivmm {
+
+namespace P = program_layout;
+using namespace linux_abi;
+
+namespace {
+
+constexpr std::uint64_t kPage = layout::kPageSize;
+constexpr std::uint64_t k2M = layout::kLargePageSize;
+constexpr std::uint32_t kMsrTsc = 0x10, kMsrFsBase = 0xc0000100, kMsrGsBase = 0xc0000101;
+
+// The user layout, as Linux lays out an x86-64 process without ASLR: the
+// vDSO's data page and image at the top of user space, the stack below
+// them, then Linux's stack guard gap, and the mmap area growing down from
+// there (mm/util.c mmap_base; arch/x86/entry/vdso/vma.c).
+constexpr std::uint64_t kUserEnd = ElfExecutable::kUserEnd;
+constexpr std::uint64_t kVvarAddress = kUserEnd - 0x10000;
+constexpr std::uint64_t kStackTop = kVvarAddress - 0x10000;
+constexpr std::uint64_t kStackGuardGap = 256 * kPage; // stack_guard_gap
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
+
+std::vector<std::byte> read_executable(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ImageError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    std::vector<char> chars{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) throw ImageError(fmt::format("{}: cannot read", path));
+    std::vector<std::byte> bytes(chars.size());
+    std::memcpy(bytes.data(), chars.data(), chars.size());
+    return bytes;
+}
+
+int prot_of(const ElfSegment& seg) {
+    return (seg.readable ? PROT_READ : 0) | (seg.writable ? PROT_WRITE : 0) |
+           (seg.executable ? PROT_EXEC : 0);
+}
+
+// What Linux reports for an exception in user mode
+// (arch/x86/kernel/traps.c, arch/x86/mm/fault.c).
+struct SignalFor {
+    int signal;
+    const char* what;
+};
+SignalFor signal_for(unsigned vector) {
+    switch (vector) {
+    case 0: return {SIGFPE, "divide error"};
+    case 1:
+    case 3: return {SIGTRAP, "trap"};
+    case 6: return {SIGILL, "invalid opcode"};
+    case 7: return {SIGFPE, "device not available"};
+    case 12: return {SIGBUS, "stack segment fault"};
+    case 13: return {SIGSEGV, "general protection fault"};
+    case 14: return {SIGSEGV, "page fault"};
+    case 16:
+    case 19: return {SIGFPE, "floating-point exception"};
+    case 17: return {SIGBUS, "alignment check"};
+    default: return {SIGSEGV, "exception"};
+    }
+}
+
+// The calling vCPU's registers that arch_prctl reads and writes.
+class VcpuThreadContext final : public ThreadContext {
+  public:
+    VcpuThreadContext(const KvmVcpu& vcpu, int tid) : vcpu_(vcpu), tid_(tid) {}
+    std::uint64_t fs_base() const override { return vcpu_.msr(kMsrFsBase); }
+    void set_fs_base(std::uint64_t v) override { set(kMsrFsBase, v); }
+    std::uint64_t gs_base() const override { return vcpu_.msr(kMsrGsBase); }
+    void set_gs_base(std::uint64_t v) override { set(kMsrGsBase, v); }
+    int tid() const override { return tid_; }
+
+  private:
+    void set(std::uint32_t index, std::uint64_t v) {
+        const KvmVcpu::Msr msr{index, v};
+        vcpu_.set_msrs(std::span(&msr, 1));
+    }
+    const KvmVcpu& vcpu_;
+    int tid_;
+};
+
+} // namespace
+
+int LinuxProgramExit::shell_status() const noexcept {
+    switch (kind) {
+    case Kind::exited: return code & 0xff;
+    case Kind::killed:
+    case Kind::stopped: return 128 + signal;
+    case Kind::timeout: return 124;
+    case Kind::vmm_error: return 125;
+    }
+    return 125;
+}
+
+struct LinuxProgram::Impl {
+    Impl(const KvmSystem& kvm, LinuxProgramConfig cfg);
+
+    // The two ports of the VMM's ring-0 code.
+    class SyscallEntry final : public IoDevice {
+      public:
+        explicit SyscallEntry(Impl& impl) : impl_(impl) {}
+        ExitAction access(const IoAccess& access) override { return impl_.syscall(access); }
+
+      private:
+        Impl& impl_;
+    };
+    class ExceptionReport final : public IoDevice {
+      public:
+        explicit ExceptionReport(Impl& impl) : impl_(impl) {}
+        ExitAction access(const IoAccess& access) override { return impl_.exception(access); }
+
+      private:
+        Impl& impl_;
+    };
+
+    ExitAction syscall(const IoAccess& access);
+    ExitAction exception(const IoAccess& access);
+    // Ends the program with `exit` (the first end wins) and stops the vCPUs.
+    ExitAction end(LinuxProgramExit exit, unsigned vcpu);
+    void flush_translations();
+    void load(const ElfExecutable& exe, std::span<const std::byte> file);
+    std::uint64_t map_vdso();
+    InitialStack build_stack(const ElfExecutable& exe, std::uint64_t vdso_base,
+                             const std::vector<kvm_cpuid_entry2>& cpuid);
+    LinuxProgramExit wait();
+    // run()'s loop until the vCPUs stop.
+    void watch(const UniqueFd& signals,
+               std::optional<std::chrono::steady_clock::time_point> deadline);
+
+    LinuxProgramConfig config;
+    VmConfig vm_config;
+    KvmVm vm;
+    VmMemory memory;
+    // The page tables' own RAM, at table_gpa above boot RAM: re-creating
+    // its KVM slot is how the VMM makes KVM drop every translation derived
+    // from them (flush_translations).
+    std::uint64_t table_gpa;
+    std::shared_ptr<RamBlock> table_block;
+    std::shared_ptr<MemoryRegion> table_region;
+    ProcessMemory process;
+    FileTable files;
+    FileSandbox sandbox;
+    FileSystemCalls file_calls;
+    ProcessCalls process_calls;
+    SyscallDispatcher dispatcher;
+    SyscallEntry syscall_entry{*this};
+    ExceptionReport exception_report{*this};
+    IoBus port_bus{"port"};
+    UniqueFd stopped_event; // written once the vCPU set stopped: wakes run()
+    VcpuSet vcpus;
+    std::optional<VdsoPublisher> vdso;
+    bool ran = false;
+
+    mutable std::mutex end_mutex;
+    std::optional<LinuxProgramExit> outcome; // guarded by end_mutex
+    std::atomic<std::uint64_t> syscalls{0};
+    std::atomic<std::uint64_t> flushes{0};
+};
+
+namespace {
+
+VmConfig vm_config_for(const LinuxProgramConfig& config) {
+    if (config.mem_size % k2M != 0 || config.mem_size < 16 * k2M)
+        throw ConfigError(fmt::format("program memory of {} bytes: it must be a multiple of 2 MiB "
+                                      "and at least 32 MiB",
+                                      config.mem_size));
+    if (config.stack_size % kPage != 0 || config.stack_size < 16 * kPage ||
+        config.stack_size > config.mem_size / 4)
+        throw ConfigError(fmt::format("program stack of {} bytes: it must be whole pages, at "
+                                      "least 64 KiB and at most a quarter of its memory",
+                                      config.stack_size));
+    VmConfig c;
+    c.mem_size = config.mem_size;
+    c.vcpus = 1;
+    c.handle_signals = false;
+    c.seccomp = config.seccomp;
+    c.vcpu_cpus = config.vcpu_cpus;
+    return c;
+}
+
+// Page-table RAM: enough for every data page mapped with 4 KiB pages (one
+// 4 KiB table per 2 MiB), their directories, and tables freed but not yet
+// reusable before a flush.
+std::uint64_t table_bytes_for(std::uint64_t mem_size) {
+    return align_up(std::max<std::uint64_t>(4ull << 20, mem_size / 128), k2M);
+}
+
+std::shared_ptr<RamBlock> make_table_block(std::uint64_t mem_size) {
+    RamBlockOptions options; // plain anonymous memory: it is small
+    return std::make_shared<RamBlock>("page-tables", table_bytes_for(mem_size), options);
+}
+
+ProcessCalls::Options process_options(const LinuxProgramConfig& config) {
+    ProcessCalls::Options o;
+    o.stack_size = config.stack_size;
+    o.cpus = 1;
+    return o;
+}
+
+} // namespace
+
+LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
+    : config(std::move(cfg)), vm_config(vm_config_for(config)), vm(kvm.create_vm()),
+      memory(vm, vm_config), table_gpa(align_up(config.mem_size, k2M)),
+      table_block(make_table_block(config.mem_size)),
+      process(PhysicalRange{layout::kReservedEnd,
+                            std::span(memory.boot_ram().host_base() + layout::kReservedEnd,
+                                      config.mem_size - layout::kReservedEnd)},
+              PhysicalRange{table_gpa,
+                            std::span(static_cast<std::byte*>(table_block->host()),
+                                      table_block->size())},
+              ProcessMemory::Layout{ElfExecutable::kMinAddress,
+                                    kStackTop - config.stack_size - kStackGuardGap, kUserEnd}),
+      sandbox(config.workdir, config.writable_dirs), file_calls(files, sandbox, process),
+      process_calls(process_options(config), process),
+      dispatcher(file_calls, process_calls,
+                 [this](const SyscallArgs& args) { return process.call(args, files); }),
+      stopped_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      vcpus({config.vcpu_cpus, false},
+            {[this] {
+                 std::uint64_t one = 1;
+                 [[maybe_unused]] auto n = ::write(stopped_event.get(), &one, sizeof one);
+             },
+             [] {}}) {
+    if (!stopped_event) throw SystemError("eventfd", errno);
+    // The page tables' slot, beside boot RAM.
+    table_region = MemoryRegion::ram("page-tables", table_block, 0, table_block->size());
+    {
+        MemoryTopology::Transaction tx(memory.topology());
+        memory.topology().add_subregion(memory.root(), table_gpa, table_region);
+        tx.commit();
+    }
+
+    auto file = read_executable(config.path);
+    ElfLoadOptions load_options;
+    load_options.memory_limit = config.mem_size - layout::kReservedEnd;
+    ElfExecutable exe = parse_elf_executable(file, load_options, config.path);
+
+    build_program_supervisor(memory.boot_ram(), 1);
+    // The VMM's ring-0 pages, for ring 0 only: code and tables read-only,
+    // the exception stacks writable.
+    process.map_supervisor(P::kSupervisorStart, P::kSupervisorStart,
+                           P::kSupervisorWritable - P::kSupervisorStart, false, true);
+    process.map_supervisor(P::kSupervisorWritable, P::kSupervisorWritable,
+                           P::kSupervisorEnd - P::kSupervisorWritable, true, false);
+    load(exe, file);
+    std::uint64_t vdso_base = map_vdso();
+
+    auto cpuid = kvm.supported_cpuid();
+    InitialStack stack = build_stack(exe, vdso_base, cpuid);
+    process.map_anonymous_fixed(kStackTop - config.stack_size, config.stack_size,
+                                PROT_READ | PROT_WRITE | (exe.stack_executable ? PROT_EXEC : 0),
+                                "[stack]");
+    if (!process.poke(stack.rsp, stack.bytes))
+        throw ConfigError("the initial stack does not fit in the program's stack");
+
+    files.adopt_vmm_stdio();
+    port_bus.add(P::kSyscallPort, 1, syscall_entry);
+    port_bus.add(layout::kExceptionPort, 1, exception_report);
+
+    KvmVcpu vcpu = vm.create_vcpu(0);
+    vcpu.set_cpuid(cpuid);
+    vcpu.set_sregs(program_sregs(vcpu.sregs(), 0, process.cr3()));
+    vcpu.set_msrs(program_syscall_msrs());
+    kvm_regs regs{};
+    regs.rip = exe.entry;
+    regs.rsp = stack.rsp;
+    regs.rflags = 0x202; // IF, and the always-one bit 1, as Linux starts a process
+    // RDX = 0: no function for the program to register with atexit (the
+    // x86-64 psABI's process entry; start_thread leaves it 0 too).
+    vcpu.set_regs(regs);
+
+    // The vDSO's clocks: the guest's TSC is the host's plus KVM's offset.
+    std::uint64_t host_before = __rdtsc();
+    std::uint64_t guest = vcpu.msr(kMsrTsc);
+    std::uint64_t host_after = __rdtsc();
+    auto offset = static_cast<std::int64_t>(guest - (host_before + (host_after - host_before) / 2));
+    VdsoPublisher::Options vdso_options;
+    if (auto khz = vcpu.tsc_khz()) vdso_options.tsc_khz_hint = khz;
+    vdso_options.getcpu = VdsoGetcpu::fixed;
+    auto vvar = memory.boot_ram().range(P::kVdsoFrames, kVdsoPageSize);
+    vdso.emplace(*vvar, std::make_unique<HostClockSource>(offset), vdso_options);
+
+    vcpus.add(std::move(vcpu), port_bus, memory.address_space());
+}
+
+void LinuxProgram::Impl::load(const ElfExecutable& exe, std::span<const std::byte> file) {
+    for (const auto& seg : exe.segments) {
+        process.map_anonymous_fixed(seg.start, seg.size(), prot_of(seg), config.path);
+        if (!process.poke(seg.start, file.subspan(seg.file_offset, seg.file_size)))
+            throw ImageError(fmt::format("{}: cannot load the segment at {:#x}", config.path,
+                                         seg.start));
+    }
+    process.set_brk_base(exe.brk_start);
+}
+
+std::uint64_t LinuxProgram::Impl::map_vdso() {
+    // The data page, then the image (vdso.hpp), in frames of the VMM's
+    // reserved area that the program sees read-only at the top of its space.
+    auto image = vdso_image();
+    const std::uint64_t image_pages = vdso_mapped_size() / kPage;
+    if (P::kVdsoFrames + (1 + image_pages) * kPage > P::kVdsoFramesEnd)
+        throw ConfigError("the vDSO image is larger than the VMM's frames for it");
+    memory.boot_ram().fill(P::kVdsoFrames, (1 + image_pages) * kPage, std::byte{0});
+    memory.boot_ram().write_bytes(P::kVdsoFrames + kPage, image);
+    std::vector<std::uint64_t> vvar{P::kVdsoFrames}, text;
+    for (std::uint64_t i = 0; i < image_pages; ++i)
+        text.push_back(P::kVdsoFrames + (1 + i) * kPage);
+    process.map_frames(kVvarAddress, vvar, PROT_READ, "[vvar]");
+    process.map_frames(kVvarAddress + kPage, text, PROT_READ | PROT_EXEC, "[vdso]");
+    return kVvarAddress + kPage;
+}
+
+InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint64_t vdso_base,
+                                             const std::vector<kvm_cpuid_entry2>& cpuid) {
+    InitialStackInputs in;
+    in.stack_top = kStackTop;
+    in.argv = config.argv.empty() ? std::vector<std::string>{config.path} : config.argv;
+    in.envp = config.env;
+    in.execfn = config.path;
+    if (::getrandom(in.random.data(), in.random.size(), 0) != static_cast<ssize_t>(in.random.size()))
+        throw SystemError("getrandom", errno);
+    in.phdr = exe.phdr;
+    in.phent = exe.phent;
+    in.phnum = exe.phnum;
+    in.entry = exe.entry;
+    in.base = ElfExecutable::at_base;
+    // AT_HWCAP on x86 is CPUID.1:EDX, as the vCPU reports it.
+    for (const auto& e : cpuid)
+        if (e.function == 1) in.hwcap = e.edx;
+    in.uid = ::getuid();
+    in.euid = ::geteuid();
+    in.gid = ::getgid();
+    in.egid = ::getegid();
+    in.sysinfo_ehdr = vdso_base;
+    // The signal frame size the host's kernel computed for this CPU.
+    in.minsigstksz = ::getauxval(AT_MINSIGSTKSZ) ? ::getauxval(AT_MINSIGSTKSZ) : 2048;
+    in.max_arg_bytes = std::min<std::size_t>(config.stack_size / 4, 32 * InitialStackInputs::kDefaultMaxArgBytes);
+    return build_initial_stack(in);
+}
+
+ExitAction LinuxProgram::Impl::end(LinuxProgramExit exit, unsigned vcpu) {
+    VmExit reason{VmExit::Kind::guest_exit, exit.code, static_cast<int>(vcpu), exit.message};
+    {
+        std::lock_guard lock(end_mutex);
+        if (!outcome) outcome = std::move(exit);
+    }
+    vcpus.request_stop(std::move(reason));
+    return ExitAction::stop;
+}
+
+void LinuxProgram::Impl::flush_translations() {
+    // A shadow-paging KVM never sees the VMM's own writes to the guest's page
+    // tables, and a hardware walker's TLB keeps what it cached: removing the
+    // KVM slot that holds the tables makes KVM zap every translation derived
+    // from them and flush each vCPU's TLB before it runs again (api.rst 4.35,
+    // as map_hotplug_ram relies on for unplugged RAM). Two commits: a batch
+    // of both would cancel out.
+    memory.topology().set_enabled(*table_region, false);
+    memory.topology().set_enabled(*table_region, true);
+    flushes.fetch_add(1, std::memory_order_relaxed);
+}
+
+ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
+    kvm_regs regs = access.vcpu.regs();
+    // The port is closed to ring 3 (TSS I/O bitmap): only the entry stub
+    // reaches it.
+    if (regs.rip != P::kSyscallExitRip)
+        return end({LinuxProgramExit::Kind::vmm_error, 0, 0,
+                    fmt::format("system call port written from rip {:#x}, not the entry", regs.rip)},
+                   access.vcpu_index);
+    SyscallArgs args;
+    args.nr = regs.rax;
+    args.a[0] = regs.rdi;
+    args.a[1] = regs.rsi;
+    args.a[2] = regs.rdx;
+    args.a[3] = regs.r10;
+    args.a[4] = regs.r8;
+    args.a[5] = regs.r9;
+    VcpuThreadContext thread(access.vcpu, process_calls.pid());
+    SyscallResult result = dispatcher.dispatch(args, thread);
+    syscalls.fetch_add(1, std::memory_order_relaxed);
+    if (process.shootdown_needed()) {
+        flush_translations();
+        process.shootdown_done();
+    }
+    switch (result.then) {
+    case SyscallResult::Then::resume: break;
+    case SyscallResult::Then::exit_thread: // the only thread: the process ends (kernel/exit.c)
+    case SyscallResult::Then::exit_process:
+        return end({LinuxProgramExit::Kind::exited, result.status & 0xff, 0, {}},
+                   access.vcpu_index);
+    case SyscallResult::Then::killed_by_signal:
+        return end({LinuxProgramExit::Kind::killed, 0, result.status,
+                    result.message.empty()
+                        ? fmt::format("killed by {}", sigabbrev_np(result.status))
+                        : result.message},
+                   access.vcpu_index);
+    }
+    regs.rax = static_cast<std::uint64_t>(result.value);
+    access.vcpu.set_regs(regs);
+    return ExitAction::resume;
+}
+
+ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
+    // The stub pushed the vector (and a 0 error code where the CPU pushes
+    // none) on top of the CPU's frame: vector, error, rip, cs, rflags, rsp, ss.
+    kvm_regs regs = access.vcpu.regs();
+    kvm_sregs sregs = access.vcpu.sregs();
+    std::uint64_t frame[7];
+    auto bytes = memory.boot_ram().range(regs.rsp, sizeof frame);
+    if (!bytes || sregs.cs.dpl != 0)
+        return end({LinuxProgramExit::Kind::vmm_error, 0, 0,
+                    fmt::format("exception report with a corrupt ring-0 stack (rsp={:#x})",
+                                regs.rsp)},
+                   access.vcpu_index);
+    std::memcpy(frame, bytes->data(), sizeof frame);
+    const auto vector = static_cast<unsigned>(frame[0] & 0xff);
+    const std::uint64_t error = frame[1], rip = frame[2], cs = frame[3], rsp = frame[5];
+    if ((cs & 3) != 3)
+        return end({LinuxProgramExit::Kind::vmm_error, 0, 0,
+                    fmt::format("exception {} in the VMM's ring-0 code at rip {:#x} (error "
+                                "{:#x}, cr2 {:#x})",
+                                exception_mnemonic(vector), rip, error, sregs.cr2)},
+                   access.vcpu_index);
+    auto [signal, what] = signal_for(vector);
+    std::string where;
+    if (vector == 14) // arch/x86/mm/fault.c's error code: P, W/R, U/S, RSVD, I/D
+        where = fmt::format(" {} {:#x} ({})",
+                            (error & 16) ? "executing" : (error & 2) ? "writing" : "reading",
+                            sregs.cr2, (error & 1) ? "not permitted" : "not mapped");
+    return end({LinuxProgramExit::Kind::killed, 0, signal,
+                fmt::format("killed by {} ({} {}):{} at ip {:#x} sp {:#x}", sigabbrev_np(signal),
+                            what, exception_mnemonic(vector), where, rip, rsp)},
+               access.vcpu_index);
+}
+
+LinuxProgramExit LinuxProgram::Impl::wait() {
+    // SIGINT/SIGTERM arrive on a signalfd: blocked in this thread before the
+    // vCPU thread starts, so that it inherits the mask and never takes them.
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    UniqueFd signals;
+    if (config.handle_signals) {
+        pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+        signals.reset(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+        if (!signals) throw SystemError("signalfd", errno);
+    }
+    using clock = std::chrono::steady_clock;
+    const auto deadline = config.timeout ? std::optional(clock::now() + *config.timeout)
+                                         : std::nullopt;
+    vcpus.start();
+    try {
+        watch(signals, deadline);
+    } catch (...) {
+        // The vCPU thread must not outlive this object's parts.
+        vcpus.request_stop({VmExit::Kind::vmm_error, 0, -1, "the VMM's main thread failed"});
+        vcpus.join();
+        if (config.handle_signals) pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+        throw;
+    }
+    vcpus.join();
+    if (config.handle_signals) pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    std::lock_guard lock(end_mutex);
+    if (outcome) return *outcome;
+    // Stopped for a reason of the VMM's own: a failed ioctl, a triple fault
+    // or an entry failure, none of which the program can cause.
+    VmExit why = vcpus.result();
+    return {LinuxProgramExit::Kind::vmm_error, 0, 0, why.message};
+}
+
+void LinuxProgram::Impl::watch(const UniqueFd& signals,
+                               std::optional<std::chrono::steady_clock::time_point> deadline) {
+    using clock = std::chrono::steady_clock;
+    while (!vcpus.stopping()) {
+        // Every kVdsoUpdateInterval the clock page is republished; in between
+        // this thread sleeps until the vCPUs stop, a signal or the deadline.
+        auto wake = clock::now() + kVdsoUpdateInterval;
+        if (deadline && *deadline < wake) wake = *deadline;
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - clock::now()).count();
+        pollfd fds[2] = {{stopped_event.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+        int n = ::poll(fds, signals ? 2 : 1, static_cast<int>(std::max<long long>(ms, 0)));
+        if (n < 0 && errno != EINTR) throw SystemError("poll", errno);
+        if (signals && (fds[1].revents & POLLIN)) {
+            signalfd_siginfo info{};
+            if (::read(signals.get(), &info, sizeof info) == sizeof info) {
+                int sig = static_cast<int>(info.ssi_signo);
+                std::lock_guard lock(end_mutex);
+                if (!outcome)
+                    outcome = LinuxProgramExit{LinuxProgramExit::Kind::stopped, 0, sig,
+                                               fmt::format("stopped by {}", sigabbrev_np(sig))};
+                vcpus.request_stop({VmExit::Kind::signal, sig, -1, "stopped by a signal"});
+            }
+        }
+        if (deadline && clock::now() >= *deadline && !vcpus.stopping()) {
+            auto limit = std::chrono::duration<double>(*config.timeout).count();
+            std::lock_guard lock(end_mutex);
+            if (!outcome)
+                outcome = LinuxProgramExit{
+                    LinuxProgramExit::Kind::timeout, 0, 0,
+                    fmt::format("still running after the {:.3f} s time limit", limit)};
+            vcpus.request_stop({VmExit::Kind::timeout, 0, -1, "time limit"});
+        }
+        if (!vcpus.stopping()) vdso->update();
+    }
+}
+
+LinuxProgram::LinuxProgram(const KvmSystem& kvm, LinuxProgramConfig config)
+    : impl_(std::make_unique<Impl>(kvm, std::move(config))) {}
+
+LinuxProgram::~LinuxProgram() = default;
+
+LinuxProgramExit LinuxProgram::run() {
+    if (impl_->ran) throw ConfigError("LinuxProgram::run may be called only once");
+    impl_->ran = true;
+    return impl_->wait();
+}
+
+LinuxProgram::Stats LinuxProgram::stats() const {
+    return {impl_->syscalls.load(), impl_->flushes.load(), impl_->vcpus.exit_counts()};
+}
+
+} // namespace minivmm
