@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <string>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "minivmm/host_mapping.hpp"
@@ -122,8 +122,8 @@ class KvmVcpu {
     void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const;
     /// One model-specific register (index, value).
     struct Msr {
-        std::uint32_t index = 0;
-        std::uint64_t value = 0;
+        std::uint32_t index = 0; ///< the MSR's number (e.g. 0xc0000082, LSTAR)
+        std::uint64_t value = 0; ///< its value
     };
     /// KVM_SET_MSRS: all of `msrs`. \throws KvmError naming the first MSR
     /// KVM refused.

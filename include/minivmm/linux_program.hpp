@@ -18,21 +18,22 @@ namespace minivmm {
 
 /// What to run and what it may touch (a value type).
 struct LinuxProgramConfig {
-    std::string path;                        ///< the executable, a host path
-    std::vector<std::string> argv;           ///< its argv; empty = { path }
-    std::vector<std::string> env;            ///< KEY=VALUE each; nothing is inherited
-    std::string workdir;                     ///< start and writable directory; "" = current
-    std::vector<std::string> writable_dirs;  ///< more directories it may write beneath
-    std::uint64_t mem_size = 1ull << 30;     ///< guest RAM for its pages (a multiple of 2 MiB)
-    std::uint64_t stack_size = 8ull << 20;   ///< its main stack (RLIMIT_STACK)
+    std::string path;                       ///< the executable, a host path
+    std::vector<std::string> argv;          ///< its argv; empty = { path }
+    std::vector<std::string> env;           ///< KEY=VALUE each; nothing is inherited
+    std::string workdir;                    ///< start and writable directory; "" = current
+    std::vector<std::string> writable_dirs; ///< more directories it may write beneath
+    std::uint64_t mem_size = 1ull << 30;    ///< guest RAM for its pages (a multiple of 2 MiB)
+    std::uint64_t stack_size = 8ull << 20;  ///< its main stack (RLIMIT_STACK)
     std::optional<std::chrono::nanoseconds> timeout; ///< stop it after this long
-    bool handle_signals = true;              ///< SIGINT/SIGTERM stop it while run() runs
-    bool seccomp = true;                     ///< the vCPU thread's allowlist
-    std::vector<int> vcpu_cpus;              ///< host CPUs for the vCPU thread; empty = any
+    bool handle_signals = true;                      ///< SIGINT/SIGTERM stop it while run() runs
+    bool seccomp = true;                             ///< the vCPU thread's allowlist
+    std::vector<int> vcpu_cpus;                      ///< host CPUs for the vCPU thread; empty = any
 };
 
 /// How a program ended.
 struct LinuxProgramExit {
+    /// Why it ended.
     enum class Kind {
         exited,    ///< exit or exit_group: `code`
         killed,    ///< a fault or a signal it sent itself: `signal`
@@ -40,10 +41,10 @@ struct LinuxProgramExit {
         stopped,   ///< SIGINT/SIGTERM to the VMM: `signal`
         vmm_error, ///< the VMM failed (an ioctl error, a fault in its ring-0 code)
     };
-    Kind kind = Kind::exited;
-    int code = 0;        ///< exit status (exited)
-    int signal = 0;      ///< killed, stopped
-    std::string message; ///< one line for every kind but exited
+    Kind kind = Kind::exited; ///< why it ended
+    int code = 0;             ///< exit status (exited)
+    int signal = 0;           ///< killed, stopped
+    std::string message;      ///< one line for every kind but exited
     /// What a shell's $? would show: the code, or 128 + the signal; 124 for
     /// a timeout (as timeout(1)); 125 for a VMM error.
     int shell_status() const noexcept;
@@ -68,10 +69,11 @@ class LinuxProgram {
 
     /// Counters of the run so far.
     struct Stats {
-        std::uint64_t syscalls = 0;        ///< system calls served
+        std::uint64_t syscalls = 0;            ///< system calls served
         std::uint64_t translation_flushes = 0; ///< TLB shootdowns (page-table slot re-created)
-        ExitCounts exits;                  ///< KVM exits by reason
+        ExitCounts exits;                      ///< KVM exits by reason
     };
+    /// The counters so far (safe while run() runs).
     Stats stats() const;
 
   private:

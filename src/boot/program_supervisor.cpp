@@ -41,8 +41,9 @@ void build_program_supervisor(BootRam& mem, unsigned nr_vcpus) {
     }
     const std::array<std::uint8_t, 7> entry = {
         0xe6, static_cast<std::uint8_t>(P::kSyscallPort), // out %al, $kSyscallPort
-        0x48, 0x0f, 0x07,                                 // sysretq
-        0x0f, 0x0b,                                       // ud2: never reached
+        0x48, 0x0f,
+        0x07,       // sysretq
+        0x0f, 0x0b, // ud2: never reached
     };
     mem.write_bytes(P::kSyscallEntry, std::as_bytes(std::span(entry)));
 }

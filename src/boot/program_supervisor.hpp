@@ -29,13 +29,8 @@ namespace minivmm::program_layout {
 inline constexpr std::uint16_t kSyscallPort = 0x80;
 // LSTAR: the system call entry, in the exception stubs' page.
 inline constexpr std::uint64_t kSyscallEntry = layout::kExceptionStubs + 0x800;
-// RIP when the entry's `out` exits to the VMM.
+// RIP after the entry's `out` (KVM may report either this or the `out`).
 inline constexpr std::uint64_t kSyscallExitRip = kSyscallEntry + 2;
-// Frames the VMM owns for the program's vDSO (its data page, then the
-// image): the boot ABI's page-table pool, unused here because a program's
-// page tables live in their own KVM slot.
-inline constexpr std::uint64_t kVdsoFrames = layout::kPageTables;
-inline constexpr std::uint64_t kVdsoFramesEnd = layout::kPageTablesEnd;
 // [kSupervisorStart, kSupervisorEnd) is mapped for ring 0 only.
 inline constexpr std::uint64_t kSupervisorStart = layout::kPageSize;
 inline constexpr std::uint64_t kSupervisorEnd = layout::kReservedEnd;

@@ -56,7 +56,8 @@ int run_linux_program(const minivmm::KvmSystem& kvm, const minivmm::cli::RunOpti
     minivmm::LinuxProgram program(kvm, config);
     auto exit = program.run();
     std::fflush(stdout);
-    if (!exit.message.empty()) fmt::print(stderr, "minivmm-run: {}: {}\n", lp.program, exit.message);
+    if (!exit.message.empty())
+        fmt::print(stderr, "minivmm-run: {}: {}\n", lp.program, exit.message);
     auto stats = program.stats();
     minivmm::logger().info("{}: status {}, {} system calls, {} translation flushes, {} exits",
                            lp.program, exit.shell_status(), stats.syscalls,

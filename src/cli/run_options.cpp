@@ -321,15 +321,13 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                                                  opts.image)};
     if (!opts.cmdline.empty() || in_cmdline)
         return EarlyExit{kExitUsage, "--linux: the program's arguments follow PROGRAM, not --"};
-    for (const char* name :
-         {"--vcpus", "--lock", "--disk", "--ram-backing", "--thp", "--no-thp", "--prefault",
-          "--mlock", "--dirty-ring", "--api-sock", "--stats-json"})
+    for (const char* name : {"--vcpus", "--lock", "--disk", "--ram-backing", "--thp", "--no-thp",
+                             "--prefault", "--mlock", "--dirty-ring", "--api-sock", "--stats-json"})
         if (app.count(name) != 0)
             return EarlyExit{kExitUsage, fmt::format("{}: not available with --linux", name)};
     for (const auto& e : env)
         if (e.find('=') == std::string::npos || e.front() == '=')
-            return EarlyExit{kExitUsage,
-                             fmt::format("--env: '{}' is not KEY=VALUE", e)};
+            return EarlyExit{kExitUsage, fmt::format("--env: '{}' is not KEY=VALUE", e)};
     if (app.count("--mem") == 0) opts.mem_size = 1ull << 30; // a program's default: 1G
     if (opts.mem_size % (2ull << 20) != 0 || opts.mem_size < (32ull << 20))
         return EarlyExit{kExitUsage, "--mem: with --linux, a multiple of 2M and at least 32M"};

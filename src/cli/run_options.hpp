@@ -27,11 +27,11 @@ inline constexpr int kExitGuestFault = 126; // guest exception, bad hypercall, K
 // --linux PROGRAM [ARGS...]: an unmodified Linux executable instead of a
 // guest image (docs/linux-programs.md).
 struct LinuxRunOptions {
-    std::string program;              // the executable
-    std::vector<std::string> args;    // its argv[1..]
-    std::vector<std::string> env;     // --env KEY=VALUE, in order
-    std::string workdir;              // --workdir DIR ("" = the current one)
-    std::vector<std::string> rw_dirs; // --rw DIR
+    std::string program;                   // the executable
+    std::vector<std::string> args;         // its argv[1..]
+    std::vector<std::string> env;          // --env KEY=VALUE, in order
+    std::string workdir;                   // --workdir DIR ("" = the current one)
+    std::vector<std::string> rw_dirs;      // --rw DIR
     std::uint64_t stack_size = 8ull << 20; // --stack SIZE
 };
 

@@ -216,14 +216,24 @@ void KvmVcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const {
     checked_ioctl(fd_.get(), kSetCpuid2, buf.bytes.data(), "KVM_SET_CPUID2");
 }
 
+// struct kvm_msrs without its flexible array, whose C++ reading of
+// __DECLARE_FLEX_ARRAY makes sizeof (and so the ioctl numbers) 16, not the
+// kernel's 8 (as CpuidHeader above).
+struct MsrsHeader {
+    std::uint32_t nmsrs;
+    std::uint32_t pad;
+};
+constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+
 // A kvm_msrs header followed by its entries, as the kernel lays them out.
 struct MsrBuffer {
-    explicit MsrBuffer(std::size_t n) : bytes(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry)) {
+    explicit MsrBuffer(std::size_t n) : bytes(sizeof(MsrsHeader) + n * sizeof(kvm_msr_entry)) {
         header()->nmsrs = static_cast<std::uint32_t>(n);
     }
-    kvm_msrs* header() { return reinterpret_cast<kvm_msrs*>(bytes.data()); }
+    MsrsHeader* header() { return reinterpret_cast<MsrsHeader*>(bytes.data()); }
     kvm_msr_entry* entries() {
-        return reinterpret_cast<kvm_msr_entry*>(bytes.data() + sizeof(kvm_msrs));
+        return reinterpret_cast<kvm_msr_entry*>(bytes.data() + sizeof(MsrsHeader));
     }
     std::vector<std::byte> bytes;
 };
@@ -234,18 +244,20 @@ void KvmVcpu::set_msrs(std::span<const Msr> msrs) const {
         buf.entries()[i] = kvm_msr_entry{msrs[i].index, 0, msrs[i].value};
     // api.rst 4.19: the result is the number of MSRs set; a short count
     // means KVM refused the one at that index.
-    int n = checked_ioctl(fd_.get(), KVM_SET_MSRS, buf.bytes.data(), "KVM_SET_MSRS");
+    int n = checked_ioctl(fd_.get(), kSetMsrs, buf.bytes.data(), "KVM_SET_MSRS");
     if (static_cast<std::size_t>(n) != msrs.size())
-        throw KvmError("KVM_SET_MSRS", EINVAL,
-                       fmt::format("KVM refused MSR {:#x}", msrs[static_cast<std::size_t>(n)].index));
+        throw KvmError(
+            fmt::format("KVM_SET_MSRS of MSR {:#x}", msrs[static_cast<std::size_t>(n)].index),
+            EINVAL, "KVM refused the value or does not know the MSR");
 }
 
 std::uint64_t KvmVcpu::msr(std::uint32_t index) const {
     MsrBuffer buf(1);
     buf.entries()[0] = kvm_msr_entry{index, 0, 0};
-    int n = checked_ioctl(fd_.get(), KVM_GET_MSRS, buf.bytes.data(), "KVM_GET_MSRS");
+    int n = checked_ioctl(fd_.get(), kGetMsrs, buf.bytes.data(), "KVM_GET_MSRS");
     if (n != 1)
-        throw KvmError("KVM_GET_MSRS", EINVAL, fmt::format("KVM cannot read MSR {:#x}", index));
+        throw KvmError(fmt::format("KVM_GET_MSRS of MSR {:#x}", index), EINVAL,
+                       "KVM does not know the MSR");
     return buf.entries()[0].data;
 }
 

@@ -257,6 +257,10 @@ std::optional<std::int64_t> FileSystemCalls::call(const SyscallArgs& args) {
         return mkdirat(AT_FDCWD, a[0], a[1]);
     case __NR_mkdirat:
         return mkdirat(fd_arg(a[0]), a[1], a[2]);
+    case __NR_symlink:
+        return symlinkat(a[0], AT_FDCWD, a[1]);
+    case __NR_symlinkat:
+        return symlinkat(a[0], fd_arg(a[1]), a[2]);
     case __NR_rename:
         return renameat2(AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
     case __NR_renameat:
@@ -744,6 +748,23 @@ std::int64_t FileSystemCalls::mkdirat(int dirfd, std::uint64_t path_va, std::uin
     if (!t.writable) return t.exists ? -EEXIST : -EROFS;
     return result_or_errno(
         ::mkdirat(t.parent.get(), t.name.c_str(), static_cast<mode_t>(mode & 07777)));
+}
+
+std::int64_t FileSystemCalls::symlinkat(std::uint64_t target_va, int dirfd, std::uint64_t path_va) {
+    // The target is stored, not resolved (fs/namei.c do_symlinkat): any
+    // string, even one pointing outside; opening through the link later is
+    // what the sandbox resolves and refuses.
+    int error = 0;
+    auto target = read_string(memory_, target_va, kPathMax - 1, error);
+    if (!target) return -error;
+    if (target->empty()) return -ENOENT;
+    PathAt at;
+    if (int r = path_at(dirfd, path_va, at); r < 0) return r;
+    WriteTarget t;
+    if (std::int64_t r = locate_for_write(at.base_fd(), at.path, t); r < 0) return r;
+    if (t.dot_name()) return -EEXIST;
+    if (!t.writable) return t.exists ? -EEXIST : -EROFS;
+    return result_or_errno(::symlinkat(target->c_str(), t.parent.get(), t.name.c_str()));
 }
 
 std::int64_t FileSystemCalls::renameat2(int old_dirfd, std::uint64_t old_path, int new_dirfd,

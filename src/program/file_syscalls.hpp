@@ -5,7 +5,7 @@
 //
 // Served (x86-64 numbers): read write readv writev pread64 pwrite64 open
 // openat creat close lseek fstat stat lstat newfstatat statx fsync fdatasync
-// ftruncate unlink unlinkat rmdir mkdir mkdirat rename renameat renameat2
+// ftruncate unlink unlinkat rmdir mkdir mkdirat symlink symlinkat rename renameat renameat2
 // getdents64 readlink readlinkat access faccessat faccessat2 fcntl dup dup2
 // dup3 ioctl getcwd chdir fchdir pipe pipe2.
 //
@@ -77,6 +77,7 @@ class FileSystemCalls {
     std::int64_t ftruncate(int fd, std::int64_t length);
     std::int64_t unlinkat(int dirfd, std::uint64_t path, std::uint64_t flags);
     std::int64_t mkdirat(int dirfd, std::uint64_t path, std::uint64_t mode);
+    std::int64_t symlinkat(std::uint64_t target, int dirfd, std::uint64_t path);
     std::int64_t renameat2(int old_dirfd, std::uint64_t old_path, int new_dirfd,
                            std::uint64_t new_path, std::uint64_t flags);
     std::int64_t getdents64(int fd, std::uint64_t dirp, std::uint64_t count);

@@ -312,6 +312,15 @@ std::optional<SyscallResult> ProcessCalls::call(const SyscallArgs& args, ThreadC
     case __NR_getgid:
     case __NR_getegid:
         return value(options_.gid);
+    // Real, effective and saved ids are one id here (kernel/sys.c getresuid).
+    // No supplementary groups (kernel/groups.c getgroups with an empty
+    // group_info): 0 whatever the size, EINVAL for a negative one.
+    case __NR_getgroups:
+        return value(static_cast<int>(a[0]) < 0 ? -EINVAL : 0);
+    case __NR_getresuid:
+        return value(three_ids(a[0], a[1], a[2], options_.uid));
+    case __NR_getresgid:
+        return value(three_ids(a[0], a[1], a[2], options_.gid));
     // The program leads its own session and process group (as a container's
     // first process does): pgid = sid = pid.
     case __NR_getpgid:
@@ -420,6 +429,13 @@ std::optional<SyscallResult> ProcessCalls::call(const SyscallArgs& args, ThreadC
 }
 
 // ---- identity ----
+
+std::int64_t ProcessCalls::three_ids(std::uint64_t r, std::uint64_t e, std::uint64_t s,
+                                     std::uint32_t id) {
+    for (std::uint64_t va : {r, e, s})
+        if (!memory_.copy_out(va, std::as_bytes(std::span(&id, 1)))) return -EFAULT;
+    return 0;
+}
 
 std::int64_t ProcessCalls::uname(std::uint64_t buf) {
     // struct new_utsname: six fields of 65 bytes, NUL-padded.

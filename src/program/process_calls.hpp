@@ -149,6 +149,8 @@ class ProcessCalls {
     struct Deadline;
 
     std::int64_t uname(std::uint64_t buf);
+    // getresuid/getresgid: `id` to each of the three pointers.
+    std::int64_t three_ids(std::uint64_t r, std::uint64_t e, std::uint64_t s, std::uint32_t id);
     std::int64_t getpgid(int pid, const ThreadContext& thread) const;
     std::int64_t setpgid(int pid, int pgid, const ThreadContext& thread) const;
     std::int64_t arch_prctl(int code, std::uint64_t addr, ThreadContext& thread);

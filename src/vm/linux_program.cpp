@@ -7,12 +7,16 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -86,18 +90,28 @@ struct SignalFor {
 };
 SignalFor signal_for(unsigned vector) {
     switch (vector) {
-    case 0: return {SIGFPE, "divide error"};
+    case 0:
+        return {SIGFPE, "divide error"};
     case 1:
-    case 3: return {SIGTRAP, "trap"};
-    case 6: return {SIGILL, "invalid opcode"};
-    case 7: return {SIGFPE, "device not available"};
-    case 12: return {SIGBUS, "stack segment fault"};
-    case 13: return {SIGSEGV, "general protection fault"};
-    case 14: return {SIGSEGV, "page fault"};
+    case 3:
+        return {SIGTRAP, "trap"};
+    case 6:
+        return {SIGILL, "invalid opcode"};
+    case 7:
+        return {SIGFPE, "device not available"};
+    case 12:
+        return {SIGBUS, "stack segment fault"};
+    case 13:
+        return {SIGSEGV, "general protection fault"};
+    case 14:
+        return {SIGSEGV, "page fault"};
     case 16:
-    case 19: return {SIGFPE, "floating-point exception"};
-    case 17: return {SIGBUS, "alignment check"};
-    default: return {SIGSEGV, "exception"};
+    case 19:
+        return {SIGFPE, "floating-point exception"};
+    case 17:
+        return {SIGBUS, "alignment check"};
+    default:
+        return {SIGSEGV, "exception"};
     }
 }
 
@@ -110,6 +124,7 @@ class VcpuThreadContext final : public ThreadContext {
     std::uint64_t gs_base() const override { return vcpu_.msr(kMsrGsBase); }
     void set_gs_base(std::uint64_t v) override { set(kMsrGsBase, v); }
     int tid() const override { return tid_; }
+    std::uint64_t stack_pointer() const override { return vcpu_.regs().rsp; }
 
   private:
     void set(std::uint32_t index, std::uint64_t v) {
@@ -124,11 +139,15 @@ class VcpuThreadContext final : public ThreadContext {
 
 int LinuxProgramExit::shell_status() const noexcept {
     switch (kind) {
-    case Kind::exited: return code & 0xff;
+    case Kind::exited:
+        return code & 0xff;
     case Kind::killed:
-    case Kind::stopped: return 128 + signal;
-    case Kind::timeout: return 124;
-    case Kind::vmm_error: return 125;
+    case Kind::stopped:
+        return 128 + signal;
+    case Kind::timeout:
+        return 124;
+    case Kind::vmm_error:
+        return 125;
     }
     return 125;
 }
@@ -190,6 +209,7 @@ struct LinuxProgram::Impl {
     UniqueFd stopped_event; // written once the vCPU set stopped: wakes run()
     VcpuSet vcpus;
     std::optional<VdsoPublisher> vdso;
+    std::uint64_t vvar_frame = 0; // the vDSO's data page
     bool ran = false;
 
     mutable std::mutex end_mutex;
@@ -235,6 +255,8 @@ ProcessCalls::Options process_options(const LinuxProgramConfig& config) {
     ProcessCalls::Options o;
     o.stack_size = config.stack_size;
     o.cpus = 1;
+    auto slash = config.path.rfind('/');
+    o.command_name = config.path.substr(slash == std::string::npos ? 0 : slash + 1);
     return o;
 }
 
@@ -247,22 +269,21 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
       process(PhysicalRange{layout::kReservedEnd,
                             std::span(memory.boot_ram().host_base() + layout::kReservedEnd,
                                       config.mem_size - layout::kReservedEnd)},
-              PhysicalRange{table_gpa,
-                            std::span(static_cast<std::byte*>(table_block->host()),
-                                      table_block->size())},
+              PhysicalRange{table_gpa, std::span(static_cast<std::byte*>(table_block->host()),
+                                                 table_block->size())},
               ProcessMemory::Layout{ElfExecutable::kMinAddress,
                                     kStackTop - config.stack_size - kStackGuardGap, kUserEnd}),
       sandbox(config.workdir, config.writable_dirs), file_calls(files, sandbox, process),
-      process_calls(process_options(config), process),
+      process_calls(process_options(config), process, files),
       dispatcher(file_calls, process_calls,
                  [this](const SyscallArgs& args) { return process.call(args, files); }),
       stopped_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      vcpus({config.vcpu_cpus, false},
-            {[this] {
-                 std::uint64_t one = 1;
-                 [[maybe_unused]] auto n = ::write(stopped_event.get(), &one, sizeof one);
-             },
-             [] {}}) {
+      vcpus({config.vcpu_cpus, false}, {[this] {
+                                            std::uint64_t one = 1;
+                                            [[maybe_unused]] auto n =
+                                                ::write(stopped_event.get(), &one, sizeof one);
+                                        },
+                                        [] {}}) {
     if (!stopped_event) throw SystemError("eventfd", errno);
     // The page tables' slot, beside boot RAM.
     table_region = MemoryRegion::ram("page-tables", table_block, 0, table_block->size());
@@ -319,8 +340,8 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
     VdsoPublisher::Options vdso_options;
     if (auto khz = vcpu.tsc_khz()) vdso_options.tsc_khz_hint = khz;
     vdso_options.getcpu = VdsoGetcpu::fixed;
-    auto vvar = memory.boot_ram().range(P::kVdsoFrames, kVdsoPageSize);
-    vdso.emplace(*vvar, std::make_unique<HostClockSource>(offset), vdso_options);
+    vdso.emplace(process.frame_bytes(vvar_frame, kVdsoPageSize),
+                 std::make_unique<HostClockSource>(offset), vdso_options);
 
     vcpus.add(std::move(vcpu), port_bus, memory.address_space());
 }
@@ -329,24 +350,26 @@ void LinuxProgram::Impl::load(const ElfExecutable& exe, std::span<const std::byt
     for (const auto& seg : exe.segments) {
         process.map_anonymous_fixed(seg.start, seg.size(), prot_of(seg), config.path);
         if (!process.poke(seg.start, file.subspan(seg.file_offset, seg.file_size)))
-            throw ImageError(fmt::format("{}: cannot load the segment at {:#x}", config.path,
-                                         seg.start));
+            throw ImageError(
+                fmt::format("{}: cannot load the segment at {:#x}", config.path, seg.start));
     }
     process.set_brk_base(exe.brk_start);
 }
 
 std::uint64_t LinuxProgram::Impl::map_vdso() {
-    // The data page, then the image (vdso.hpp), in frames of the VMM's
-    // reserved area that the program sees read-only at the top of its space.
+    // The data page, then the image (vdso.hpp), in frames the VMM keeps,
+    // which the program sees read-only at the top of its space.
     auto image = vdso_image();
     const std::uint64_t image_pages = vdso_mapped_size() / kPage;
-    if (P::kVdsoFrames + (1 + image_pages) * kPage > P::kVdsoFramesEnd)
-        throw ConfigError("the vDSO image is larger than the VMM's frames for it");
-    memory.boot_ram().fill(P::kVdsoFrames, (1 + image_pages) * kPage, std::byte{0});
-    memory.boot_ram().write_bytes(P::kVdsoFrames + kPage, image);
-    std::vector<std::uint64_t> vvar{P::kVdsoFrames}, text;
-    for (std::uint64_t i = 0; i < image_pages; ++i)
-        text.push_back(P::kVdsoFrames + (1 + i) * kPage);
+    std::vector<std::uint64_t> frames = process.alloc_frames(1 + image_pages);
+    for (std::uint64_t i = 0; i < image_pages; ++i) {
+        auto chunk =
+            image.subspan(i * kPage, std::min<std::size_t>(kPage, image.size() - i * kPage));
+        auto bytes = process.frame_bytes(frames[1 + i], kPage);
+        std::memcpy(bytes.data(), chunk.data(), chunk.size());
+    }
+    vvar_frame = frames[0];
+    std::vector<std::uint64_t> vvar{frames[0]}, text(frames.begin() + 1, frames.end());
     process.map_frames(kVvarAddress, vvar, PROT_READ, "[vvar]");
     process.map_frames(kVvarAddress + kPage, text, PROT_READ | PROT_EXEC, "[vdso]");
     return kVvarAddress + kPage;
@@ -359,7 +382,8 @@ InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint
     in.argv = config.argv.empty() ? std::vector<std::string>{config.path} : config.argv;
     in.envp = config.env;
     in.execfn = config.path;
-    if (::getrandom(in.random.data(), in.random.size(), 0) != static_cast<ssize_t>(in.random.size()))
+    if (::getrandom(in.random.data(), in.random.size(), 0) !=
+        static_cast<ssize_t>(in.random.size()))
         throw SystemError("getrandom", errno);
     in.phdr = exe.phdr;
     in.phent = exe.phent;
@@ -376,7 +400,8 @@ InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint
     in.sysinfo_ehdr = vdso_base;
     // The signal frame size the host's kernel computed for this CPU.
     in.minsigstksz = ::getauxval(AT_MINSIGSTKSZ) ? ::getauxval(AT_MINSIGSTKSZ) : 2048;
-    in.max_arg_bytes = std::min<std::size_t>(config.stack_size / 4, 32 * InitialStackInputs::kDefaultMaxArgBytes);
+    in.max_arg_bytes =
+        std::min<std::size_t>(config.stack_size / 4, 32 * InitialStackInputs::kDefaultMaxArgBytes);
     return build_initial_stack(in);
 }
 
@@ -405,11 +430,14 @@ void LinuxProgram::Impl::flush_translations() {
 ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
     kvm_regs regs = access.vcpu.regs();
     // The port is closed to ring 3 (TSS I/O bitmap): only the entry stub
-    // reaches it.
-    if (regs.rip != P::kSyscallExitRip)
-        return end({LinuxProgramExit::Kind::vmm_error, 0, 0,
-                    fmt::format("system call port written from rip {:#x}, not the entry", regs.rip)},
-                   access.vcpu_index);
+    // reaches it. RIP is still at its `out` until KVM_RUN completes the
+    // instruction (api.rst, KVM_RUN: I/O is complete only on re-entry), or
+    // past it where KVM advances RIP before the exit.
+    if (regs.rip != P::kSyscallEntry && regs.rip != P::kSyscallExitRip)
+        return end(
+            {LinuxProgramExit::Kind::vmm_error, 0, 0,
+             fmt::format("system call port written from rip {:#x}, not the entry", regs.rip)},
+            access.vcpu_index);
     SyscallArgs args;
     args.nr = regs.rax;
     args.a[0] = regs.rdi;
@@ -426,7 +454,8 @@ ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
         process.shootdown_done();
     }
     switch (result.then) {
-    case SyscallResult::Then::resume: break;
+    case SyscallResult::Then::resume:
+        break;
     case SyscallResult::Then::exit_thread: // the only thread: the process ends (kernel/exit.c)
     case SyscallResult::Then::exit_process:
         return end({LinuxProgramExit::Kind::exited, result.status & 0xff, 0, {}},
@@ -434,7 +463,7 @@ ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
     case SyscallResult::Then::killed_by_signal:
         return end({LinuxProgramExit::Kind::killed, 0, result.status,
                     result.message.empty()
-                        ? fmt::format("killed by {}", sigabbrev_np(result.status))
+                        ? fmt::format("killed by SIG{}", sigabbrev_np(result.status))
                         : result.message},
                    access.vcpu_index);
     }
@@ -451,10 +480,10 @@ ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
     std::uint64_t frame[7];
     auto bytes = memory.boot_ram().range(regs.rsp, sizeof frame);
     if (!bytes || sregs.cs.dpl != 0)
-        return end({LinuxProgramExit::Kind::vmm_error, 0, 0,
-                    fmt::format("exception report with a corrupt ring-0 stack (rsp={:#x})",
-                                regs.rsp)},
-                   access.vcpu_index);
+        return end(
+            {LinuxProgramExit::Kind::vmm_error, 0, 0,
+             fmt::format("exception report with a corrupt ring-0 stack (rsp={:#x})", regs.rsp)},
+            access.vcpu_index);
     std::memcpy(frame, bytes->data(), sizeof frame);
     const auto vector = static_cast<unsigned>(frame[0] & 0xff);
     const std::uint64_t error = frame[1], rip = frame[2], cs = frame[3], rsp = frame[5];
@@ -468,10 +497,12 @@ ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
     std::string where;
     if (vector == 14) // arch/x86/mm/fault.c's error code: P, W/R, U/S, RSVD, I/D
         where = fmt::format(" {} {:#x} ({})",
-                            (error & 16) ? "executing" : (error & 2) ? "writing" : "reading",
+                            (error & 16)  ? "executing"
+                            : (error & 2) ? "writing"
+                                          : "reading",
                             sregs.cr2, (error & 1) ? "not permitted" : "not mapped");
     return end({LinuxProgramExit::Kind::killed, 0, signal,
-                fmt::format("killed by {} ({} {}):{} at ip {:#x} sp {:#x}", sigabbrev_np(signal),
+                fmt::format("killed by SIG{} ({} {}):{} at ip {:#x} sp {:#x}", sigabbrev_np(signal),
                             what, exception_mnemonic(vector), where, rip, rsp)},
                access.vcpu_index);
 }
@@ -490,8 +521,8 @@ LinuxProgramExit LinuxProgram::Impl::wait() {
         if (!signals) throw SystemError("signalfd", errno);
     }
     using clock = std::chrono::steady_clock;
-    const auto deadline = config.timeout ? std::optional(clock::now() + *config.timeout)
-                                         : std::nullopt;
+    const auto deadline =
+        config.timeout ? std::optional(clock::now() + *config.timeout) : std::nullopt;
     vcpus.start();
     try {
         watch(signals, deadline);
@@ -531,7 +562,7 @@ void LinuxProgram::Impl::watch(const UniqueFd& signals,
                 std::lock_guard lock(end_mutex);
                 if (!outcome)
                     outcome = LinuxProgramExit{LinuxProgramExit::Kind::stopped, 0, sig,
-                                               fmt::format("stopped by {}", sigabbrev_np(sig))};
+                                               fmt::format("stopped by SIG{}", sigabbrev_np(sig))};
                 vcpus.request_stop({VmExit::Kind::signal, sig, -1, "stopped by a signal"});
             }
         }
