@@ -45,4 +45,10 @@ struct GuestImage {
     static GuestImage load_file(const std::string& path, std::uint64_t max_size);
 };
 
+/// The whole of a regular file of 1 to `max_size` bytes (what load_file
+/// parses; the Linux program loader reads executables with it too).
+/// \throws ImageError if it cannot be opened or read, is not a regular
+/// file, is empty or larger than `max_size`.
+std::vector<std::byte> read_image_file(const std::string& path, std::uint64_t max_size);
+
 } // namespace minivmm

@@ -207,7 +207,7 @@ void build_tss(BootRam& mem, unsigned nr_vcpus) {
     }
 }
 
-void build_idt(BootRam& mem) {
+void build_idt(BootRam& mem, unsigned ist) {
     mem.fill(L::kIdt, 256 * 16, std::byte{0});
     mem.fill(L::kExceptionStubs, L::kPageSize, std::byte{0xcc});
     for (unsigned v = 0; v < 32; ++v) {
@@ -234,7 +234,8 @@ void build_idt(BootRam& mem) {
         // 64-bit interrupt gate; #BP and #OF are reachable from ring 3 (int3, into).
         std::uint64_t dpl = (v == 3 || v == 4) ? 3 : 0;
         std::uint64_t lo = (stub & 0xffff) | (std::uint64_t{L::kKernelCs} << 16) |
-                           ((0x8eull | (dpl << 5)) << 40) | (((stub >> 16) & 0xffff) << 48);
+                           (std::uint64_t{ist & 7} << 32) | ((0x8eull | (dpl << 5)) << 40) |
+                           (((stub >> 16) & 0xffff) << 48);
         std::uint64_t hi = stub >> 32;
         mem.write(L::kIdt + v * 16ull, lo);
         mem.write(L::kIdt + v * 16ull + 8, hi);

@@ -33,7 +33,8 @@ void build_gdt(BootRam& mem, unsigned nr_vcpus);
 // One TSS per vCPU (its ring-0 exception stack) and the shared I/O bitmap.
 void build_tss(BootRam& mem, unsigned nr_vcpus);
 // The IDT and its ring-0 stubs, which report exceptions on layout::kExceptionPort.
-void build_idt(BootRam& mem);
+// `ist` != 0: every gate switches to that TSS stack (Intel SDM vol. 3, 6.14.5).
+void build_idt(BootRam& mem, unsigned ist = 0);
 // The BootInfo block and the command line.
 // \throws ConfigError for a command line of kCmdlineMax bytes or more, or
 // one with a NUL byte.

@@ -117,7 +117,7 @@ GuestImage GuestImage::parse(std::span<const std::byte> bytes, const std::string
     return parse_flat(bytes);
 }
 
-GuestImage GuestImage::load_file(const std::string& path, std::uint64_t max_size) {
+std::vector<std::byte> read_image_file(const std::string& path, std::uint64_t max_size) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) throw ImageError(fmt::format("{}: cannot open image: {}", path, std::strerror(errno)));
     struct stat st {};
@@ -140,7 +140,11 @@ GuestImage GuestImage::load_file(const std::string& path, std::uint64_t max_size
         if (n == 0) throw ImageError(fmt::format("{}: image shrank while being read", path));
         done += static_cast<std::size_t>(n);
     }
-    return parse(bytes, path);
+    return bytes;
+}
+
+GuestImage GuestImage::load_file(const std::string& path, std::uint64_t max_size) {
+    return parse(read_image_file(path, max_size), path);
 }
 
 } // namespace minivmm

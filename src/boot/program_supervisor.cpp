@@ -32,13 +32,9 @@ void build_program_supervisor(BootRam& mem, unsigned nr_vcpus) {
         std::uint64_t stack_top = L::kExceptionStacks + (v + 1ull) * L::kExceptionStackSize;
         mem.write<std::uint64_t>(base + kTssIst1, stack_top);
     }
-    build_idt(mem);
     // IST 1 in every gate: an exception in the system call entry (where RSP
     // is still the program's) lands on the VMM's stack, not on the program's.
-    for (unsigned v = 0; v < 32; ++v) {
-        std::uint64_t gate = L::kIdt + v * 16ull;
-        mem.write<std::uint64_t>(gate, *mem.read<std::uint64_t>(gate) | (1ull << 32));
-    }
+    build_idt(mem, 1);
     const std::array<std::uint8_t, 7> entry = {
         0xe6, static_cast<std::uint8_t>(P::kSyscallPort), // out %al, $kSyscallPort
         0x48, 0x0f,

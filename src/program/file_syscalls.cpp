@@ -177,6 +177,28 @@ bool may_raise_sigpipe(FileKind kind) {
     return kind == FileKind::pipe || kind == FileKind::socket || kind == FileKind::other;
 }
 
+// Walks the bytes [from, from + size) of a list of guest ranges (an iovec
+// array), calling piece(va, offset, len) for each run inside one range:
+// false when a piece fails or the ranges end first. Both copy directions.
+template <class Range, class Piece>
+bool for_each_piece(std::span<const Range> ranges, std::uint64_t from, std::size_t size,
+                    Piece&& piece) {
+    std::size_t done = 0;
+    for (const Range& r : ranges) {
+        if (done == size) break;
+        if (from >= r.len) {
+            from -= r.len;
+            continue;
+        }
+        std::size_t len =
+            static_cast<std::size_t>(std::min<std::uint64_t>(r.len - from, size - done));
+        if (r.va + from < r.va || !piece(r.va + from, done, len)) return false;
+        done += len;
+        from = 0;
+    }
+    return done == size;
+}
+
 } // namespace
 
 struct FileSystemCalls::GuestRange {
@@ -308,40 +330,18 @@ std::optional<std::int64_t> FileSystemCalls::call(const SyscallArgs& args) {
 
 bool FileSystemCalls::copy_from_ranges(std::span<const GuestRange> ranges, std::uint64_t from,
                                        std::span<std::byte> bytes) const {
-    std::size_t filled = 0;
-    for (const GuestRange& r : ranges) {
-        if (filled == bytes.size()) break;
-        if (from >= r.len) {
-            from -= r.len;
-            continue;
-        }
-        std::size_t take =
-            static_cast<std::size_t>(std::min<std::uint64_t>(r.len - from, bytes.size() - filled));
-        if (r.va + from < r.va || !memory_.copy_in(r.va + from, bytes.subspan(filled, take)))
-            return false;
-        filled += take;
-        from = 0;
-    }
-    return filled == bytes.size();
+    return for_each_piece(ranges, from, bytes.size(),
+                          [&](std::uint64_t va, std::size_t at, std::size_t len) {
+                              return memory_.copy_in(va, bytes.subspan(at, len));
+                          });
 }
 
 bool FileSystemCalls::copy_to_ranges(std::span<const GuestRange> ranges, std::uint64_t from,
                                      std::span<const std::byte> bytes) {
-    std::size_t done = 0;
-    for (const GuestRange& r : ranges) {
-        if (done == bytes.size()) break;
-        if (from >= r.len) {
-            from -= r.len;
-            continue;
-        }
-        std::size_t put =
-            static_cast<std::size_t>(std::min<std::uint64_t>(r.len - from, bytes.size() - done));
-        if (r.va + from < r.va || !memory_.copy_out(r.va + from, bytes.subspan(done, put)))
-            return false;
-        done += put;
-        from = 0;
-    }
-    return done == bytes.size();
+    return for_each_piece(ranges, from, bytes.size(),
+                          [&](std::uint64_t va, std::size_t at, std::size_t len) {
+                              return memory_.copy_out(va, bytes.subspan(at, len));
+                          });
 }
 
 std::int64_t FileSystemCalls::read_to_guest(const OpenFile& file,

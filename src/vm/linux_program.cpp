@@ -19,14 +19,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 
 #include <fmt/format.h>
 
 #include "boot/program_supervisor.hpp"
 #include "minivmm/error.hpp"
+#include "minivmm/guest_image.hpp"
 #include "minivmm/log.hpp"
 #include "minivmm/ram_block.hpp"
 #include "minivmm/unique_fd.hpp"
@@ -65,16 +64,6 @@ constexpr std::uint64_t kStackGuardGap = 256 * kPage; // stack_guard_gap
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
     return (v + a - 1) & ~(a - 1);
-}
-
-std::vector<std::byte> read_executable(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ImageError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    std::vector<char> chars{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) throw ImageError(fmt::format("{}: cannot read", path));
-    std::vector<std::byte> bytes(chars.size());
-    std::memcpy(bytes.data(), chars.data(), chars.size());
-    return bytes;
 }
 
 int prot_of(const ElfSegment& seg) {
@@ -293,7 +282,9 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
         tx.commit();
     }
 
-    auto file = read_executable(config.path);
+    // A program larger than its RAM could never load (a device or a FIFO
+    // would never end: read_image_file takes regular files only).
+    auto file = read_image_file(config.path, config.mem_size - layout::kReservedEnd);
     ElfLoadOptions load_options;
     load_options.memory_limit = config.mem_size - layout::kReservedEnd;
     ElfExecutable exe = parse_elf_executable(file, load_options, config.path);
