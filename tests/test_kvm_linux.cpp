@@ -1,0 +1,542 @@
+// Unmodified static Linux programs under `minivmm-run --linux` (issue 16):
+// every case of the project's test programs (tests/linux, listed in
+// cases.list) runs natively and in the guest, and the two must print the
+// same and end the same way. Then Debian's busybox-static, sb_static (the
+// sysbench cores as one static executable) and the loader's refusals.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kvm_support.hpp"
+#include "native_workloads.hpp"
+#include "skip.hpp"
+
+using Catch::Matchers::Contains;
+using minivmm::test::Child;
+using minivmm::test::describe;
+using minivmm::test::line_count;
+using minivmm::test::ProcessResult;
+using minivmm::test::run_minivmm;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One line of cases.list (tests/linux/README.md): key=value tokens.
+struct LinuxCase {
+    std::string name;
+    std::string program; // lp_hello, lp_files, ...
+    std::string path;
+    std::string expect; // exit:N, signal:N or timeout
+    std::string timeout = "0";
+    bool temp_dir = false;
+    bool unprivileged = false; // its native output differs by design
+    std::vector<std::string> env;
+    std::vector<std::string> args;
+};
+
+std::vector<LinuxCase> read_cases() {
+    std::ifstream in(MINIVMM_LINUX_TEST_CASES);
+    REQUIRE(in.good());
+    std::vector<LinuxCase> cases;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        LinuxCase c;
+        std::istringstream words(line);
+        std::string word;
+        while (words >> word) {
+            const auto eq = word.find('=');
+            REQUIRE(eq != std::string::npos);
+            const auto key = word.substr(0, eq);
+            auto value = word.substr(eq + 1);
+            if (key == "case") {
+                c.name = value;
+            } else if (key == "program") {
+                c.program = value;
+            } else if (key == "path") {
+                c.path = value;
+            } else if (key == "expect") {
+                c.expect = value;
+            } else if (key == "timeout") {
+                c.timeout = value;
+            } else if (key == "workdir") {
+                c.temp_dir = value == "temp";
+            } else if (key == "native") {
+                c.unprivileged = value == "unprivileged";
+            } else if (key == "env") {
+                c.env.push_back(value);
+            } else if (key == "arg") {
+                c.args.push_back(value);
+            }
+        }
+        cases.push_back(std::move(c));
+    }
+    return cases;
+}
+
+// A fresh empty directory, removed with what is left in it.
+class TempDir {
+  public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "minivmm-linux-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+    bool empty() const { return fs::is_empty(path_); }
+
+  private:
+    fs::path path_;
+};
+
+// The shell's view of how a run ended: the status, or 128 + the signal.
+int shell_status(const ProcessResult& r) {
+    return r.signal != 0 ? 128 + r.signal : r.status;
+}
+
+int expected_status(const std::string& expect) {
+    if (expect == "timeout") {
+        return 124;
+    }
+    const auto n = std::stoi(expect.substr(expect.find(':') + 1));
+    return expect.starts_with("signal:") ? 128 + n : n;
+}
+
+// Natively: an empty environment but the case's (as under minivmm), in
+// `dir`, stopped by timeout(1) (status 124) where the case expects that.
+ProcessResult run_native(const LinuxCase& c, const fs::path& dir) {
+    std::vector<std::string> argv;
+    if (c.expect == "timeout") {
+        argv = {"/usr/bin/timeout", c.timeout};
+    }
+    argv.insert(argv.end(), {"/usr/bin/env", "-i", "-C", dir.string()});
+    argv.insert(argv.end(), c.env.begin(), c.env.end());
+    argv.push_back(c.path);
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Child child(argv);
+    return child.finish(60s);
+}
+
+ProcessResult run_guest(const LinuxCase& c, const fs::path& dir) {
+    std::vector<std::string> args = {"--workdir", dir.string()};
+    if (c.expect == "timeout") {
+        args.insert(args.end(), {"--timeout", c.timeout});
+    }
+    for (const auto& kv : c.env) {
+        args.insert(args.end(), {"--env", kv});
+    }
+    args.insert(args.end(), {"--linux", c.path});
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    return run_minivmm(args, 120s);
+}
+
+// Runs every case of `program` natively and in the guest.
+void check_program(const std::string& program) {
+    const auto cases = read_cases();
+    int ran = 0;
+    for (const auto& c : cases) {
+        if (c.program != program) {
+            continue;
+        }
+        ++ran;
+        INFO("case " << c.name);
+        TempDir guest_dir;
+        const auto guest = run_guest(c, c.temp_dir ? guest_dir.path() : fs::current_path());
+        INFO("guest: " << describe(guest));
+        REQUIRE_FALSE(guest.hung);
+        CHECK(shell_status(guest) == expected_status(c.expect));
+        if (c.temp_dir) {
+            CHECK(guest_dir.empty());
+        }
+        // A program's end by a signal is one line on stderr, as a shell
+        // reports it; otherwise the VMM says nothing.
+        if (c.expect.starts_with("signal:")) {
+            CHECK(line_count(guest.err) == 1);
+            CHECK_THAT(guest.err, Contains("killed by SIG"));
+        } else {
+            // Warnings (an unknown system call) may be there, a verdict not.
+            CHECK_THAT(guest.err, !Contains("killed by"));
+        }
+        if (c.unprivileged) {
+            // Natively it must run as nobody and is refused with EACCES; the
+            // sandbox says EROFS: only the guest's own verdict counts.
+            CHECK_THAT(guest.out, Contains(program + ": ok"));
+            CHECK_THAT(guest.out, Contains("EROFS"));
+            continue;
+        }
+        TempDir native_dir;
+        const auto native = run_native(c, c.temp_dir ? native_dir.path() : fs::current_path());
+        INFO("native: " << describe(native));
+        REQUIRE_FALSE(native.hung);
+        CHECK(shell_status(native) == expected_status(c.expect));
+        CHECK(guest.out == native.out);
+    }
+    if (ran == 0) {
+        minivmm::test::skip_test("no case of " + program + " in " MINIVMM_LINUX_TEST_CASES);
+    }
+}
+
+} // namespace
+
+TEST_CASE("Linux programs: lp_hello (argv, environment, auxv, vDSO) as natively", "[kvm][linux]") {
+    check_program("lp_hello");
+}
+
+TEST_CASE("Linux programs: lp_files (file system calls, sandbox) as natively", "[kvm][linux]") {
+    check_program("lp_files");
+}
+
+TEST_CASE("Linux programs: lp_memory (brk, mmap, mprotect, mremap) as natively", "[kvm][linux]") {
+    check_program("lp_memory");
+}
+
+TEST_CASE("Linux programs: lp_time (clocks through the vDSO and system calls) as natively",
+          "[kvm][linux]") {
+    check_program("lp_time");
+}
+
+TEST_CASE("Linux programs: lp_process (ids, limits, signals recorded) as natively",
+          "[kvm][linux]") {
+    check_program("lp_process");
+}
+
+TEST_CASE("Linux programs: lp_exit (statuses, faults as signals, bad pointers, timeout)",
+          "[kvm][linux]") {
+    check_program("lp_exit");
+}
+
+// ---- Debian's busybox-static, unmodified ------------------------------------
+
+namespace {
+
+constexpr const char* kBusybox = "/bin/busybox";
+
+void write_file(const fs::path& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(out.good());
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// `n` bytes from a fixed xorshift sequence: incompressible, the same every run.
+std::string pseudo_random_bytes(std::size_t n) {
+    std::string bytes(n, '\0');
+    std::uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (std::size_t i = 0; i < n; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::memcpy(bytes.data() + i, &x, std::min<std::size_t>(8, n - i));
+    }
+    return bytes;
+}
+
+// `busybox ARGS...` in the guest, the program's working directory `dir`.
+ProcessResult busybox_guest(const fs::path& dir, const std::vector<std::string>& args,
+                            std::chrono::milliseconds limit = 120s) {
+    std::vector<std::string> a = {"--workdir", dir.string(), "--linux", kBusybox};
+    a.insert(a.end(), args.begin(), args.end());
+    return run_minivmm(a, limit);
+}
+
+// The same natively, with an empty environment as in the guest.
+ProcessResult run_native_in(const fs::path& dir, const std::vector<std::string>& command) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-i", "-C", dir.string()};
+    argv.insert(argv.end(), command.begin(), command.end());
+    Child child(argv);
+    return child.finish(120s);
+}
+
+ProcessResult busybox_native(const fs::path& dir, const std::vector<std::string>& args) {
+    std::vector<std::string> command = {kBusybox};
+    command.insert(command.end(), args.begin(), args.end());
+    return run_native_in(dir, command);
+}
+
+void require_busybox() {
+    if (::access(kBusybox, X_OK) != 0) {
+        minivmm::test::skip_test(std::string(kBusybox) +
+                                 " is missing (apt-get install busybox-static)");
+    }
+}
+
+// Both runs exit 0 and print the same.
+void check_same(const ProcessResult& guest, const ProcessResult& native) {
+    INFO("guest: " << describe(guest));
+    INFO("native: " << describe(native));
+    CHECK(shell_status(guest) == 0);
+    CHECK(shell_status(native) == 0);
+    CHECK(guest.out == native.out);
+}
+
+} // namespace
+
+TEST_CASE("busybox: echo, cat, ls -l, sort, wc as natively", "[kvm][linux][busybox]") {
+    require_busybox();
+    TempDir dir;
+    write_file(dir.path() / "lines.txt", "pear\napple\nfig\nbanana\napple\ncherry\n");
+    write_file(dir.path() / "small.bin", pseudo_random_bytes(3000));
+    fs::create_directory(dir.path() / "sub");
+    write_file(dir.path() / "sub" / "inner.txt", "inside\n");
+
+    auto echo = busybox_guest(dir.path(), {"echo", "hello,", "busybox"});
+    INFO(describe(echo));
+    CHECK(shell_status(echo) == 0);
+    CHECK(echo.out == "hello, busybox\n");
+
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"cat", "lines.txt", "sub/inner.txt"},
+             {"ls", "-l"},
+             {"ls", "-la", "--full-time", "sub"},
+             {"sort", "lines.txt"},
+             {"sort", "-u", "-r", "lines.txt"},
+             {"wc", "lines.txt", "small.bin"},
+             {"wc", "-l", "-c", "lines.txt"},
+         }) {
+        INFO("busybox " << args[0] << " " << args[1]);
+        check_same(busybox_guest(dir.path(), args), busybox_native(dir.path(), args));
+    }
+}
+
+TEST_CASE("busybox: sha256sum of a 100 MiB file equals the host's digest",
+          "[kvm][linux][busybox]") {
+    require_busybox();
+    TempDir dir;
+    write_file(dir.path() / "big.bin", pseudo_random_bytes(100u << 20));
+    const auto guest = busybox_guest(dir.path(), {"sha256sum", "big.bin"}, 600s);
+    const auto host = run_native_in(dir.path(), {"sha256sum", "big.bin"});
+    INFO("guest: " << describe(guest));
+    INFO("host: " << describe(host));
+    REQUIRE(shell_status(host) == 0);
+    CHECK(shell_status(guest) == 0);
+    CHECK(guest.out.size() == 64 + 2 + 7 + 1); // digest, two spaces, name, newline
+    CHECK(guest.out == host.out);
+}
+
+TEST_CASE("busybox: gzip to a file and gunzip back, through the guest's files",
+          "[kvm][linux][busybox]") {
+    require_busybox();
+    TempDir dir;
+    std::string text;
+    for (int i = 0; i < 20000; ++i) {
+        text += "line " + std::to_string(i * 7919 % 10007) + " of a compressible file\n";
+    }
+    const auto data = text + pseudo_random_bytes(200000);
+    write_file(dir.path() / "data", data);
+    // gzip -k writes data.gz beside data (openat O_CREAT, write, fchmod,
+    // utimes, close): a file the guest creates in its working directory.
+    auto zip = busybox_guest(dir.path(), {"gzip", "-k", "-9", "data"});
+    INFO(describe(zip));
+    REQUIRE(shell_status(zip) == 0);
+    const auto gz = read_file(dir.path() / "data.gz");
+    CHECK(gz.size() < data.size());
+    // The host's gzip reads what the guest wrote; the guest reads it back too.
+    auto host = run_native_in(dir.path(), {"gzip", "-d", "-c", "data.gz"});
+    CHECK(shell_status(host) == 0);
+    CHECK(host.out == data);
+    auto unzip = busybox_guest(dir.path(), {"gunzip", "-c", "data.gz"});
+    INFO(describe(unzip).substr(0, 300));
+    CHECK(shell_status(unzip) == 0);
+    CHECK(unzip.out == data);
+    // And busybox natively writes the same compressed bytes.
+    fs::rename(dir.path() / "data.gz", dir.path() / "guest.gz");
+    REQUIRE(shell_status(busybox_native(dir.path(), {"gzip", "-k", "-9", "data"})) == 0);
+    CHECK(read_file(dir.path() / "data.gz") == gz);
+}
+
+TEST_CASE("busybox: sh -c runs builtins; a pipeline needs fork and says so",
+          "[kvm][linux][busybox]") {
+    require_busybox();
+    TempDir dir;
+    fs::create_directory(dir.path() / "sub");
+    const std::string script = "x=$((6 * 7)); echo \"x=$x\"; for w in one two three; do "
+                               "echo \"word $w\"; done; cd sub && pwd; "
+                               "test -d /etc && echo etc-is-dir; printf '%s-%d\\n' p 5; exit 3";
+    const auto guest = busybox_guest(dir.path(), {"sh", "-c", script});
+    const auto native = busybox_native(dir.path(), {"sh", "-c", script});
+    INFO("guest: " << describe(guest));
+    INFO("native: " << describe(native));
+    CHECK(shell_status(native) == 3);
+    CHECK(shell_status(guest) == 3);
+    CHECK(guest.out == native.out);
+    // No fork, vfork or clone for a child process before part 2: the shell
+    // reports it and fails; the VMM neither crashes nor hangs.
+    const auto pipeline = busybox_guest(dir.path(), {"sh", "-c", "echo a | cat"}, 60s);
+    INFO("pipeline: " << describe(pipeline));
+    REQUIRE_FALSE(pipeline.hung);
+    CHECK(shell_status(pipeline) != 0);
+    CHECK(shell_status(pipeline) < 126);
+}
+
+// ---- sb_static: the sysbench cores as one static executable -----------------
+
+TEST_CASE("sb_static: the same binary in the guest computes what it does natively",
+          "[kvm][linux][sb_static]") {
+    struct Case {
+        const char* test;
+        const char* options;
+    };
+    const Case cases[] = {
+        {"cpu", "--cpu-max-prime=2000 --events=50 --time=0"},
+        {"memory", "--memory-block-size=4K --memory-total-size=8M --time=0"},
+        {"memory", "--memory-block-size=8K --memory-total-size=2M --memory-oper=touch --time=0"},
+        {"mutex", "--mutex-num=16 --mutex-locks=1000 --mutex-loops=10 --time=0"},
+        {"threads", "--events=50 --thread-yields=10 --thread-yield=sched --time=0"},
+        {"fileio", "--file-num=4 --file-total-size=1M --file-block-size=4K --events=300 --time=0"},
+    };
+    std::vector<std::string> binaries = {MINIVMM_SB_STATIC_GLIBC};
+#ifdef MINIVMM_SB_STATIC_MUSL
+    binaries.emplace_back(MINIVMM_SB_STATIC_MUSL);
+#endif
+    for (const auto& binary : binaries) {
+        for (const auto& c : cases) {
+            INFO(binary << " " << c.test << " " << c.options);
+            std::vector<std::string> args = {c.test};
+            std::istringstream words(c.options);
+            for (std::string w; words >> w;) {
+                args.push_back(w);
+            }
+            TempDir guest_dir;
+            std::vector<std::string> run = {"--workdir", guest_dir.path().string(), "--linux",
+                                            binary};
+            run.insert(run.end(), args.begin(), args.end());
+            const auto guest = run_minivmm(run, 120s);
+            TempDir native_dir;
+            std::vector<std::string> command = {binary};
+            command.insert(command.end(), args.begin(), args.end());
+            const auto native = run_native_in(native_dir.path(), command);
+            INFO("guest: " << describe(guest));
+            INFO("native: " << describe(native));
+            REQUIRE(shell_status(guest) == 0);
+            REQUIRE(shell_status(native) == 0);
+            CHECK(guest_dir.empty());
+            const auto g = minivmm::workloads::parse_result_line(guest.out);
+            const auto n = minivmm::workloads::parse_result_line(native.out);
+            REQUIRE(g);
+            REQUIRE(n);
+            CHECK(g->test == c.test);
+            CHECK(g->events == n->events);
+            CHECK(g->check == n->check);
+            CHECK(g->check != 0);
+        }
+    }
+}
+
+// ---- what the loader refuses ------------------------------------------------
+
+namespace {
+
+// A copy of a test program with `patch` applied to its bytes.
+fs::path patched_copy(const TempDir& dir, const std::string& name,
+                      const std::function<void(std::string&)>& patch) {
+    auto bytes = read_file(MINIVMM_LINUX_TEST_DIR "/lp_hello.glibc");
+    REQUIRE(bytes.size() > 4096);
+    patch(bytes);
+    const auto path = dir.path() / name;
+    write_file(path, bytes);
+    fs::permissions(path, fs::perms::owner_all);
+    return path;
+}
+
+template <typename T>
+T get(const std::string& bytes, std::size_t offset) {
+    T v;
+    REQUIRE(offset + sizeof v <= bytes.size());
+    std::memcpy(&v, bytes.data() + offset, sizeof v);
+    return v;
+}
+
+template <typename T>
+void put(std::string& bytes, std::size_t offset, T v) {
+    REQUIRE(offset + sizeof v <= bytes.size());
+    std::memcpy(bytes.data() + offset, &v, sizeof v);
+}
+
+// Offsets of the PT_LOAD program headers (Elf64_Phdr, 56 bytes).
+std::vector<std::size_t> loads(const std::string& bytes) {
+    const auto phoff = get<std::uint64_t>(bytes, 32);
+    const auto phnum = get<std::uint16_t>(bytes, 56);
+    std::vector<std::size_t> at;
+    for (std::size_t i = 0; i < phnum; ++i) {
+        if (get<std::uint32_t>(bytes, phoff + i * 56) == 1) {
+            at.push_back(phoff + i * 56);
+        }
+    }
+    REQUIRE_FALSE(at.empty());
+    return at;
+}
+
+// One line on stderr naming the problem, status 125 (a VMM error: README,
+// "Exit statuses"), and the program never started.
+void check_refused(const std::vector<std::string>& args, const std::string& needle) {
+    const auto r = run_minivmm(args, 60s);
+    INFO(describe(r));
+    REQUIRE_FALSE(r.hung);
+    CHECK(r.signal == 0);
+    CHECK(r.status == 125);
+    CHECK(line_count(r.err) == 1);
+    CHECK_THAT(r.err, Contains(needle));
+    CHECK(r.out.empty());
+}
+
+} // namespace
+
+TEST_CASE("Linux programs: executables the loader refuses, each with one line",
+          "[kvm][linux][refuse]") {
+    TempDir dir;
+    write_file(dir.path() / "script.sh", "#!/bin/sh\necho not an ELF\n");
+    check_refused({"--linux", (dir.path() / "script.sh").string()}, "not an ELF");
+
+    const auto whole = read_file(MINIVMM_LINUX_TEST_DIR "/lp_hello.glibc");
+    write_file(dir.path() / "truncated", whole.substr(0, 200));
+    check_refused({"--linux", (dir.path() / "truncated").string()}, "truncated");
+
+    check_refused({"--linux", patched_copy(dir, "elf32", [](std::string& b) { b[4] = 1; })},
+                  "32-bit");
+    check_refused({"--linux", patched_copy(dir, "aarch64",
+                                           [](std::string& b) { put<std::uint16_t>(b, 18, 183); })},
+                  "x86-64");
+    check_refused({"--linux", patched_copy(dir, "low",
+                                           [](std::string& b) {
+                                               const auto ph = loads(b).front();
+                                               put<std::uint64_t>(b, ph + 16, 0x1000); // p_vaddr
+                                           })},
+                  "64 KiB");
+    check_refused({"--mem", "64M", "--linux",
+                   patched_copy(dir, "huge",
+                                [](std::string& b) {
+                                    // The last segment's bss: 1 GiB
+                                    const auto ph = loads(b).back();
+                                    put<std::uint64_t>(b, ph + 40, 1ull << 30); // p_memsz
+                                })},
+                  "RAM");
+    // Debian's own /bin/true is dynamically linked: part 2's work.
+    check_refused({"--linux", "/bin/true"}, "not supported yet");
+    check_refused({"--linux", (dir.path() / "missing").string()}, "missing");
+    check_refused({"--linux", dir.path().string()}, "regular file");
+}
