@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -112,7 +115,16 @@ std::size_t thread_count() {
     // pthread_create (TSan does) and keep it: have it start before the first
     // count, so that a count taken before a test's threads matches one after.
     static const bool runtime_threads_started = [] {
-        std::thread([] {}).join();
+        pid_t tid = 0;
+        std::thread([&tid] { tid = static_cast<pid_t>(::syscall(SYS_gettid)); }).join();
+        // join returns when the kernel clears the thread's tid, which is
+        // before it leaves /proc/self/task: counted now, the finished thread
+        // could still be there (a count of 2 before a test, 1 after, seen in
+        // CI). Wait until it is gone.
+        const auto path = "/proc/self/task/" + std::to_string(tid);
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (::access(path.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(100us);
         return true;
     }();
     (void)runtime_threads_started;

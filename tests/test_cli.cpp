@@ -262,8 +262,8 @@ TEST_CASE("run options: --stats and --stats-json", "[cli][stats]") {
 
 TEST_CASE("run options: --print-seccomp lists a role's allowlist, one name a line",
           "[cli][seccomp]") {
-    for (auto role :
-         {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm}) {
+    for (auto role : {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm,
+                      minivmm::ThreadRole::program}) {
         const std::string name = minivmm::to_string(role);
         CAPTURE(name);
         // No image needed; with one, the listing still comes instead of a run.
@@ -285,6 +285,10 @@ TEST_CASE("run options: --print-seccomp lists a role's allowlist, one name a lin
                     CHECK_THAT(line, Contains("FIONBIO"));
                 else
                     CHECK_THAT(line, !Contains("FIONBIO"));
+                if (role == minivmm::ThreadRole::program)
+                    CHECK_THAT(line, Contains("TCGETS") && Contains("TIOCGWINSZ"));
+                else
+                    CHECK_THAT(line, !Contains("TCGETS"));
             } else {
                 CHECK(line == want);
             }

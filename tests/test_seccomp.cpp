@@ -151,9 +151,13 @@ std::vector<std::string> every_call_but_forbidden() {
 }
 
 // The wrong verdicts of `prog`, an x86-64 filter allowing `names` (ioctl:
-// KVM's requests, and FIONBIO if `fionbio`), over every call number of x86-64, x32 and i386.
+// KVM's requests, and what `ioctl` adds), over every call number of x86-64, x32 and i386.
 std::vector<std::string> wrong_verdicts(std::span<const sock_filter> prog,
-                                        const std::vector<std::string>& names, bool fionbio) {
+                                        const std::vector<std::string>& names,
+                                        minivmm::detail::IoctlRequests ioctl) {
+    using minivmm::detail::IoctlRequests;
+    const bool fionbio = ioctl == IoctlRequests::kvm_and_fionbio;
+    const bool terminal = ioctl == IoctlRequests::kvm_and_terminal;
     std::set<std::uint32_t> allowed;
     for (const auto& n : names)
         allowed.insert(static_cast<std::uint32_t>(
@@ -180,11 +184,16 @@ std::vector<std::string> wrong_verdicts(std::span<const sock_filter> prog,
             for (std::uint64_t kvm : {std::uint64_t{KVM_RUN}, std::uint64_t{KVM_GET_API_VERSION},
                                       0xffffffff00000000 | KVM_RUN})
                 expect("x86-64", AUDIT_ARCH_X86_64, nr, kvm, Verdict::allow);
-            for (std::uint64_t other : {std::uint64_t{TCGETS}, std::uint64_t{0xAE},
-                                        std::uint64_t{0xAE0000}, std::uint64_t{0xAE} << 32})
+            for (std::uint64_t other :
+                 {std::uint64_t{0xAE}, std::uint64_t{0xAE0000}, std::uint64_t{0xAE} << 32,
+                  std::uint64_t{TIOCSTI}, std::uint64_t{TIOCSCTTY}, std::uint64_t{TCGETS} << 32})
                 expect("x86-64", AUDIT_ARCH_X86_64, nr, other, Verdict::trap);
             expect("x86-64", AUDIT_ARCH_X86_64, nr, FIONBIO,
                    fionbio ? Verdict::allow : Verdict::trap);
+            for (std::uint64_t tty :
+                 {TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCGPGRP, FIONREAD})
+                expect("x86-64", AUDIT_ARCH_X86_64, nr, tty,
+                       terminal ? Verdict::allow : Verdict::trap);
         } else {
             expect("x86-64", AUDIT_ARCH_X86_64, nr, 0,
                    allowed.count(nr) != 0 ? Verdict::allow : Verdict::trap);
@@ -203,7 +212,8 @@ std::vector<std::string_view> views(const std::vector<std::string>& names) {
 } // namespace
 
 TEST_CASE("seccomp: a forbidden system call stops the process with a clear line", "[seccomp]") {
-    std::vector<minivmm::ThreadRole> roles{minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io};
+    std::vector<minivmm::ThreadRole> roles{minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io,
+                                           minivmm::ThreadRole::program};
 #if !defined(__SANITIZE_ADDRESS__)
     roles.push_back(minivmm::ThreadRole::vmm); // not installed in ASan builds (LeakSanitizer)
 #endif
@@ -251,6 +261,23 @@ TEST_CASE("seccomp: ioctl is limited to KVM's requests", "[seccomp]") {
         return 0;
     });
     CHECK(vmm.status == 0);
+    // A Linux program's vCPU passes its terminal queries to the host (here
+    // refused by /dev/null with ENOTTY), but not TIOCSTI, which would type
+    // into the VMM's terminal.
+    auto program_tty = in_child([fd] {
+        minivmm::install_seccomp(minivmm::ThreadRole::program);
+        termios t{};
+        return ::ioctl(fd, TCGETS, &t) < 0 && errno == ENOTTY ? 0 : 6;
+    });
+    CHECK(program_tty.status == 0);
+    auto program_sti = in_child([fd] {
+        minivmm::install_seccomp(minivmm::ThreadRole::program);
+        char c = 'x';
+        ::ioctl(fd, TIOCSTI, &c);
+        return 0;
+    });
+    CHECK(program_sti.status == 159);
+    CHECK_THAT(program_sti.err, Contains("the program thread") && Contains("system call 16"));
     ::close(fd);
 }
 
@@ -261,6 +288,7 @@ TEST_CASE("seccomp: the allowlists are small and nested roles only narrow", "[se
     CHECK(vcpu.size() < 60);
     CHECK(io.size() < vcpu.size());
     CHECK(vmm.size() < 80);
+    CHECK(minivmm::seccomp_allowlist(minivmm::ThreadRole::program).size() < 90);
     // An I/O thread is started by a vCPU thread and inherits its filter: all
     // it needs must be on the vCPU list too.
     for (std::string_view nr : io) {
@@ -285,13 +313,12 @@ TEST_CASE("seccomp: an allowlist of hundreds of calls lets each through and trap
     CAPTURE(names.size());
     REQUIRE(names.size() > 300); // past what 8-bit jump offsets can span
     auto allowed = views(names);
-    for (bool fionbio : {false, true}) {
-        CAPTURE(fionbio);
-        auto prog =
-            SeccompFilter(allowed, fionbio ? IoctlRequests::kvm_and_fionbio : IoctlRequests::kvm)
-                .bpf();
+    for (auto ioctl :
+         {IoctlRequests::kvm, IoctlRequests::kvm_and_fionbio, IoctlRequests::kvm_and_terminal}) {
+        CAPTURE(static_cast<int>(ioctl));
+        auto prog = SeccompFilter(allowed, ioctl).bpf();
         CAPTURE(prog.size());
-        auto wrong = wrong_verdicts(prog, names, fionbio);
+        auto wrong = wrong_verdicts(prog, names, ioctl);
         std::string first;
         for (std::size_t i = 0; i < wrong.size() && i < 20; ++i)
             first += wrong[i] + "\n";
@@ -302,16 +329,16 @@ TEST_CASE("seccomp: an allowlist of hundreds of calls lets each through and trap
 
 TEST_CASE("seccomp: each role's filter program allows exactly its list", "[seccomp]") {
     using minivmm::detail::IoctlRequests;
-    for (auto role :
-         {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm}) {
+    for (auto role : {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm,
+                      minivmm::ThreadRole::program}) {
         CAPTURE(minivmm::to_string(role));
         auto list = minivmm::seccomp_allowlist(role);
         std::vector<std::string> names(list.begin(), list.end());
-        const bool fionbio = role == minivmm::ThreadRole::vmm;
-        auto prog = minivmm::detail::SeccompFilter(list, fionbio ? IoctlRequests::kvm_and_fionbio
-                                                                 : IoctlRequests::kvm)
-                        .bpf();
-        auto wrong = wrong_verdicts(prog, names, fionbio);
+        const auto ioctl = role == minivmm::ThreadRole::vmm       ? IoctlRequests::kvm_and_fionbio
+                           : role == minivmm::ThreadRole::program ? IoctlRequests::kvm_and_terminal
+                                                                  : IoctlRequests::kvm;
+        auto prog = minivmm::detail::SeccompFilter(list, ioctl).bpf();
+        auto wrong = wrong_verdicts(prog, names, ioctl);
         INFO((wrong.empty() ? std::string() : wrong.front()));
         CHECK(wrong.empty());
     }

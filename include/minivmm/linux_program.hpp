@@ -27,8 +27,8 @@ struct LinuxProgramConfig {
     std::uint64_t stack_size = 8ull << 20;  ///< its main stack (RLIMIT_STACK)
     std::optional<std::chrono::nanoseconds> timeout; ///< stop it after this long
     bool handle_signals = true;                      ///< SIGINT/SIGTERM stop it while run() runs
-    bool seccomp = true;                             ///< the vCPU thread's allowlist
-    std::vector<int> vcpu_cpus;                      ///< host CPUs for the vCPU thread; empty = any
+    bool seccomp = true;        ///< the vCPU thread confined to ThreadRole::program's allowlist
+    std::vector<int> vcpu_cpus; ///< host CPUs for the vCPU thread; empty = any
 };
 
 /// How a program ended.

@@ -15,17 +15,19 @@ namespace minivmm {
 
 /// What a thread does, which decides its allowlist.
 enum class ThreadRole {
-    vcpu, ///< KVM_RUN and exit handling, which may start block I/O threads
-    io,   ///< a block device I/O thread: file I/O, eventfds, polling
-    vmm,  ///< the thread running Vm::run's event loop: control socket, hotplug, teardown
+    vcpu,    ///< KVM_RUN and exit handling, which may start block I/O threads
+    io,      ///< a block device I/O thread: file I/O, eventfds, polling
+    vmm,     ///< the thread running Vm::run's event loop: control socket, hotplug, teardown
+    program, ///< a Linux program's vCPU: KVM_RUN and the program's system calls, served on the host
 };
 
-/// "vcpu", "io", "vmm".
+/// "vcpu", "io", "vmm", "program".
 const char* to_string(ThreadRole role) noexcept;
 
 /// The names of the system calls `role` may make (x86-64), in a static array.
 /// ioctl is on every list but limited to KVM's requests (type 0xAE), plus
-/// FIONBIO for the vmm role.
+/// FIONBIO for the vmm role and the terminal requests of a program's fds 0-2
+/// (TCGETS, TCSETS*, TIOCGWINSZ, TIOCGPGRP, FIONREAD) for the program role.
 std::span<const std::string_view> seccomp_allowlist(ThreadRole role) noexcept;
 
 /// `role`'s allowlist as `minivmm-run --print-seccomp=ROLE` prints it: one

@@ -47,6 +47,68 @@ constexpr std::string_view kVcpu[] = {
     // own; a filter can only take permissions away.
     "seccomp"};
 
+// The vCPU thread of a Linux program (minivmm-run --linux), which serves the
+// program's system calls on the host (src/program/): KVM_RUN, then the calls
+// those handlers make, and no more: files beneath the sandbox's directories
+// (openat2 with RESOLVE_BENEATH, the *at calls on its fds), pipes, clocks and
+// sleeps, ids, limits and resource figures, and the host's terminal answers
+// on fds 0-2 (seven ioctl requests). No clone: a program's process cannot start
+// host threads or processes.
+constexpr std::string_view kProgram[] = {MINIVMM_COMMON_SYSCALLS,
+                                         "readv",
+                                         "pread64",
+                                         "pwrite64",
+                                         "preadv",
+                                         "pwritev",
+                                         "lseek",
+                                         "openat",
+                                         "openat2",
+                                         "fcntl",
+                                         "dup",
+                                         "dup3",
+                                         "pipe2",
+                                         "fstat",
+                                         "newfstatat",
+                                         "statx",
+                                         "fstatfs",
+                                         "getdents64",
+                                         "readlink",
+                                         "readlinkat",
+                                         "faccessat2",
+                                         "fsync",
+                                         "fdatasync",
+                                         "ftruncate",
+                                         "unlinkat",
+                                         "mkdirat",
+                                         "renameat2",
+                                         "symlinkat",
+                                         "fchmod",
+                                         "fchmodat",
+                                         "fchown",
+                                         "fchownat",
+                                         "utimensat",
+                                         "getcwd",
+                                         "uname",
+                                         "umask",
+                                         "getrandom",
+                                         "getuid",
+                                         "geteuid",
+                                         "getgid",
+                                         "getegid",
+                                         "getppid",
+                                         "getpgid",
+                                         "getrlimit",
+                                         "prlimit64",
+                                         "getrusage",
+                                         "sysinfo",
+                                         "times",
+                                         "sched_getaffinity",
+                                         "clock_getres",
+                                         "getcpu",
+                                         "poll",
+                                         "ppoll",
+                                         "rt_sigpending"};
+
 // An I/O thread: the same file I/O, its eventfds, polling.
 constexpr std::string_view kIo[] = {MINIVMM_COMMON_SYSCALLS,
                                     "pread64",
@@ -222,9 +284,20 @@ void check(int rc, std::string_view call, std::string_view what = {}) {
 }
 
 detail::IoctlRequests ioctl_requests(ThreadRole role) {
-    return role == ThreadRole::vmm ? detail::IoctlRequests::kvm_and_fionbio
-                                   : detail::IoctlRequests::kvm;
+    switch (role) {
+    case ThreadRole::vmm:
+        return detail::IoctlRequests::kvm_and_fionbio;
+    case ThreadRole::program:
+        return detail::IoctlRequests::kvm_and_terminal;
+    default:
+        return detail::IoctlRequests::kvm;
+    }
 }
+
+// The terminal requests FileSystemCalls::ioctl passes to the host for a
+// program's fds 0-2, and only those: not TIOCSTI, not the rest of type 0x54.
+constexpr unsigned long kTerminalRequests[] = {TCGETS,     TCSETS,    TCSETSW, TCSETSF,
+                                               TIOCGWINSZ, TIOCGPGRP, FIONREAD};
 
 } // namespace
 
@@ -275,6 +348,11 @@ SeccompFilter::SeccompFilter(std::span<const std::string_view> allowed, IoctlReq
             check(seccomp_rule_add_exact(ctx_.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, FIONBIO)),
                   "seccomp_rule_add_exact", "ioctl FIONBIO");
+        if (ioctl == IoctlRequests::kvm_and_terminal)
+            for (unsigned long request : kTerminalRequests)
+                check(seccomp_rule_add_exact(ctx_.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, request)),
+                      "seccomp_rule_add_exact", fmt::format("ioctl {:#x}", request));
         // KVM_RUN is a vCPU thread's hot call: ioctl is tested first.
         check(seccomp_syscall_priority(ctx_.get(), SCMP_SYS(ioctl), 255),
               "seccomp_syscall_priority", "ioctl");
@@ -319,6 +397,8 @@ const char* to_string(ThreadRole role) noexcept {
         return "io";
     case ThreadRole::vmm:
         return "vmm";
+    case ThreadRole::program:
+        return "program";
     }
     return "?";
 }
@@ -331,6 +411,8 @@ std::span<const std::string_view> seccomp_allowlist(ThreadRole role) noexcept {
         return kIo;
     case ThreadRole::vmm:
         return kVmm;
+    case ThreadRole::program:
+        return kProgram;
     }
     return {};
 }
@@ -340,10 +422,20 @@ std::string seccomp_listing(ThreadRole role) {
     std::string text;
     for (std::string_view name : names) {
         text += name;
-        if (name == "ioctl")
-            text += ioctl_requests(role) == detail::IoctlRequests::kvm_and_fionbio
-                        ? "  (only KVM's requests, type 0xAE, and FIONBIO)"
-                        : "  (only KVM's requests, type 0xAE)";
+        if (name == "ioctl") {
+            switch (ioctl_requests(role)) {
+            case detail::IoctlRequests::kvm:
+                text += "  (only KVM's requests, type 0xAE)";
+                break;
+            case detail::IoctlRequests::kvm_and_fionbio:
+                text += "  (only KVM's requests, type 0xAE, and FIONBIO)";
+                break;
+            case detail::IoctlRequests::kvm_and_terminal:
+                text += "  (only KVM's requests, type 0xAE, and TCGETS, TCSETS, TCSETSW, TCSETSF, "
+                        "TIOCGWINSZ, TIOCGPGRP, FIONREAD)";
+                break;
+            }
+        }
         text += '\n';
     }
     for (std::string_view name : kSanitizerRuntime)

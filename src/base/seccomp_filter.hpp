@@ -16,8 +16,9 @@ namespace minivmm::detail {
 // Which ioctl requests pass when "ioctl" is allowed. The request is args[1];
 // only its low 32 bits count, as the kernel takes it as an unsigned int.
 enum class IoctlRequests {
-    kvm,             // type 0xAE (KVMIO) only
-    kvm_and_fionbio, // and FIONBIO (Asio sets sockets non-blocking)
+    kvm,              // type 0xAE (KVMIO) only
+    kvm_and_fionbio,  // and FIONBIO (Asio sets sockets non-blocking)
+    kvm_and_terminal, // and the terminal requests a Linux program's fds 0-2 pass to the host
 };
 
 // An x86-64 filter: the named calls pass (ioctl as `ioctl` says), any other

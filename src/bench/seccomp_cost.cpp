@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
         fmt::print("{:<6} {:>5}  {:<36}  {}\n", "role", "runs",
                    "first in process: median [min..max]", "later thread: median [min..max]");
         if (!row("floor", install_allow_all)) return 1;
-        for (auto role :
-             {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io, minivmm::ThreadRole::vmm})
+        for (auto role : {minivmm::ThreadRole::vcpu, minivmm::ThreadRole::io,
+                          minivmm::ThreadRole::vmm, minivmm::ThreadRole::program})
             if (!row(minivmm::to_string(role), [role] { minivmm::install_seccomp(role); }))
                 return 1;
     } catch (const std::exception& e) {

@@ -201,14 +201,15 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     app.add_option_function<std::string>(
            "--print-seccomp",
            [](const std::string& role) {
-               throw PrintSeccomp{role == "vcpu" ? ThreadRole::vcpu
-                                  : role == "io" ? ThreadRole::io
-                                                 : ThreadRole::vmm};
+               throw PrintSeccomp{role == "vcpu"      ? ThreadRole::vcpu
+                                  : role == "io"      ? ThreadRole::io
+                                  : role == "program" ? ThreadRole::program
+                                                      : ThreadRole::vmm};
            },
-           "print the seccomp allowlist of the ROLE threads (vcpu, io, vmm), one system call "
-           "per line, and exit")
+           "print the seccomp allowlist of the ROLE threads (vcpu, io, vmm, program: a --linux "
+           "program's vCPU), one system call per line, and exit")
         ->type_name("ROLE")
-        ->check(CLI::IsMember({"vcpu", "io", "vmm"}));
+        ->check(CLI::IsMember({"vcpu", "io", "vmm", "program"}));
     app.add_flag("--stats", opts.stats, "print a minivmm-stats line of VM exits to stderr");
     app.add_option("--stats-json", opts.stats_json, "write the VM exit statistics to FILE as JSON");
     app.add_option("--log-level", level, "trace, debug, info, warn (default), error, off")

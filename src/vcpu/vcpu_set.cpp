@@ -96,7 +96,7 @@ void VcpuSet::thread_main(Member& m, unsigned i) noexcept {
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     if (options_.seccomp) {
         try {
-            install_seccomp(ThreadRole::vcpu);
+            install_seccomp(options_.role);
         } catch (const std::exception& e) {
             request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(i),
                           fmt::format("vcpu {}: {}", i, e.what())});

@@ -27,6 +27,7 @@
 #include "minivmm/exit_counts.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
+#include "minivmm/seccomp.hpp"
 #include "minivmm/vm_exit.hpp"
 #include "vcpu/vcpu_host.hpp"
 #include "vcpu/vcpu_loop.hpp"
@@ -40,8 +41,9 @@ class VcpuSet final : public VcpuHost {
     struct Options {
         // vCPU i's thread runs on cpus[i % size()]; empty = no pinning.
         std::vector<int> cpus;
-        // Each thread installs the vCPU seccomp allowlist before guest code.
+        // Each thread installs `role`'s seccomp allowlist before guest code.
         bool seccomp = true;
+        ThreadRole role = ThreadRole::vcpu;
     };
     struct Hooks {
         // Once, when the stop wins, after every vCPU was kicked (with the

@@ -267,12 +267,12 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
       dispatcher(file_calls, process_calls,
                  [this](const SyscallArgs& args) { return process.call(args, files); }),
       stopped_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      vcpus({config.vcpu_cpus, false}, {[this] {
-                                            std::uint64_t one = 1;
-                                            [[maybe_unused]] auto n =
-                                                ::write(stopped_event.get(), &one, sizeof one);
-                                        },
-                                        [] {}}) {
+      vcpus({config.vcpu_cpus, config.seccomp, ThreadRole::program},
+            {[this] {
+                 std::uint64_t one = 1;
+                 [[maybe_unused]] auto n = ::write(stopped_event.get(), &one, sizeof one);
+             },
+             [] {}}) {
     if (!stopped_event) throw SystemError("eventfd", errno);
     // The page tables' slot, beside boot RAM.
     table_region = MemoryRegion::ram("page-tables", table_block, 0, table_block->size());
