@@ -184,6 +184,7 @@ TEST_CASE("minivmm-bench: an emulated KVM is refused without --allow-emulated", 
         {"overhead", {"--tests", "cpu", "--repeat", "1", "--time", "1"}},
         {"control", {"--repeat", "1", "--time", "1"}},
         {"foundation", {"--repeat", "1"}},
+        {"linux", {"--repeat", "1"}},
         {"slots", {"--quick"}}};
     for (const auto& [command, args] : commands) {
         auto r = run_bench(args, 20s, command, {"MINIVMM_KVM_EMULATED=1"});
@@ -239,4 +240,33 @@ TEST_CASE("minivmm-bench overhead --allow-emulated: every figure marked emulated
         REQUIRE(side->at("samples").size() == 1);
         CHECK(side->at("samples")[0].at("emulated") == true);
     }
+}
+
+TEST_CASE("minivmm-bench linux: one short round measures every figure, each marked emulated",
+          "[ctlbench][linux]") {
+    auto r = run_bench({"--repeat", "1", "--calls", "500", "--reads", "20000", "--cpu-events",
+                        "20", "--allow-emulated"},
+                       300s, "linux", {"MINIVMM_KVM_EMULATED=1"});
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    CHECK(r.out.rfind("*** EMULATED KVM: timings are not real ***\n", 0) == 0);
+    // Each figure's row is there, with a number, and marked.
+    for (const char* row :
+         {"\n  native              ", "\n  guest (LSTAR entry) ", "\n  bare hypercall exit ",
+          "\n  guest/native        ", "\n  guest/hypercall     ", "\n  guest               ",
+          "\n  minivmm-run --linux      ", "\n  minivmm-run hello.bin    ",
+          "\n  --linux/native           ", "\n  --linux/hello.bin        "}) {
+        INFO(row);
+        auto at = r.out.find(row);
+        REQUIRE(at != std::string::npos);
+        auto end = r.out.find('\n', at + 1);
+        const auto line = r.out.substr(at + 1, end - at - 1);
+        CHECK(line.ends_with("  [emulated]"));
+        CHECK(line.find_first_of("0123456789") != std::string::npos);
+    }
+    for (const char* section : {"system call round trip, 500 getppid",
+                                "clock_gettime(CLOCK_MONOTONIC) through the vDSO, 20000 reads",
+                                "sb_static cpu --cpu-max-prime=20000 --events=20",
+                                "start-up of a static hello world"})
+        CHECK_THAT(r.out, Catch::Matchers::Contains(section));
 }

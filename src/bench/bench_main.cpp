@@ -22,6 +22,11 @@
 //     sysbench-style cpu/memory/mutex/threads natively and in the sb_* guests,
 //     with overhead, 95% CI and a verdict (see bench/overhead_bench.hpp)
 //
+//   minivmm-bench linux [--repeat N] [--calls N] [--reads N] [--cpu-events N]
+//     a static Linux program natively and under minivmm-run --linux: system
+//     call round trip (and a bare hypercall exit), vDSO clock read, sb_static
+//     cpu, start-up (see bench/linux_bench.hpp)
+//
 //   minivmm-bench control [--lock LIST] [--repeat N] [--time S] [--json FILE]
 //     memory-add + memory-remove round trips on the control socket while the
 //     sb_memory guest runs, per lock policy; the guest's slowdown under that
@@ -40,6 +45,7 @@
 
 #include "bench/control_bench.hpp"
 #include "bench/emulated.hpp"
+#include "bench/linux_bench.hpp"
 #include "bench/overhead_bench.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
@@ -360,8 +366,25 @@ int main(int argc, char** argv) {
     ctl->add_option("--time", co.time_s, "seconds per guest run (default 2)")
         ->check(CLI::Range(1u, 600u));
     ctl->add_option("--json", co.json_path, "write all samples and summaries to FILE as JSON");
+    minivmm::bench::LinuxBenchOptions lo;
+    lo.program_dir = MINIVMM_LINUX_PROGRAM_DIR;
+    auto* lx = app.add_subcommand(
+        "linux", "a static Linux program natively and under minivmm-run --linux: system call "
+                 "round trip, vDSO clock read, sb_static cpu, start-up");
+    lx->add_option("--repeat", lo.repeat, "alternated rounds (default 7)")
+        ->check(CLI::Range(1u, 1000u));
+    lx->add_option("--calls", lo.calls, "getppid calls and hypercalls per run (default 200000)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+    lx->add_option("--reads", lo.reads, "clock_gettime reads per run (default 1e7)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 36));
+    lx->add_option("--cpu-events", lo.cpu_events,
+                   "sb_static cpu events per run, primes up to 20000 (default 2000)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+    lx->add_option("--program-dir", lo.program_dir,
+                   "folder with linux_bench.glibc and sb_static.glibc (default: the build tree's)")
+        ->check(CLI::ExistingDirectory);
     bool allow_emulated = false;
-    for (auto* sub : {f, s, ov, ctl})
+    for (auto* sub : {f, s, ov, ctl, lx})
         sub->add_flag("--allow-emulated", allow_emulated,
                       "run even on an emulated KVM (QEMU's software CPU), where timings mean "
                       "nothing; every figure is then marked emulated");
@@ -391,6 +414,13 @@ int main(int argc, char** argv) {
         if (*f) {
             if (refuse_emulated()) return 2;
             return foundation(paths, repeat, iterations, hypercalls, emulated);
+        }
+        if (*lx) {
+            if (refuse_emulated()) return 2;
+            lo.run_path = paths.run;
+            lo.guest_dir = paths.guests;
+            lo.emulated = emulated;
+            return minivmm::bench::run_linux_bench(lo);
         }
         if (*ctl) {
             auto usage = [](const std::string& msg) {
