@@ -541,6 +541,22 @@ TEST_CASE("files: changes inside the working directory", "[files]") {
     CHECK(g.open("round/other", O_CREAT | O_WRONLY) >= 0);
     CHECK(fs::exists(g.tree.work / "sub" / "other"));
     CHECK(g.open("in", O_WRONLY | O_NOFOLLOW) == -ELOOP);
+    // symlink and symlinkat make links inside; the target is only text
+    // (an absolute one, dangling, is stored as given, and refused on use).
+    CHECK(g.sys(SYS_symlink, g.str("sub/file"), g.str("made")) == 0);
+    CHECK(fs::read_symlink(g.tree.work / "made") == "sub/file");
+    CHECK(host_read(g.tree.work / "made") == "via link");
+    std::int64_t subfd = g.open("sub", O_RDONLY | O_DIRECTORY);
+    REQUIRE(subfd >= 0);
+    CHECK(g.sys(SYS_symlinkat, g.str("/etc/passwd"), subfd, g.str("abs")) == 0);
+    CHECK(fs::read_symlink(g.tree.work / "sub" / "abs") == "/etc/passwd");
+    CHECK(g.sys(SYS_symlink, g.str("x"), g.str("made")) == -EEXIST);
+    CHECK(g.sys(SYS_symlink, g.str(""), g.str("empty")) == -ENOENT);
+    CHECK(g.sys(SYS_symlink, g.str("x"), g.str("/etc/minivmm-link")) == -EROFS);
+    CHECK(g.sys(SYS_symlink, g.str("x"), g.str("missing/l")) == -ENOENT);
+    CHECK(g.sys(SYS_symlink, 0, g.str("l2")) == -EFAULT);
+    CHECK(g.sys(SYS_symlinkat, g.str("x"), 99, g.str("l3")) == -EBADF);
+    CHECK_FALSE(fs::exists(fs::symlink_status(g.tree.work / "l2")));
     // O_TMPFILE in the working directory, where the file system has it.
     std::int64_t tmp = g.sys(SYS_open, g.str("."), O_TMPFILE | O_RDWR, 0600);
     CHECK((tmp >= 0 || tmp == -EOPNOTSUPP));

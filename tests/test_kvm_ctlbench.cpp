@@ -244,8 +244,8 @@ TEST_CASE("minivmm-bench overhead --allow-emulated: every figure marked emulated
 
 TEST_CASE("minivmm-bench linux: one short round measures every figure, each marked emulated",
           "[ctlbench][linux]") {
-    auto r = run_bench({"--repeat", "1", "--calls", "500", "--reads", "20000", "--cpu-events",
-                        "20", "--allow-emulated"},
+    auto r = run_bench({"--repeat", "1", "--calls", "500", "--reads", "20000", "--cpu-events", "20",
+                        "--allow-emulated"},
                        300s, "linux", {"MINIVMM_KVM_EMULATED=1"});
     INFO(describe(r));
     REQUIRE(r.status == 0);
@@ -264,9 +264,9 @@ TEST_CASE("minivmm-bench linux: one short round measures every figure, each mark
         CHECK(line.ends_with("  [emulated]"));
         CHECK(line.find_first_of("0123456789") != std::string::npos);
     }
-    for (const char* section : {"system call round trip, 500 getppid",
-                                "clock_gettime(CLOCK_MONOTONIC) through the vDSO, 20000 reads",
-                                "sb_static cpu --cpu-max-prime=20000 --events=20",
-                                "start-up of a static hello world"})
+    for (const char* section :
+         {"system call round trip, 500 getppid",
+          "clock_gettime(CLOCK_MONOTONIC) through the vDSO, 20000 reads",
+          "sb_static cpu --cpu-max-prime=20000 --events=20", "start-up of a static hello world"})
         CHECK_THAT(r.out, Catch::Matchers::Contains(section));
 }

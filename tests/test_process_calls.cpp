@@ -190,6 +190,23 @@ TEST_CASE("process calls: ids, process group and session", "[process-calls]") {
     CHECK(g.sys(SYS_gettid) == 43);
     g.thread.id = 42;
 
+    // Real, effective and saved ids: one id each, written to three places;
+    // any bad pointer is EFAULT (kernel/sys.c getresuid, getresgid).
+    const std::uint64_t r = g.alloc(4), e = g.alloc(4), saved = g.alloc(4);
+    CHECK(g.sys(SYS_getresuid, r, e, saved) == 0);
+    CHECK(g.mem.value_at<std::uint32_t>(r) == 1234);
+    CHECK(g.mem.value_at<std::uint32_t>(e) == 1234);
+    CHECK(g.mem.value_at<std::uint32_t>(saved) == 1234);
+    CHECK(g.sys(SYS_getresgid, r, e, saved) == 0);
+    CHECK(g.mem.value_at<std::uint32_t>(r) == 567);
+    CHECK(g.mem.value_at<std::uint32_t>(saved) == 567);
+    CHECK(g.sys(SYS_getresuid, r, e, g.hole()) == -EFAULT);
+    CHECK(g.sys(SYS_getresgid, 0, e, saved) == -EFAULT);
+    // No supplementary groups: 0 for any size, EINVAL for a negative one.
+    CHECK(g.sys(SYS_getgroups, 0, 0) == 0);
+    CHECK(g.sys(SYS_getgroups, 16, g.alloc(64)) == 0);
+    CHECK(g.sys(SYS_getgroups, static_cast<std::uint64_t>(-1), 0) == -EINVAL);
+
     CHECK(g.sys(SYS_getpgrp) == 42);
     CHECK(g.sys(SYS_getpgid, 0) == 42);
     CHECK(g.sys(SYS_getpgid, 42) == 42);

@@ -64,8 +64,7 @@ int run_linux_bench(const LinuxBenchOptions& o) {
                 parse_number(r.out, "getppid:", "getppid: %*u calls, %lf cycles/call"));
             r = run_checked(on_side(o, guest, {program, "clock", reads}));
             side(clock).push_back(parse_number(r.out, "clock:", "clock: %*u reads, %lf"));
-            r = run_checked(
-                on_side(o, guest, {sb_static, "cpu", cpu_options, events, "--time=0"}));
+            r = run_checked(on_side(o, guest, {sb_static, "cpu", cpu_options, events, "--time=0"}));
             auto result = workloads::parse_result_line(r.out);
             if (!result || result->events != o.cpu_events)
                 throw std::runtime_error("sb_static cpu printed no result for its events:\n" +

@@ -19,10 +19,10 @@
 namespace minivmm::bench {
 
 struct LinuxBenchOptions {
-    std::string run_path;     // minivmm-run
-    std::string guest_dir;    // hello.bin, hcloop.bin
-    std::string program_dir;  // linux_bench.glibc, sb_static.glibc
-    unsigned repeat = 7;      // alternated rounds
+    std::string run_path;    // minivmm-run
+    std::string guest_dir;   // hello.bin, hcloop.bin
+    std::string program_dir; // linux_bench.glibc, sb_static.glibc
+    unsigned repeat = 7;     // alternated rounds
     std::uint64_t calls = 200'000;
     std::uint64_t reads = 10'000'000;
     std::uint64_t cpu_events = 2'000; // of --cpu-max-prime=20000
