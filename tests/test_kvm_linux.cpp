@@ -369,7 +369,7 @@ TEST_CASE("busybox: gzip to a file and gunzip back, through the guest's files",
     CHECK(read_file(dir.path() / "data.gz") == gz);
 }
 
-TEST_CASE("busybox: sh -c runs builtins; a pipeline needs fork and says so",
+TEST_CASE("busybox: sh -c runs builtins, and a pipeline needs fork and says so",
           "[kvm][linux][busybox]") {
     require_busybox();
     TempDir dir;

@@ -71,8 +71,6 @@ void VcpuSet::start_locked(unsigned index) {
 }
 
 void VcpuSet::thread_main(Member& m, unsigned i) noexcept {
-    // "vcpuN" in top -H, perf and /proc/PID/task/*/comm.
-    pthread_setname_np(pthread_self(), fmt::format("vcpu{}", i).c_str());
     if (!options_.cpus.empty()) {
         int cpu = options_.cpus[i % options_.cpus.size()];
         cpu_set_t set;
@@ -85,6 +83,9 @@ void VcpuSet::thread_main(Member& m, unsigned i) noexcept {
             return;
         }
     }
+    // "vcpuN" in top -H, perf and /proc/PID/task/*/comm; named once pinned,
+    // so that whoever finds the name also finds the thread on its CPU.
+    pthread_setname_np(pthread_self(), fmt::format("vcpu{}", i).c_str());
     // Termination signals are the event loop's business, the kick is ours.
     sigset_t set;
     sigemptyset(&set);
