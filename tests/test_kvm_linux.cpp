@@ -224,6 +224,44 @@ TEST_CASE("Linux programs: lp_exit (statuses, faults as signals, bad pointers, t
     check_program("lp_exit");
 }
 
+TEST_CASE("Linux programs: lp_threads (pthreads: clone, futexes, robust lists) as natively",
+          "[kvm][linux][threads]") {
+    check_program("lp_threads");
+}
+
+TEST_CASE("Linux programs: --vcpus bounds the threads at once, EAGAIN beyond",
+          "[kvm][linux][threads]") {
+    // 3 waiting threads beside the main one fill 4 vCPUs; pthread_create
+    // then fails as beyond RLIMIT_NPROC, and the program goes on.
+    for (const char* libc : {"glibc", "musl"}) {
+        const std::string path = std::string(MINIVMM_LINUX_TEST_DIR "/lp_threads.") + libc;
+        if (::access(path.c_str(), X_OK) != 0) continue;
+        INFO(path);
+        const auto r = run_minivmm({"--vcpus", "4", "--linux", path, "limit", "20"}, 120s);
+        INFO(describe(r));
+        CHECK(shell_status(r) == 0);
+        CHECK(r.out == "threads started: 3 of 20, then EAGAIN\n");
+    }
+    // Threads that come and go reuse the vCPUs of those that ended: lp_threads
+    // starts 11 threads in all, at most 4 at once.
+    const auto r =
+        run_minivmm({"--vcpus", "5", "--linux", MINIVMM_LINUX_TEST_DIR "/lp_threads.glibc"}, 120s);
+    INFO(describe(r));
+    CHECK(shell_status(r) == 0);
+    CHECK_THAT(r.out, Contains("lp_threads: ok"));
+}
+
+TEST_CASE("Linux programs: a thread that faults while others run ends the program, each time",
+          "[kvm][linux][threads]") {
+    for (int i = 0; i < 20; ++i) {
+        const auto r =
+            run_minivmm({"--linux", MINIVMM_LINUX_TEST_DIR "/lp_threads.glibc", "fault"}, 60s);
+        INFO("run " << i << ": " << describe(r));
+        REQUIRE(shell_status(r) == 139);
+        REQUIRE(line_count(r.err) == 1);
+    }
+}
+
 // ---- Debian's busybox-static, unmodified ------------------------------------
 
 namespace {

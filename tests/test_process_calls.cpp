@@ -46,6 +46,7 @@ using minivmm::linux_abi::FileSystemCalls;
 using minivmm::linux_abi::FileTable;
 using minivmm::linux_abi::FlatUserMemory;
 using minivmm::linux_abi::MemoryFigures;
+using minivmm::linux_abi::NewThread;
 using minivmm::linux_abi::ProcessCalls;
 using minivmm::linux_abi::syscall_name;
 using minivmm::linux_abi::SyscallArgs;
@@ -83,9 +84,15 @@ class FakeThread final : public ThreadContext {
     void set_gs_base(std::uint64_t base) override { gs = base; }
     int tid() const override { return id; }
     std::uint64_t stack_pointer() const override { return rsp; }
+    std::int64_t start_thread(const NewThread& t) override {
+        started.push_back(t);
+        return start_result;
+    }
 
     std::uint64_t fs = 0, gs = 0, rsp = 0x7ffffff00000;
     int id = 1;
+    std::vector<NewThread> started; // what start_thread was asked
+    std::int64_t start_result = 0;
 };
 
 std::int64_t host_ns(clockid_t clock) {
@@ -1074,8 +1081,8 @@ TEST_CASE("process calls: futex, single-threaded", "[process-calls]") {
 TEST_CASE("process calls: numbers they do not serve", "[process-calls]") {
     Guest g;
     FakeThread t;
-    for (long nr : {long{SYS_read}, long{SYS_mmap}, long{SYS_brk}, long{SYS_getcwd},
-                    long{SYS_clone}, 444L, 100000L})
+    for (long nr : {long{SYS_read}, long{SYS_mmap}, long{SYS_brk}, long{SYS_getcwd}, long{SYS_fork},
+                    long{SYS_vfork}, 444L, 100000L})
         CHECK_FALSE(g.calls->call({static_cast<std::uint64_t>(nr), {}}, t).has_value());
 }
 
@@ -1274,4 +1281,193 @@ TEST_CASE("dispatcher: the names of the x86-64 system calls", "[process-calls]")
         ++compared;
     }
     CHECK(compared > 300);
+}
+
+// ---- threads ----
+
+namespace {
+
+// pthreads' clone flags (glibc's create_thread, musl's pthread_create).
+constexpr std::uint64_t kPthreadFlags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 |
+                                        0x80000 | 0x100000 | 0x200000; // ... | SETTLS | *TID
+
+ProcessCalls::Options threaded(int max_threads) {
+    ProcessCalls::Options o = Guest::defaults();
+    o.max_threads = max_threads;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("threads: clone with pthreads' flags starts a thread", "[process-calls][threads]") {
+    Guest g(threaded(3));
+    const std::uint64_t parent_tid = g.alloc(4), child_tid = g.alloc(4);
+    const std::int64_t tid =
+        g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, parent_tid, child_tid, 0x1234000);
+    CHECK(tid == 2); // the next after pid 1
+    REQUIRE(g.thread.started.size() == 1);
+    const NewThread& t = g.thread.started[0];
+    CHECK(t.tid == 2);
+    CHECK(t.stack == 0x7000'0000'0000);
+    CHECK(t.set_tls);
+    CHECK(t.tls == 0x1234000);
+    CHECK(g.mem.value_at<std::uint32_t>(parent_tid) == 2); // CLONE_PARENT_SETTID
+    CHECK(g.calls->live_threads() == 2);
+    // The new thread has its own state: its gettid, its robust list.
+    FakeThread child;
+    child.id = 2;
+    CHECK(g.calls->call({SYS_gettid, {}}, child)->value == 2);
+    CHECK(g.calls->call({SYS_getpid, {}}, child)->value == 1);
+    // clone3 with a stack and its size: rsp is their sum.
+    struct CloneArgs {
+        std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    } args{kPthreadFlags & ~std::uint64_t{0x100000},
+           0,
+           child_tid,
+           0,
+           0,
+           0x6000'0000'0000,
+           0x10000,
+           0x5000};
+    CHECK(g.sys(SYS_clone3, g.put(args), sizeof args) == 3);
+    REQUIRE(g.thread.started.size() == 2);
+    CHECK(g.thread.started[1].stack == 0x6000'0000'0000 + 0x10000);
+    CHECK(g.calls->live_threads() == 3);
+    // A fourth thread is beyond max_threads: EAGAIN, nothing started.
+    CHECK(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, parent_tid, child_tid, 0) == -EAGAIN);
+    CHECK(g.thread.started.size() == 2);
+    CHECK(g.calls->live_threads() == 3);
+}
+
+TEST_CASE("threads: a new process, bad flag sets and a failed start", "[process-calls][threads]") {
+    Guest g(threaded(8));
+    // fork (SIGCHLD only), vfork's flags, posix_spawn's CLONE_VM|CLONE_VFORK:
+    // refused whole, no thread started.
+    for (std::uint64_t flags :
+         {std::uint64_t{17}, std::uint64_t{0x4000 | 0x100 | 17}, std::uint64_t{0x100 | 0x4000}})
+        CHECK(g.sys(SYS_clone, flags, 0, 0, 0, 0) == -ENOSYS);
+    CHECK(g.thread.started.empty());
+    // copy_process's consistency checks come first.
+    CHECK(g.sys(SYS_clone, 0x10000 | 0x100, 0, 0, 0, 0) == -EINVAL); // THREAD without SIGHAND
+    CHECK(g.sys(SYS_clone, 0x800, 0, 0, 0, 0) == -EINVAL);           // SIGHAND without VM
+    // clone3's argument checks.
+    std::uint64_t args[12] = {kPthreadFlags};
+    CHECK(g.sys(SYS_clone3, g.put(args), 56) == -EINVAL);  // below CLONE_ARGS_SIZE_VER0
+    CHECK(g.sys(SYS_clone3, g.put(args), 8192) == -E2BIG); // beyond a page
+    args[11] = 1;                                          // a field this kernel does not know
+    CHECK(g.sys(SYS_clone3, g.put(args), sizeof args) == -E2BIG);
+    args[11] = 0;
+    args[8] = 0x1000; // set_tid
+    CHECK(g.sys(SYS_clone3, g.put(args), 88) == -EINVAL);
+    args[8] = 0;
+    args[5] = 0x7000'0000'0000; // a stack without its size
+    CHECK(g.sys(SYS_clone3, g.put(args), 88) == -EINVAL);
+    CHECK(g.sys(SYS_clone3, 8, 88) == -EFAULT);
+    CHECK(g.thread.started.empty());
+    // The runner could not start it: its error, and no thread is left behind.
+    g.thread.start_result = -EAGAIN;
+    CHECK(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, 0, 0, 0) == -EAGAIN);
+    CHECK(g.calls->live_threads() == 1);
+}
+
+TEST_CASE("threads: exit clears the thread's tid word, walks its robust list; the last one ends "
+          "the program",
+          "[process-calls][threads]") {
+    Guest g(threaded(4));
+    const std::uint64_t clear = g.alloc(4);
+    g.mem.put_value(clear, std::uint32_t{0xdead});
+    REQUIRE(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, 0, clear, 0) == 2);
+    CHECK(g.mem.value_at<std::uint32_t>(clear) == 0xdead); // CHILD_SETTID is not asked
+    FakeThread child;
+    child.id = 2;
+    // A robust list with two held locks (word = owner tid, one with waiters)
+    // and one of another owner; the futex word is 8 bytes past each entry.
+    struct Lock {
+        std::uint64_t next;
+        std::uint32_t pad, word;
+    };
+    const std::uint64_t head = g.alloc(24), a = g.alloc(16), b = g.alloc(16), c = g.alloc(16);
+    g.mem.put_value(a, Lock{b, 0, 2});
+    g.mem.put_value(b, Lock{c, 0, 2 | 0x80000000u});
+    g.mem.put_value(c, Lock{head, 0, 7});
+    struct Head {
+        std::uint64_t next;
+        std::int64_t offset;
+        std::uint64_t pending;
+    };
+    g.mem.put_value(head, Head{a, 12, 0});
+    REQUIRE(g.calls->call({SYS_set_robust_list, {head, 24}}, child)->value == 0);
+    auto r = g.calls->call({SYS_exit, {5}}, child);
+    REQUIRE(r);
+    CHECK(r->then == Then::exit_thread);
+    CHECK(r->status == 5);
+    CHECK_FALSE(r->last_thread);
+    CHECK(g.mem.value_at<std::uint32_t>(clear) == 0);            // pthread_join's word
+    CHECK(g.mem.value_at<std::uint32_t>(a + 12) == 0x40000000u); // OWNER_DIED
+    CHECK(g.mem.value_at<std::uint32_t>(b + 12) == 0xc0000000u); // WAITERS kept
+    CHECK(g.mem.value_at<std::uint32_t>(c + 12) == 7u);          // not its lock
+    CHECK(g.calls->live_threads() == 1);
+    r = g.calls->call({SYS_exit, {6}}, g.thread);
+    REQUIRE(r);
+    CHECK(r->then == Then::exit_thread);
+    CHECK(r->last_thread);
+    CHECK(r->status == 6);
+}
+
+TEST_CASE("threads: futexes between threads are host futexes on the guest words",
+          "[process-calls][threads]") {
+    Guest g(threaded(4));
+    REQUIRE(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, 0, 0, 0) == 2);
+    const std::uint64_t word = g.alloc(4);
+    g.mem.put_value(word, std::uint32_t{1});
+    constexpr std::uint64_t kWait = 0, kWake = 1, kPrivate = 128;
+    // A word outside the program's memory, or not aligned.
+    CHECK(g.sys(SYS_futex, g.hole(), kWait, 0, 0) == -EFAULT);
+    CHECK(g.sys(SYS_futex, word + 1, kWait, 1, 0) == -EINVAL);
+    CHECK(g.sys(SYS_futex, 0x10, kWait | kPrivate, 1, 0) == -EFAULT);
+    // Waking an unmapped private word wakes nobody, a shared one faults.
+    CHECK(g.sys(SYS_futex, g.hole(), kWake | kPrivate, 1) == 0);
+    CHECK(g.sys(SYS_futex, g.hole(), kWake, 1) == -EFAULT);
+    // Another value: at once EAGAIN; a timeout: ETIMEDOUT after it.
+    CHECK(g.sys(SYS_futex, word, kWait, 0, 0) == -EAGAIN);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(g.sys(SYS_futex, word, kWait | kPrivate, 1, g.put(Timespec{0, 20'000'000})) ==
+          -ETIMEDOUT);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(20));
+    // A waiter on one host thread, woken from another.
+    FakeThread child;
+    child.id = 2;
+    std::int64_t waited = 1;
+    std::thread waiter([&] {
+        SyscallArgs a;
+        a.nr = SYS_futex;
+        a.a[0] = word;
+        a.a[1] = kWait | kPrivate;
+        a.a[2] = 1;
+        waited = g.calls->call(a, child)->value;
+    });
+    std::int64_t woken = 0;
+    for (int i = 0; i < 500 && woken == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        woken = g.sys(SYS_futex, word, kWake | kPrivate, 1);
+    }
+    waiter.join();
+    CHECK(woken == 1);
+    CHECK(waited == 0);
+}
+
+TEST_CASE("threads: a futex wait ends with EINTR when the VM stops", "[process-calls][threads]") {
+    std::atomic<bool> stopping{false};
+    ProcessCalls::Options o = threaded(4);
+    o.interrupted = [&] { return stopping.load(); };
+    Guest g(o);
+    REQUIRE(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, 0, 0, 0) == 2);
+    const std::uint64_t word = g.alloc(4);
+    g.mem.put_value(word, std::uint32_t{0});
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        stopping = true;
+    });
+    CHECK(g.sys(SYS_futex, word, 128, 0, 0) == -EINTR); // no timeout: only the stop ends it
+    stopper.join();
 }

@@ -25,6 +25,7 @@ struct LinuxProgramConfig {
     std::vector<std::string> writable_dirs; ///< more directories it may write beneath
     std::uint64_t mem_size = 1ull << 30;    ///< guest RAM for its pages (a multiple of 2 MiB)
     std::uint64_t stack_size = 8ull << 20;  ///< its main stack (RLIMIT_STACK)
+    unsigned max_threads = 16; ///< threads at once (each a vCPU), the main one included
     std::optional<std::chrono::nanoseconds> timeout; ///< stop it after this long
     bool handle_signals = true;                      ///< SIGINT/SIGTERM stop it while run() runs
     bool seccomp = true;        ///< the vCPU thread confined to ThreadRole::program's allowlist

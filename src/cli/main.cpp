@@ -50,6 +50,7 @@ int run_linux_program(const minivmm::KvmSystem& kvm, const minivmm::cli::RunOpti
     config.writable_dirs = lp.rw_dirs;
     config.mem_size = opts.mem_size;
     config.stack_size = lp.stack_size;
+    config.max_threads = lp.max_threads;
     config.timeout = opts.timeout;
     config.seccomp = !opts.no_seccomp;
     config.vcpu_cpus = opts.vcpu_cpus;

@@ -130,7 +130,9 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                    "with --linux: another directory the program may write beneath (repeatable)")
         ->allow_extra_args(false);
     app.add_option("--stack", stack, "with --linux: the program's stack size (default 8M)");
-    app.add_option("--vcpus", opts.vcpus, "number of vCPUs (default 1)");
+    app.add_option("--vcpus", opts.vcpus,
+                   "number of vCPUs (default 1); with --linux, the most threads the program may "
+                   "have at once (default 16)");
     app.add_option("--mem", mem,
                    "guest RAM, e.g. 256M, 1G (K/M/G suffixes; default 256M, 1G with --linux)");
     app.add_option("--timeout", timeout, "stop the guest after SECONDS (exit status 124)");
@@ -322,8 +324,8 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
                                                  opts.image)};
     if (!opts.cmdline.empty() || in_cmdline)
         return EarlyExit{kExitUsage, "--linux: the program's arguments follow PROGRAM, not --"};
-    for (const char* name : {"--vcpus", "--lock", "--disk", "--ram-backing", "--thp", "--no-thp",
-                             "--prefault", "--mlock", "--dirty-ring", "--api-sock", "--stats-json"})
+    for (const char* name : {"--lock", "--disk", "--ram-backing", "--thp", "--no-thp", "--prefault",
+                             "--mlock", "--dirty-ring", "--api-sock", "--stats-json"})
         if (app.count(name) != 0)
             return EarlyExit{kExitUsage, fmt::format("{}: not available with --linux", name)};
     for (const auto& e : env)
@@ -332,6 +334,9 @@ std::variant<RunOptions, EarlyExit> parse_run_options(int argc, const char* cons
     if (app.count("--mem") == 0) opts.mem_size = 1ull << 30; // a program's default: 1G
     if (opts.mem_size % (2ull << 20) != 0 || opts.mem_size < (32ull << 20))
         return EarlyExit{kExitUsage, "--mem: with --linux, a multiple of 2M and at least 32M"};
+    // Each thread of the program is a vCPU: --vcpus bounds how many it may
+    // have at once.
+    if (app.count("--vcpus") != 0) linux_program->max_threads = opts.vcpus;
     linux_program->env = std::move(env);
     linux_program->workdir = std::move(workdir);
     linux_program->rw_dirs = std::move(rw_dirs);

@@ -33,6 +33,7 @@ struct LinuxRunOptions {
     std::string workdir;                   // --workdir DIR ("" = the current one)
     std::vector<std::string> rw_dirs;      // --rw DIR
     std::uint64_t stack_size = 8ull << 20; // --stack SIZE
+    unsigned max_threads = 16;             // --vcpus N: threads at once, the main one included
 };
 
 struct RunOptions {

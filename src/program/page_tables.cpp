@@ -1,5 +1,7 @@
 #include "program/page_tables.hpp"
 
+#include <utility>
+
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -123,6 +125,16 @@ void PageTables::shootdown_done() {
         frames_.free_4k(pa);
     deferred_.clear();
     shootdown_needed_ = false;
+}
+
+std::vector<std::uint64_t> PageTables::begin_shootdown() {
+    shootdown_needed_ = false;
+    return std::exchange(deferred_, {});
+}
+
+void PageTables::free_tables(std::span<const std::uint64_t> pages) {
+    for (std::uint64_t pa : pages)
+        frames_.free_4k(pa);
 }
 
 void PageTables::changed(std::uint64_t old_entry, std::uint64_t new_entry) {

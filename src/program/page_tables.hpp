@@ -116,6 +116,12 @@ class PageTables {
     // The vCPUs hold no stale translation any more: frees the table pages
     // unlinked since the last call.
     void shootdown_done();
+    // A shootdown in two steps, for vCPUs that change the tables while one
+    // runs: takes the table pages unlinked so far (and clears
+    // shootdown_needed(): a later change needs another shootdown), to be
+    // freed with free_tables once every vCPU dropped its translations.
+    std::vector<std::uint64_t> begin_shootdown();
+    void free_tables(std::span<const std::uint64_t> pages);
     // Table pages in use (root included), and unlinked ones not yet freed.
     std::size_t table_pages() const { return table_pages_; }
     std::size_t deferred_table_pages() const { return deferred_.size(); }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <climits>
@@ -25,6 +26,8 @@
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "minivmm/log.hpp"
 
 namespace minivmm::linux_abi {
 
@@ -81,12 +84,27 @@ constexpr std::uint64_t kMinSigStackSize = 2048; // x86 MINSIGSTKSZ
 constexpr int kPrGetDumpable = 3, kPrSetDumpable = 4, kPrSetName = 15, kPrGetName = 16,
               kPrSetNoNewPrivs = 38, kPrGetNoNewPrivs = 39;
 
+// uapi/linux/sched.h: the clone flags a thread is made with (as pthreads
+// pass them), and those it may add.
+constexpr std::uint64_t kCsignal = 0xff, kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400,
+                        kCloneSighand = 0x800, kCloneVfork = 0x4000, kCloneParent = 0x8000,
+                        kCloneThread = 0x10000, kCloneSysvsem = 0x40000, kCloneSettls = 0x80000,
+                        kCloneParentSettid = 0x100000, kCloneChildCleartid = 0x200000,
+                        kCloneDetached = 0x400000, kCloneChildSettid = 0x1000000,
+                        kCloneNewns = 0x20000;
+constexpr std::uint64_t kThreadFlags =
+    kCloneVm | kCloneFs | kCloneFiles | kCloneSighand | kCloneThread | kCloneSysvsem;
+constexpr std::uint64_t kThreadOptionalFlags =
+    kCloneSettls | kCloneParentSettid | kCloneChildCleartid | kCloneChildSettid | kCloneDetached;
+
 // uapi/linux/futex.h
 constexpr int kFutexWait = 0, kFutexWake = 1, kFutexRequeue = 3, kFutexCmpRequeue = 4,
               kFutexWakeOp = 5, kFutexLockPi = 6, kFutexWaitBitset = 9, kFutexWakeBitset = 10,
               kFutexWaitRequeuePi = 11, kFutexLockPi2 = 13;
 constexpr int kFutexPrivateFlag = 128, kFutexClockRealtime = 256;
 constexpr std::uint32_t kFutexBitsetMatchAny = 0xffffffff;
+constexpr std::uint32_t kFutexWaiters = 0x80000000, kFutexOwnerDied = 0x40000000,
+                        kFutexTidMask = 0x3fffffff;
 
 struct Timespec {
     std::int64_t sec;
@@ -233,7 +251,7 @@ std::uint32_t ProcessCalls::Options::host_umask() {
 ProcessCalls::ProcessCalls(Options options, UserMemory& memory, FileTable& files)
     : options_(std::move(options)), cpus_(std::max(1, options_.cpus)), memory_(memory),
       files_(files), sleeper_(options_.sleeper ? options_.sleeper : Sleeper(default_sleep)),
-      umask_(options_.umask & 0777) {
+      umask_(options_.umask & 0777), next_tid_(options_.pid + 1) {
     // The limits Linux starts init with (include/asm-generic/resource.h),
     // except those the VMM fixes: the stack is one mapping of stack_size, the
     // fd table has its own size, and NPROC and SIGPENDING, which Linux sizes
@@ -274,7 +292,14 @@ ProcessCalls::ThreadState& ProcessCalls::thread_state(int tid) {
 }
 
 bool ProcessCalls::names_self(int id, const ThreadContext& thread) const {
-    return id == options_.pid || id == thread.tid();
+    if (id == options_.pid || id == thread.tid()) return true;
+    std::lock_guard lock(mutex_);
+    return threads_.count(id) != 0;
+}
+
+int ProcessCalls::live_threads() const {
+    std::lock_guard lock(mutex_);
+    return live_threads_;
 }
 
 namespace {
@@ -412,12 +437,14 @@ std::optional<SyscallResult> ProcessCalls::call(const SyscallArgs& args, ThreadC
         return tgkill(int_arg(a[0]), int_arg(a[1]), int_arg(a[2]), thread);
     case __NR_tkill:
         return tgkill(0, int_arg(a[0]), int_arg(a[1]), thread);
-    case __NR_exit: {
-        std::lock_guard lock(mutex_);
-        threads_.erase(thread.tid());
-        return SyscallResult{
-            0, SyscallResult::Then::exit_thread, static_cast<int>(a[0] & 0xff), {}};
-    }
+    case __NR_exit:
+        return exit_thread(static_cast<int>(a[0] & 0xff), thread);
+    case __NR_clone:
+        // x86-64's argument order: flags, stack, parent_tid, child_tid, tls.
+        return value(clone(a[0] & ~std::uint64_t{kCsignal}, a[0] & kCsignal, a[1], a[2], a[3], a[4],
+                           thread));
+    case __NR_clone3:
+        return value(clone3(a[0], a[1], thread));
     case __NR_exit_group:
         return SyscallResult{
             0, SyscallResult::Then::exit_process, static_cast<int>(a[0] & 0xff), {}};
@@ -1100,7 +1127,7 @@ std::int64_t ProcessCalls::prctl(int option, std::uint64_t arg2, std::uint64_t a
     }
 }
 
-// ---- futex, single-threaded ----
+// ---- futex ----
 
 namespace {
 
@@ -1131,6 +1158,7 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
     const auto val3 = static_cast<std::uint32_t>(args.a[5]);
     const int cmd = op & ~(kFutexPrivateFlag | kFutexClockRealtime);
     const bool shared = !(op & kFutexPrivateFlag);
+    if (live_threads() > 1) return value(threaded_futex(args));
 
     std::optional<Deadline> deadline;
     const bool has_timeout = cmd == kFutexWait || cmd == kFutexWaitBitset || cmd == kFutexLockPi ||
@@ -1165,7 +1193,7 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
             return SyscallResult{
                 0, SyscallResult::Then::killed_by_signal, SIGKILL,
                 fmt::format("deadlock: thread {} waits on futex {:#x} with no timeout, and no "
-                            "other thread could wake it (threads come with part 2 of issue 16)",
+                            "other thread could wake it",
                             thread.tid(), uaddr)};
         std::int64_t left_ns = 0;
         return value(sleep_until(*deadline, left_ns) ? -ETIMEDOUT : -EINTR);
@@ -1219,6 +1247,256 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
         // built without CONFIG_FUTEX_PI; any other is unknown.
         return value(-ENOSYS);
     }
+}
+
+namespace {
+
+long host_futex(std::uint32_t* word, int op, std::uint32_t val, const timespec* timeout,
+                std::uint32_t* word2, std::uint32_t val3) {
+    return ::syscall(SYS_futex, word, op | kFutexPrivateFlag, val, timeout, word2, val3);
+}
+
+// How long one host wait lasts at most before the waiter looks whether the
+// VM is stopping or pausing (a kick can land just before the wait begins).
+constexpr std::int64_t kWaitSliceNs = 50'000'000;
+
+} // namespace
+
+std::int64_t ProcessCalls::threaded_futex(const SyscallArgs& args) {
+    // The same checks and errors as the single-threaded form above, then the
+    // host's futex on the host address of each guest word: waiters are host
+    // threads (the vCPUs), so a wake from any thread reaches them, and
+    // WAKE_OP's atomic operation is the host kernel's on guest RAM. Shared
+    // and private futexes of the program are both private to this process
+    // on the host, which holds all of the program's memory.
+    const std::uint64_t uaddr = args.a[0];
+    const int op = int_arg(args.a[1]);
+    const auto val = static_cast<std::uint32_t>(args.a[2]);
+    const std::uint64_t utime = args.a[3];
+    const std::uint64_t uaddr2 = args.a[4];
+    const auto val3 = static_cast<std::uint32_t>(args.a[5]);
+    const int cmd = op & ~(kFutexPrivateFlag | kFutexClockRealtime);
+    const bool realtime = op & kFutexClockRealtime;
+    if (realtime && cmd != kFutexWaitBitset && cmd != kFutexWaitRequeuePi && cmd != kFutexLockPi2)
+        return -ENOSYS;
+    auto word = [&](std::uint64_t va, bool write, std::uint32_t*& out) -> std::int64_t {
+        if (va % 4) return -EINVAL;
+        if (va > kTaskSizeMax - 4) return -EFAULT;
+        out = memory_.word(va, write);
+        return out ? 0 : -EFAULT;
+    };
+    std::uint32_t* w = nullptr;
+    std::uint32_t* w2 = nullptr;
+    switch (cmd) {
+    case kFutexWait:
+    case kFutexWaitBitset: {
+        const std::uint32_t bitset = cmd == kFutexWait ? kFutexBitsetMatchAny : val3;
+        if (!bitset) return -EINVAL;
+        const clockid_t clock = realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+        std::optional<std::int64_t> deadline_ns;
+        if (utime) {
+            Timespec ts;
+            if (!get(memory_, utime, ts)) return -EFAULT;
+            if (!valid_timespec(ts)) return -EINVAL;
+            // FUTEX_WAIT's timeout is relative, the bitset form's absolute.
+            deadline_ns =
+                cmd == kFutexWait ? add_saturated(host_now_ns(clock), to_ns(ts)) : to_ns(ts);
+        }
+        if (std::int64_t r = word(uaddr, false, w)) return r;
+        for (;;) {
+            if (options_.interrupted && options_.interrupted()) return -EINTR;
+            const std::int64_t slice_end = add_saturated(host_now_ns(clock), kWaitSliceNs);
+            const std::int64_t until = deadline_ns ? std::min(*deadline_ns, slice_end) : slice_end;
+            const timespec abs{until / 1'000'000'000, until % 1'000'000'000};
+            const long r = host_futex(w, kFutexWaitBitset | (realtime ? kFutexClockRealtime : 0),
+                                      val, &abs, nullptr, bitset);
+            if (r == 0) return 0;
+            if (errno == EAGAIN) return -EAGAIN;
+            // EINTR is the VMM's kick (a stop, a pause, another vCPU's TLB
+            // shootdown), never the program's: the top of the loop decides.
+            if (errno == EINTR) continue;
+            if (errno != ETIMEDOUT) return -errno;
+            if (deadline_ns && until == *deadline_ns) return -ETIMEDOUT;
+        }
+    }
+    case kFutexWake:
+    case kFutexWakeBitset: {
+        const std::uint32_t bitset = cmd == kFutexWake ? kFutexBitsetMatchAny : val3;
+        if (!bitset) return -EINVAL;
+        if (uaddr % 4) return -EINVAL;
+        // A private futex is only a number to Linux: waking one whose page
+        // is gone wakes nobody.
+        w = uaddr <= kTaskSizeMax - 4 ? memory_.word(uaddr, false) : nullptr;
+        if (!w) return (op & kFutexPrivateFlag) && uaddr <= kTaskSizeMax - 4 ? 0 : -EFAULT;
+        const long r = host_futex(w, kFutexWakeBitset, val, nullptr, nullptr, bitset);
+        return r < 0 ? -errno : r;
+    }
+    case kFutexRequeue:
+    case kFutexCmpRequeue: {
+        if (static_cast<std::int32_t>(val) < 0 || static_cast<std::int32_t>(utime) < 0)
+            return -EINVAL;
+        if (std::int64_t r = word(uaddr, false, w)) return r;
+        if (std::int64_t r = word(uaddr2, false, w2)) return r;
+        const long r = ::syscall(SYS_futex, w, cmd | kFutexPrivateFlag, val,
+                                 static_cast<std::uint32_t>(utime), w2, val3);
+        return r < 0 ? -errno : r;
+    }
+    case kFutexWakeOp: {
+        if (std::int64_t r = word(uaddr, false, w)) return r;
+        if (std::int64_t r = word(uaddr2, true, w2)) return r;
+        const long r = ::syscall(SYS_futex, w, kFutexWakeOp | kFutexPrivateFlag, val,
+                                 static_cast<std::uint32_t>(utime), w2, val3);
+        return r < 0 ? -errno : r;
+    }
+    default:
+        return -ENOSYS; // the PI operations, as without CONFIG_FUTEX_PI
+    }
+}
+
+// ---- threads ----
+
+std::int64_t ProcessCalls::clone(std::uint64_t flags, std::uint64_t exit_signal,
+                                 std::uint64_t stack, std::uint64_t parent_tid,
+                                 std::uint64_t child_tid, std::uint64_t tls,
+                                 ThreadContext& thread) {
+    // copy_process's consistency checks, in its order.
+    if ((flags & (kCloneNewns | kCloneFs)) == (kCloneNewns | kCloneFs)) return -EINVAL;
+    if ((flags & kCloneThread) && !(flags & kCloneSighand)) return -EINVAL;
+    if ((flags & kCloneSighand) && !(flags & kCloneVm)) return -EINVAL;
+    if ((flags & ~kThreadOptionalFlags) != kThreadFlags) {
+        // fork, vfork, posix_spawn's CLONE_VM|CLONE_VFORK, namespaces: a new
+        // process, which this VMM does not make. Refused whole, before
+        // anything of a child exists; one warning per flag set in a row.
+        bool warn = false;
+        {
+            std::lock_guard lock(mutex_);
+            warn = std::exchange(warned_clone_flags_, flags | exit_signal) != (flags | exit_signal);
+        }
+        if (warn)
+            logger().warn("guest program called clone with flags {:#x}: a new process (fork, "
+                          "vfork, namespaces) is not supported; it gets ENOSYS",
+                          flags | exit_signal);
+        return -ENOSYS;
+    }
+    (void)exit_signal; // a thread sends none (CLONE_THREAD)
+    NewThread t;
+    t.stack = stack;
+    t.tls = tls;
+    t.set_tls = flags & kCloneSettls;
+    {
+        std::lock_guard lock(mutex_);
+        if (live_threads_ >= options_.max_threads) return -EAGAIN;
+        t.tid = next_tid_++;
+        ThreadState child;
+        child.blocked = thread_state(thread.tid()).blocked; // inherited
+        if (flags & kCloneChildCleartid) child.clear_child_tid = child_tid;
+        threads_[t.tid] = child; // sigaltstack is cleared for CLONE_VM children
+        ++live_threads_;
+    }
+    // Both words are in the one address space: written before the child runs.
+    const auto tid32 = static_cast<std::uint32_t>(t.tid);
+    if (flags & kCloneParentSettid) put(memory_, parent_tid, tid32);
+    if (flags & kCloneChildSettid) put(memory_, child_tid, tid32);
+    const std::int64_t r = thread.start_thread(t);
+    if (r < 0) {
+        std::lock_guard lock(mutex_);
+        threads_.erase(t.tid);
+        --live_threads_;
+        return r;
+    }
+    return t.tid;
+}
+
+std::int64_t ProcessCalls::clone3(std::uint64_t args_va, std::uint64_t size,
+                                  ThreadContext& thread) {
+    // struct clone_args (uapi/linux/sched.h), copy_clone_args_from_user's
+    // checks: at least CLONE_ARGS_SIZE_VER0, at most a page, and any bytes
+    // past what this kernel knows must be zero.
+    struct CloneArgs {
+        std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+            set_tid, set_tid_size, cgroup;
+    } c{};
+    if (size < 64) return -EINVAL;
+    if (size > 4096) return -E2BIG;
+    const std::size_t known = std::min<std::size_t>(size, sizeof c);
+    if (!memory_.copy_in(args_va, std::as_writable_bytes(std::span(&c, 1)).first(known)))
+        return -EFAULT;
+    for (std::uint64_t at = sizeof c; at < size; at += 8) {
+        std::uint64_t extra = 0;
+        const std::size_t n = std::min<std::uint64_t>(8, size - at);
+        if (!memory_.copy_in(args_va + at, std::as_writable_bytes(std::span(&extra, 1)).first(n)))
+            return -EFAULT;
+        if (extra) return -E2BIG;
+    }
+    // clone3_args_valid.
+    if (c.flags & ~0x1ffffffffull) return -EINVAL; // CLONE_INTO_CGROUP and below
+    if (c.flags & kCsignal) return -EINVAL;        // the signal is exit_signal here
+    if (c.exit_signal & ~kCsignal) return -EINVAL;
+    if ((c.flags & (kCloneThread | kCloneParent)) && c.exit_signal) return -EINVAL;
+    if ((c.stack == 0) != (c.stack_size == 0)) return -EINVAL;
+    if (c.set_tid || c.set_tid_size) return -EINVAL; // choosing tids: a pid namespace's
+    const std::uint64_t sp = c.stack ? c.stack + c.stack_size : 0;
+    return clone(c.flags, c.exit_signal, sp, c.parent_tid, c.child_tid, c.tls, thread);
+}
+
+SyscallResult ProcessCalls::exit_thread(int code, const ThreadContext& thread) {
+    ThreadState state;
+    bool last = false;
+    {
+        std::lock_guard lock(mutex_);
+        state = thread_state(thread.tid());
+        threads_.erase(thread.tid());
+        last = --live_threads_ <= 0;
+    }
+    SyscallResult r{0, SyscallResult::Then::exit_thread, code, {}};
+    r.last_thread = last;
+    if (last) return r; // the program ends: nobody is left to see the words
+    // mm_release: the robust futexes the thread still held, then its
+    // clear_child_tid word, zeroed and woken (pthread_join waits on it).
+    if (state.robust_list) exit_robust_list(state.robust_list, thread.tid());
+    if (state.clear_child_tid) {
+        if (std::uint32_t* w = memory_.word(state.clear_child_tid, true)) {
+            std::atomic_ref(*w).store(0);
+            host_futex(w, kFutexWake, 1, nullptr, nullptr, 0);
+        }
+    }
+    return r;
+}
+
+void ProcessCalls::exit_robust_list(std::uint64_t head_va, int tid) {
+    // struct robust_list_head: the list's first entry, the offset from an
+    // entry to its futex word, and the entry being locked or unlocked.
+    struct Head {
+        std::uint64_t next;
+        std::int64_t futex_offset;
+        std::uint64_t pending;
+    } head{};
+    if (!get(memory_, head_va, head)) return;
+    auto death = [&](std::uint64_t entry) {
+        // handle_futex_death: a word the dying thread owns gets OWNER_DIED,
+        // keeps WAITERS, and one waiter is woken to take it over.
+        std::uint32_t* w =
+            memory_.word(entry + static_cast<std::uint64_t>(head.futex_offset), true);
+        if (!w) return;
+        std::atomic_ref word(*w);
+        std::uint32_t old = word.load();
+        for (;;) {
+            if ((old & kFutexTidMask) != static_cast<std::uint32_t>(tid)) return;
+            const std::uint32_t now = (old & kFutexWaiters) | kFutexOwnerDied;
+            if (word.compare_exchange_weak(old, now)) break;
+        }
+        if (old & kFutexWaiters) host_futex(w, kFutexWake, 1, nullptr, nullptr, 0);
+    };
+    constexpr int kRobustListLimit = 2048;               // ROBUST_LIST_LIMIT
+    std::uint64_t entry = head.next & ~std::uint64_t{1}; // bit 0: a PI futex
+    const std::uint64_t pending = head.pending & ~std::uint64_t{1};
+    for (int n = 0; entry != head_va && n < kRobustListLimit; ++n) {
+        std::uint64_t next = 0;
+        if (!get(memory_, entry, next)) return;
+        if (entry != pending) death(entry);
+        entry = next & ~std::uint64_t{1};
+    }
+    if (pending) death(pending);
 }
 
 } // namespace minivmm::linux_abi

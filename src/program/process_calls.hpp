@@ -12,10 +12,12 @@
 // rt_sigaction rt_sigprocmask rt_sigpending sigaltstack rt_sigreturn umask
 // sysinfo getrusage times prctl kill tgkill tkill exit exit_group futex.
 //
-// One thread for now (threads come with part 2 of issue 16): the per-thread
+// Threads (issue 17): clone and clone3 with pthreads' flags start one
+// through ThreadContext::start_thread (a vCPU of its own); the per-thread
 // state (signal mask, alternate stack, clear_child_tid, robust list) is kept
-// per tid, but futex has its single-threaded form only: a wait that nothing
-// could ever end is reported as a deadlock that ends the program.
+// per tid. With one thread, a futex wait that nothing could ever end is
+// reported as a deadlock that ends the program; with more, futexes are host
+// futexes on the guest words.
 //
 // Signals are recorded (actions, mask, pending set) but never delivered to a
 // handler: no signal frame is ever built. A signal the program sends itself
@@ -27,6 +29,7 @@
 #pragma once
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -53,6 +56,18 @@ struct SyscallResult {
     } then = Then::resume;
     int status = 0; // exit code (0..255) or signal number
     std::string message;
+    // exit_thread: it was the program's last thread, so the program ends
+    // with exit code `status` (do_exit of a group's last thread).
+    bool last_thread = false;
+};
+
+// A thread the program starts (clone with CLONE_THREAD): it begins at the
+// instruction after the clone with the caller's registers but rax = 0.
+struct NewThread {
+    int tid = 0;
+    std::uint64_t stack = 0; // its rsp; 0: the caller's
+    std::uint64_t tls = 0;   // its FS base, when set_tls
+    bool set_tls = false;
 };
 
 // The calling thread's registers that some calls read or write; the caller
@@ -68,6 +83,13 @@ class ThreadContext {
     // The thread's user rsp at the system call (sigaltstack asks whether the
     // thread runs on its alternate stack).
     virtual std::uint64_t stack_pointer() const = 0;
+    // Starts `thread` (a vCPU of its own, for the runner): 0, or -errno
+    // (-EAGAIN when no vCPU can be had). A context that cannot start threads
+    // says -ENOSYS.
+    virtual std::int64_t start_thread(const NewThread& thread) {
+        (void)thread;
+        return -ENOSYS;
+    }
 };
 
 // Sleeps for up to `duration` on the calling thread. Returns false, possibly
@@ -97,7 +119,13 @@ class ProcessCalls {
         std::uint64_t stack_size = 8ull << 20;
         int cpus = 1; // CPUs the program sees (sched_getaffinity)
         std::uint32_t umask = host_umask();
-        Sleeper sleeper;                       // empty: a host sleep nothing interrupts
+        Sleeper sleeper; // empty: a host sleep nothing interrupts
+        // True while the VM is stopping or pausing: a futex wait of a
+        // threaded program then ends with EINTR (empty: never).
+        std::function<bool()> interrupted;
+        // Threads the program may have at once, the main one included
+        // (clone beyond it: EAGAIN, as RLIMIT_NPROC gives).
+        int max_threads = 1;
         std::function<MemoryFigures()> memory; // empty: the host's figures
         // When the VM started: sysinfo's uptime and times' clock count from it.
         std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -118,6 +146,8 @@ class ProcessCalls {
     std::optional<SyscallResult> call(const SyscallArgs& args, ThreadContext& thread);
 
     int pid() const { return options_.pid; }
+    // Threads that have not exited, the main one included.
+    int live_threads() const;
     // The file mode creation mask (umask); the dispatcher applies it to the
     // modes of the file calls that create.
     std::uint32_t umask() const;
@@ -192,6 +222,20 @@ class ProcessCalls {
     // tgkill with tgid > 0; tkill with tgid 0 (any thread group).
     SyscallResult tgkill(int tgid, int tid, int sig, const ThreadContext& thread);
     SyscallResult futex(const SyscallArgs& args, const ThreadContext& thread);
+    // futex with more than one thread: on the host address of the guest
+    // word (UserMemory::word), so a host futex holds the waiters.
+    std::int64_t threaded_futex(const SyscallArgs& args);
+    // clone/clone3 with the flags of a thread (CLONE_VM | CLONE_THREAD ...):
+    // the new tid or -errno; other flag sets (a new process) are -ENOSYS.
+    std::int64_t clone(std::uint64_t flags, std::uint64_t exit_signal, std::uint64_t stack,
+                       std::uint64_t parent_tid, std::uint64_t child_tid, std::uint64_t tls,
+                       ThreadContext& thread);
+    std::int64_t clone3(std::uint64_t args, std::uint64_t size, ThreadContext& thread);
+    // exit: the robust list and clear_child_tid of the calling thread
+    // (mm_release), then the thread ends.
+    SyscallResult exit_thread(int code, const ThreadContext& thread);
+    // exit_robust_list and handle_futex_death (kernel/futex/core.c).
+    void exit_robust_list(std::uint64_t head, int tid);
 
     // Sends `sig` (1..64) to the program itself, under mutex_: a result that
     // ends the program, or nullopt when it goes on (the signal was ignored,
@@ -221,7 +265,10 @@ class ProcessCalls {
     std::array<SignalAction, kSignals> actions_{};
     std::uint64_t pending_signals_ = 0; // bit sig-1
     std::map<int, ThreadState> threads_;
-    std::vector<std::uint64_t> affinity_; // one bit per CPU
+    int live_threads_ = 1;
+    int next_tid_;
+    std::uint64_t warned_clone_flags_ = ~std::uint64_t{0}; // the last flag set warned of
+    std::vector<std::uint64_t> affinity_;                  // one bit per CPU
     std::array<char, 16> command_name_{};
     int dumpable_ = 1;
     bool no_new_privs_ = false;

@@ -1,5 +1,7 @@
 #include "program/process_memory.hpp"
 
+#include <utility>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -1277,6 +1279,29 @@ void ProcessMemory::shootdown_done() {
     std::lock_guard lock(mutex_);
     tables_.shootdown_done();
     settle();
+}
+
+std::optional<ProcessMemory::Shootdown> ProcessMemory::begin_shootdown() {
+    std::lock_guard lock(mutex_);
+    if (!tables_.shootdown_needed()) return std::nullopt;
+    Shootdown batch;
+    batch.tables = tables_.begin_shootdown();
+    batch.frames = std::exchange(deferred_frames_, {});
+    return batch;
+}
+
+void ProcessMemory::end_shootdown(Shootdown batch) {
+    std::lock_guard lock(mutex_);
+    tables_.free_tables(batch.tables);
+    for (auto [gpa, size] : batch.frames)
+        data_frames_.free(gpa, size);
+}
+
+std::uint32_t* ProcessMemory::word(std::uint64_t va, bool write) {
+    std::lock_guard lock(mutex_);
+    if (va % 4 != 0 || !accessible(va, 4, write ? kProtWrite : kProtRead)) return nullptr;
+    auto bytes = data_frames_.host(frame_of(va) + va % kPageSize, 4);
+    return reinterpret_cast<std::uint32_t*>(bytes.data());
 }
 
 std::vector<Vma> ProcessMemory::mappings() const {

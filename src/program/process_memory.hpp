@@ -162,6 +162,20 @@ class ProcessMemory final : public UserMemory {
     // Every vCPU has dropped the translations it held: the frames and table
     // pages given up since the last call may be used again.
     void shootdown_done();
+    // The same in two steps, for a program whose threads change their
+    // mappings at once: begin_shootdown takes what was given up so far
+    // (nullopt when nothing needs a shootdown), the runner makes every vCPU
+    // drop its translations, then end_shootdown frees the batch. A change
+    // made meanwhile needs a shootdown of its own, so no thread's flush can
+    // free what another one gave up after it.
+    struct Shootdown {
+        std::vector<std::uint64_t> tables;                           // table pages
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> frames; // gpa, size
+    };
+    std::optional<Shootdown> begin_shootdown();
+    void end_shootdown(Shootdown batch);
+    // The host address of the aligned 32-bit word at `va` (a futex word).
+    std::uint32_t* word(std::uint64_t va, bool write) override;
 
     // --- Inspection. ---
     std::vector<Vma> mappings() const;

@@ -23,6 +23,12 @@ class UserMemory {
     // Copies `in` to guest-virtual [va, va + in.size()). False when any byte
     // is not mapped writable by the program; then no byte was written.
     virtual bool copy_out(std::uint64_t va, std::span<const std::byte> in) = 0;
+    // The host address of the 4-byte-aligned 32-bit word at `va`, for atomic
+    // operations and host futexes on it while the program runs (its threads
+    // wait on the host address of the guest word, so the VMM keeps no table
+    // of waiters); null when it is not mapped readable (and writable for
+    // `write`). The address stays valid host memory for the VM's life.
+    virtual std::uint32_t* word(std::uint64_t va, bool write) = 0;
 };
 
 // A NUL-terminated string at `va` of at most `max` bytes before the NUL

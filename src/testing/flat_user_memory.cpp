@@ -34,6 +34,14 @@ bool FlatUserMemory::copy_out(std::uint64_t va, std::span<const std::byte> in) {
     return true;
 }
 
+std::uint32_t* FlatUserMemory::word(std::uint64_t va, bool write) {
+    if (va % 4 != 0 || !inside(va, 4)) return nullptr;
+    if (touches_hole(va, 4) && (write || hole_access_ == Access::unmapped)) return nullptr;
+    std::byte* at = bytes_.data() + (va - base_);
+    if (reinterpret_cast<std::uintptr_t>(at) % 4 != 0) return nullptr; // an odd base
+    return reinterpret_cast<std::uint32_t*>(at);
+}
+
 std::span<std::byte> FlatUserMemory::bytes(std::uint64_t va, std::size_t size) {
     if (!inside(va, size)) throw std::out_of_range("FlatUserMemory: outside the memory");
     return std::span(bytes_).subspan(static_cast<std::size_t>(va - base_), size);

@@ -32,6 +32,7 @@ class FlatUserMemory final : public UserMemory {
 
     bool copy_in(std::uint64_t va, std::span<std::byte> out) const override;
     bool copy_out(std::uint64_t va, std::span<const std::byte> in) override;
+    std::uint32_t* word(std::uint64_t va, bool write) override;
 
     std::uint64_t base() const { return base_; }
     std::uint64_t end() const { return base_ + bytes_.size(); }

@@ -21,6 +21,9 @@ class VcpuHost {
     // Called by each vCPU thread before every KVM_RUN: blocks while the VM
     // is paused (and not stopping). The default never pauses.
     virtual void pause_point(const KvmVcpu& vcpu) noexcept { (void)vcpu; }
+    // Called by each vCPU thread after every KVM_RUN, whatever it returned
+    // (pause_point and left_guest bracket the time a vCPU may run guest code).
+    virtual void left_guest(const KvmVcpu& vcpu) noexcept { (void)vcpu; }
     // Called by a vCPU thread whose KVM_RUN returned EINTR (a kick or a
     // signal): a kick no longer wanted must be taken back, or every later
     // KVM_RUN returns at once. The default kicks never.

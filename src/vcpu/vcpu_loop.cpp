@@ -53,7 +53,9 @@ void VcpuLoop::run() noexcept {
         kvm_run& run = vcpu_.run_state();
         while (!host_.stopping()) {
             host_.pause_point(vcpu_);
-            if (vcpu_.run() < 0) { // kicked or interrupted: re-check stop and pause
+            const int rc = vcpu_.run();
+            host_.left_guest(vcpu_);
+            if (rc < 0) { // kicked or interrupted: re-check stop and pause
                 host_.kicked(vcpu_);
                 continue;
             }

@@ -164,15 +164,56 @@ void VcpuSet::dirty_ring_full(unsigned) {
 }
 
 void VcpuSet::pause_point(const KvmVcpu& vcpu) noexcept {
-    if (!pause_flag_.load(std::memory_order_acquire)) return;
+    // Counted in the guest from here to left_guest. With exclusive() this is
+    // Dekker's handshake (both sides store, then load, sequentially
+    // consistent): either exclusive() sees this thread counted and waits
+    // for it to leave, or this thread sees the section and holds here;
+    // immediate_exit covers one already past this point.
+    in_guest_.fetch_add(1, std::memory_order_seq_cst);
+    if (!pause_flag_.load(std::memory_order_seq_cst) &&
+        !exclusive_flag_.load(std::memory_order_seq_cst))
+        return;
+    left_guest(vcpu);
     std::unique_lock lock(mutex_);
     ++held_;
     cv_.notify_all();
-    cv_.wait(lock, [&] { return state_ != State::paused; });
+    cv_.wait(lock,
+             [&] { return state_ == State::stopped || (state_ != State::paused && !exclusive_); });
     --held_;
-    // pause() set immediate_exit to kick us; take it back unless a stop
-    // holds it (a later pause sets it again under this mutex).
+    // pause() or exclusive() set immediate_exit to kick us; take it back
+    // unless a stop holds it (a later kick sets it again under this mutex).
     if (state_ != State::stopped) vcpu.run_state().immediate_exit = 0;
+    in_guest_.fetch_add(1, std::memory_order_seq_cst); // under the mutex: no section starts
+}
+
+void VcpuSet::left_guest(const KvmVcpu&) noexcept {
+    if (in_guest_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        exclusive_flag_.load(std::memory_order_seq_cst)) {
+        std::lock_guard lock(mutex_); // no lost wake-up for exclusive()'s wait
+        cv_.notify_all();
+    }
+}
+
+bool VcpuSet::exclusive(const std::function<void()>& fn) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return !exclusive_ || state_ == State::stopped; });
+    if (state_ == State::stopped) return false;
+    exclusive_ = true;
+    exclusive_flag_.store(true, std::memory_order_seq_cst);
+    kick_all_locked();
+    cv_.wait(lock, [&] {
+        return in_guest_.load(std::memory_order_seq_cst) == 0 || state_ == State::stopped;
+    });
+    const bool run = state_ != State::stopped;
+    if (run) {
+        lock.unlock();
+        fn();
+        lock.lock();
+    }
+    exclusive_ = false;
+    exclusive_flag_.store(false, std::memory_order_seq_cst);
+    cv_.notify_all(); // the held vCPUs (they take back their kicks) and waiting sections
+    return run;
 }
 
 void VcpuSet::kicked(const KvmVcpu& vcpu) noexcept {
@@ -180,7 +221,8 @@ void VcpuSet::kicked(const KvmVcpu& vcpu) noexcept {
     // or came before start) leaves its kick set, and pause_point takes it
     // back only while paused. Only on EINTR: not a hot path.
     std::lock_guard lock(mutex_);
-    if (state_ == State::running || state_ == State::created) vcpu.run_state().immediate_exit = 0;
+    if ((state_ == State::running || state_ == State::created) && !exclusive_)
+        vcpu.run_state().immediate_exit = 0;
 }
 
 bool VcpuSet::pause(std::chrono::milliseconds wait) {

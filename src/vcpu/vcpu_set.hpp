@@ -76,6 +76,14 @@ class VcpuSet final : public VcpuHost {
     // The reason the set stopped (valid once stopping()).
     VmExit result() const;
 
+    // Runs `fn` on the calling thread while no vCPU runs guest code: the
+    // others are kicked out of KVM_RUN and held before their next one (a
+    // vCPU busy in an exit handler goes on until it would re-enter). For a
+    // vCPU thread's exit handler (a Linux program's TLB shootdown, which
+    // takes its page tables' slot away for a moment); one section at a
+    // time, a second caller waits its turn. False, without running `fn`,
+    // once the set is stopping.
+    bool exclusive(const std::function<void()>& fn);
     bool pause(std::chrono::milliseconds wait);
     void resume() noexcept;
     bool paused() const noexcept { return pause_flag_.load(std::memory_order_acquire); }
@@ -86,6 +94,7 @@ class VcpuSet final : public VcpuHost {
     void park(unsigned vcpu) noexcept override;
     void dirty_ring_full(unsigned vcpu) override;
     void pause_point(const KvmVcpu& vcpu) noexcept override;
+    void left_guest(const KvmVcpu& vcpu) noexcept override;
     void kicked(const KvmVcpu& vcpu) noexcept override;
 
     // Exit counts summed over the vCPUs (a live snapshot while they run).
@@ -122,6 +131,9 @@ class VcpuSet final : public VcpuHost {
     VmExit result_;                                // the winning reason; mutex_
     std::atomic<bool> pause_flag_{false};          // state_ == paused, for the hot path
     std::atomic<bool> stop_flag_{false};           // state_ == stopped
+    bool exclusive_ = false;                       // a section runs; mutex_
+    std::atomic<bool> exclusive_flag_{false};      // exclusive_, for the hot path
+    std::atomic<int> in_guest_{0};                 // threads between pause_point and left_guest
 };
 
 } // namespace minivmm

@@ -18,7 +18,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -104,10 +107,15 @@ SignalFor signal_for(unsigned vector) {
     }
 }
 
-// The calling vCPU's registers that arch_prctl reads and writes.
+using ThreadStarter = std::function<std::int64_t(const KvmVcpu& parent, const NewThread&)>;
+
+// The calling vCPU's registers that arch_prctl reads and writes, and the
+// runner's way to start a thread beside it.
 class VcpuThreadContext final : public ThreadContext {
   public:
-    VcpuThreadContext(const KvmVcpu& vcpu, int tid) : vcpu_(vcpu), tid_(tid) {}
+    VcpuThreadContext(const KvmVcpu& vcpu, int tid, const ThreadStarter& starter)
+        : vcpu_(vcpu), tid_(tid), starter_(starter) {}
+    std::int64_t start_thread(const NewThread& thread) override { return starter_(vcpu_, thread); }
     std::uint64_t fs_base() const override { return vcpu_.msr(kMsrFsBase); }
     void set_fs_base(std::uint64_t v) override { set(kMsrFsBase, v); }
     std::uint64_t gs_base() const override { return vcpu_.msr(kMsrGsBase); }
@@ -122,6 +130,7 @@ class VcpuThreadContext final : public ThreadContext {
     }
     const KvmVcpu& vcpu_;
     int tid_;
+    const ThreadStarter& starter_;
 };
 
 } // namespace
@@ -163,6 +172,9 @@ struct LinuxProgram::Impl {
     };
 
     ExitAction syscall(const IoAccess& access);
+    // clone of a thread: a vCPU of its own, with `parent`'s registers.
+    std::int64_t start_thread(const KvmVcpu& parent, const NewThread& thread);
+    int tid_of(unsigned vcpu) const;
     ExitAction exception(const IoAccess& access);
     // Ends the program with `exit` (the first end wins) and stops the vCPUs.
     ExitAction end(LinuxProgramExit exit, unsigned vcpu);
@@ -198,7 +210,24 @@ struct LinuxProgram::Impl {
     UniqueFd stopped_event; // written once the vCPU set stopped: wakes run()
     VcpuSet vcpus;
     std::optional<VdsoPublisher> vdso;
-    std::uint64_t vvar_frame = 0; // the vDSO's data page
+    std::vector<kvm_cpuid_entry2> cpuid;
+    ThreadStarter starter{
+        [this](const KvmVcpu& parent, const NewThread& t) { return start_thread(parent, t); }};
+    // A thread's start on a vCPU whose thread has exited (Impl::retire).
+    struct Assignment {
+        int tid;
+        kvm_regs regs; // at user mode: rip, rflags, rsp, rax 0
+        std::uint64_t fs_base, gs_base;
+    };
+    // retire(): the vCPU of an exited thread waits, in its exit handler, to
+    // run the program's next new thread.
+    ExitAction retire(const IoAccess& access);
+    mutable std::mutex thread_mutex;
+    std::condition_variable thread_cv;
+    std::vector<int> vcpu_tids;                 // the program's tid on each vCPU; thread_mutex
+    std::vector<unsigned> idle_vcpus;           // retired, waiting; thread_mutex
+    std::map<unsigned, Assignment> assignments; // vCPU -> its next thread; thread_mutex
+    std::uint64_t vvar_frame = 0;               // the vDSO's data page
     bool ran = false;
 
     mutable std::mutex end_mutex;
@@ -219,6 +248,9 @@ VmConfig vm_config_for(const LinuxProgramConfig& config) {
         throw ConfigError(fmt::format("program stack of {} bytes: it must be whole pages, at "
                                       "least 64 KiB and at most a quarter of its memory",
                                       config.stack_size));
+    if (config.max_threads == 0 || config.max_threads > layout::kMaxVcpus)
+        throw ConfigError(fmt::format("{} threads: a program may have 1 to {} (one vCPU each)",
+                                      config.max_threads, layout::kMaxVcpus));
     VmConfig c;
     c.mem_size = config.mem_size;
     c.vcpus = 1;
@@ -240,10 +272,13 @@ std::shared_ptr<RamBlock> make_table_block(std::uint64_t mem_size) {
     return std::make_shared<RamBlock>("page-tables", table_bytes_for(mem_size), options);
 }
 
-ProcessCalls::Options process_options(const LinuxProgramConfig& config) {
+ProcessCalls::Options process_options(const LinuxProgramConfig& config,
+                                      std::function<bool()> interrupted) {
     ProcessCalls::Options o;
     o.stack_size = config.stack_size;
     o.cpus = 1;
+    o.max_threads = static_cast<int>(config.max_threads);
+    o.interrupted = std::move(interrupted);
     auto slash = config.path.rfind('/');
     o.command_name = config.path.substr(slash == std::string::npos ? 0 : slash + 1);
     return o;
@@ -263,7 +298,8 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
               ProcessMemory::Layout{ElfExecutable::kMinAddress,
                                     kStackTop - config.stack_size - kStackGuardGap, kUserEnd}),
       sandbox(config.workdir, config.writable_dirs), file_calls(files, sandbox, process),
-      process_calls(process_options(config), process, files),
+      process_calls(process_options(config, [this] { return vcpus.stopping() || vcpus.paused(); }),
+                    process, files),
       dispatcher(file_calls, process_calls,
                  [this](const SyscallArgs& args) { return process.call(args, files); }),
       stopped_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
@@ -289,7 +325,8 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
     load_options.memory_limit = config.mem_size - layout::kReservedEnd;
     ElfExecutable exe = parse_elf_executable(file, load_options, config.path);
 
-    build_program_supervisor(memory.boot_ram(), 1);
+    // A TSS and exception stack per vCPU the program's threads may have.
+    build_program_supervisor(memory.boot_ram(), config.max_threads);
     // The VMM's ring-0 pages, for ring 0 only: code and tables read-only,
     // the exception stacks writable.
     process.map_supervisor(P::kSupervisorStart, P::kSupervisorStart,
@@ -299,7 +336,7 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
     load(exe, file);
     std::uint64_t vdso_base = map_vdso();
 
-    auto cpuid = kvm.supported_cpuid();
+    cpuid = kvm.supported_cpuid();
     InitialStack stack = build_stack(exe, vdso_base, cpuid);
     process.map_anonymous_fixed(kStackTop - config.stack_size, config.stack_size,
                                 PROT_READ | PROT_WRITE | (exe.stack_executable ? PROT_EXEC : 0),
@@ -334,7 +371,91 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
     vdso.emplace(process.frame_bytes(vvar_frame, kVdsoPageSize),
                  std::make_unique<HostClockSource>(offset), vdso_options);
 
+    vcpu_tids.push_back(process_calls.pid());
     vcpus.add(std::move(vcpu), port_bus, memory.address_space());
+}
+
+ExitAction LinuxProgram::Impl::retire(const IoAccess& access) {
+    const unsigned index = access.vcpu_index;
+    std::unique_lock lock(thread_mutex);
+    vcpu_tids.at(index) = 0;
+    idle_vcpus.push_back(index);
+    thread_cv.notify_all();
+    // Checked every 50 ms: a stop does not come through this mutex.
+    while (!assignments.count(index)) {
+        if (vcpus.stopping()) return ExitAction::stop;
+        thread_cv.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    const Assignment a = assignments.at(index);
+    assignments.erase(index);
+    vcpu_tids.at(index) = a.tid;
+    lock.unlock();
+    // Back to user mode as the new thread through the entry's own sysretq
+    // (rcx and r11 are the RIP and RFLAGS it restores; RSP is left as set):
+    // RIP set past the `out`, which KVM then does not advance again.
+    kvm_regs regs = a.regs;
+    regs.rcx = a.regs.rip;
+    regs.r11 = a.regs.rflags;
+    regs.rip = P::kSyscallExitRip;
+    regs.rflags = 0x2; // at CPL 0 in the entry: interrupts off, as after `syscall`
+    const KvmVcpu::Msr msrs[] = {{kMsrFsBase, a.fs_base}, {kMsrGsBase, a.gs_base}};
+    access.vcpu.set_msrs(msrs);
+    access.vcpu.set_regs(regs);
+    return ExitAction::resume;
+}
+
+int LinuxProgram::Impl::tid_of(unsigned vcpu) const {
+    std::lock_guard lock(thread_mutex);
+    return vcpu < vcpu_tids.size() ? vcpu_tids[vcpu] : process_calls.pid();
+}
+
+std::int64_t LinuxProgram::Impl::start_thread(const KvmVcpu& parent, const NewThread& thread) {
+    // copy_thread: the child returns from the same system call with the
+    // parent's registers, rax 0, its own stack and TLS. At the entry's port
+    // exit the parent's user RIP and RFLAGS are where `syscall` put them
+    // (rcx, r11), and RSP is still the user's: the entry uses no stack.
+    std::unique_lock lock(thread_mutex);
+    if (vcpus.stopping()) return -EAGAIN;
+    // Every vCPU taken: a thread that has exited may not have reached
+    // retire() yet (the program already counts it gone).
+    if (idle_vcpus.empty() && vcpu_tids.size() >= config.max_threads)
+        thread_cv.wait_for(lock, std::chrono::seconds(1), [&] { return !idle_vcpus.empty(); });
+    kvm_regs regs = parent.regs();
+    regs.rip = regs.rcx;
+    regs.rflags = regs.r11;
+    regs.rax = 0;
+    if (thread.stack) regs.rsp = thread.stack;
+    const std::uint64_t fs = thread.set_tls ? thread.tls : parent.msr(kMsrFsBase);
+    const std::uint64_t gs = parent.msr(kMsrGsBase);
+    if (!idle_vcpus.empty()) {
+        // The vCPU of a thread that has exited takes it.
+        const unsigned index = idle_vcpus.back();
+        idle_vcpus.pop_back();
+        assignments[index] = Assignment{thread.tid, regs, fs, gs};
+        thread_cv.notify_all();
+        return 0;
+    }
+    const auto index = static_cast<unsigned>(vcpu_tids.size());
+    if (index >= config.max_threads) return -EAGAIN;
+    try {
+        KvmVcpu vcpu = vm.create_vcpu(index);
+        vcpu.set_cpuid(cpuid);
+        vcpu.set_sregs(program_sregs(vcpu.sregs(), index, process.cr3()));
+        auto msrs = program_syscall_msrs();
+        msrs.push_back({kMsrFsBase, fs});
+        msrs.push_back({kMsrGsBase, gs});
+        vcpu.set_msrs(msrs);
+        vcpu.set_regs(regs);
+        vcpu_tids.push_back(thread.tid);
+        vcpus.add(std::move(vcpu), port_bus, memory.address_space());
+    } catch (const std::exception& e) {
+        // No vCPU for it (KVM's limit, memory): the program sees EAGAIN, as
+        // from a fork beyond RLIMIT_NPROC.
+        if (vcpu_tids.size() > index) vcpu_tids.resize(index);
+        logger().warn("guest program: cannot start thread {}: {}", thread.tid, e.what());
+        return -EAGAIN;
+    }
+    return 0;
 }
 
 void LinuxProgram::Impl::load(const ElfExecutable& exe, std::span<const std::byte> file) {
@@ -413,8 +534,13 @@ void LinuxProgram::Impl::flush_translations() {
     // from them and flush each vCPU's TLB before it runs again (api.rst 4.35,
     // as map_hotplug_ram relies on for unplugged RAM). Two commits: a batch
     // of both would cancel out.
-    memory.topology().set_enabled(*table_region, false);
-    memory.topology().set_enabled(*table_region, true);
+    // While the slot is gone no other vCPU may run guest code: its page
+    // walks would find no tables there (VcpuSet::exclusive holds them).
+    auto toggle = [this] {
+        memory.topology().set_enabled(*table_region, false);
+        memory.topology().set_enabled(*table_region, true);
+    };
+    if (!vcpus.exclusive(toggle)) toggle(); // stopping: nobody runs again
     flushes.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -437,17 +563,24 @@ ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
     args.a[3] = regs.r10;
     args.a[4] = regs.r8;
     args.a[5] = regs.r9;
-    VcpuThreadContext thread(access.vcpu, process_calls.pid());
+    VcpuThreadContext thread(access.vcpu, tid_of(access.vcpu_index), starter);
     SyscallResult result = dispatcher.dispatch(args, thread);
     syscalls.fetch_add(1, std::memory_order_relaxed);
-    if (process.shootdown_needed()) {
+    if (auto batch = process.begin_shootdown()) {
+        // Every vCPU drops what it held before the batch's frames and table
+        // pages can be used again, also while other threads keep changing
+        // their mappings (they start batches of their own).
         flush_translations();
-        process.shootdown_done();
+        process.end_shootdown(std::move(*batch));
     }
     switch (result.then) {
     case SyscallResult::Then::resume:
         break;
-    case SyscallResult::Then::exit_thread: // the only thread: the process ends (kernel/exit.c)
+    case SyscallResult::Then::exit_thread:
+        // This vCPU is done; the last thread's exit ends the program
+        // (kernel/exit.c do_exit of a thread group's last member).
+        if (!result.last_thread) return retire(access);
+        [[fallthrough]];
     case SyscallResult::Then::exit_process:
         return end({LinuxProgramExit::Kind::exited, result.status & 0xff, 0, {}},
                    access.vcpu_index);

@@ -61,6 +61,7 @@ static inline const char* lp_errno_name(int e) {
         LP_ERRNO(EOVERFLOW);
         LP_ERRNO(ENOTSUP);
         LP_ERRNO(ETIMEDOUT);
+        LP_ERRNO(EOWNERDEAD);
 #undef LP_ERRNO
     default:
         snprintf(other, sizeof other, "errno %d", e);
