@@ -5,7 +5,8 @@
 # no warnings target and no sanitizers: they must be ordinary programs.
 #
 #   MINIVMM_LINUX_TEST_DIR  where every one of them is written, named
-#                           <program>.glibc, <program>.musl, <program>.glibc-pie
+#                           <program>.glibc, <program>.musl, <program>.glibc-pie,
+#                           <program>.glibc-dyn, <program>.glibc-dyn-nopie
 #   MINIVMM_MUSL_GCC        musl-gcc, or ...-NOTFOUND (then no .musl builds)
 #
 # MINIVMM_REQUIRE_MUSL=1 (a CMake variable or the environment at configure
@@ -18,11 +19,17 @@ endif()
 
 set(MINIVMM_LINUX_PROGRAM_CFLAGS -std=c11 -O2 -g -Wall -Wextra -Werror)
 
-# minivmm_linux_program(<name> SOURCES <file.c>... [INCLUDES <dir>...] [PIE])
+# minivmm_linux_program(<name> SOURCES <file.c>... [INCLUDES <dir>...] [PIE]
+#                       [DYNAMIC] [NOPIE_DYNAMIC] [LIBRARIES <target>...])
 # Targets <name>_glibc (-static), <name>_musl (musl-gcc -static, when
-# musl-gcc exists) and, with PIE, <name>_glibc_pie (-static-pie).
+# musl-gcc exists), with PIE <name>_glibc_pie (-static-pie), with DYNAMIC
+# <name>_glibc_dyn (dynamically linked PIE, the compiler's default on
+# Debian: an ELF with PT_INTERP) and with NOPIE_DYNAMIC <name>_glibc_dyn_nopie
+# (dynamically linked ET_EXEC). LIBRARIES (shared library targets) are
+# linked into the dynamic builds only.
 function(minivmm_linux_program name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "PIE" "" "SOURCES;INCLUDES")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "PIE;DYNAMIC;NOPIE_DYNAMIC" ""
+                        "SOURCES;INCLUDES;LIBRARIES")
   set(flags ${MINIVMM_LINUX_PROGRAM_CFLAGS})
   foreach(dir IN LISTS arg_INCLUDES)
     list(APPEND flags -I${dir})
@@ -36,6 +43,15 @@ function(minivmm_linux_program name)
   set(variants glibc)
   if(arg_PIE)
     list(APPEND variants glibc_pie)
+  endif()
+  if(arg_DYNAMIC)
+    list(APPEND variants glibc_dyn)
+  endif()
+  if(arg_NOPIE_DYNAMIC)
+    list(APPEND variants glibc_dyn_nopie)
+  endif()
+  if(arg_LIBRARIES AND NOT arg_DYNAMIC AND NOT arg_NOPIE_DYNAMIC)
+    message(FATAL_ERROR "minivmm_linux_program ${name}: LIBRARIES need a dynamic build")
   endif()
   foreach(variant IN LISTS variants)
     set(target ${name}_${variant})
@@ -51,6 +67,17 @@ function(minivmm_linux_program name)
     if(variant STREQUAL "glibc_pie")
       target_compile_options(${target} PRIVATE -fPIE)
       target_link_options(${target} PRIVATE -static-pie)
+    elseif(variant STREQUAL "glibc_dyn")
+      target_compile_options(${target} PRIVATE -fPIE)
+      target_link_options(${target} PRIVATE -pie)
+      target_link_libraries(${target} PRIVATE ${arg_LIBRARIES})
+      # Found through LD_LIBRARY_PATH only (the case says so): no RUNPATH.
+      set_target_properties(${target} PROPERTIES SKIP_BUILD_RPATH ON)
+    elseif(variant STREQUAL "glibc_dyn_nopie")
+      target_compile_options(${target} PRIVATE -fno-pie)
+      target_link_options(${target} PRIVATE -no-pie)
+      target_link_libraries(${target} PRIVATE ${arg_LIBRARIES})
+      set_target_properties(${target} PROPERTIES SKIP_BUILD_RPATH ON)
     else()
       target_compile_options(${target} PRIVATE -fno-pie)
       # (clang takes -static as non-PIE and warns of an unused -no-pie)

@@ -619,6 +619,26 @@ TEST_CASE("mmap honours free hints, MAP_FIXED and MAP_FIXED_NOREPLACE", "[proces
     CHECK(p.map_anon(2 * kPageSize) == kMmapTop - 6 * kPageSize);
 }
 
+TEST_CASE("free_area finds where an mmap without a hint goes, for the interpreter",
+          "[process-memory]") {
+    Process p;
+    CHECK(p.mem.free_area(3 * kPageSize, kPageSize) == kMmapTop - 3 * kPageSize);
+    // Nothing is mapped by asking: the same answer twice, and mmap agrees.
+    CHECK(p.mem.free_area(3 * kPageSize, kPageSize) == kMmapTop - 3 * kPageSize);
+    CHECK(p.map_anon(3 * kPageSize) == kMmapTop - 3 * kPageSize);
+    // Below what is there, aligned down to `align`.
+    CHECK(p.mem.free_area(kPageSize, kPageSize) == kMmapTop - 4 * kPageSize);
+    CHECK(p.mem.free_area(kPageSize, kLargePageSize) == kMmapTop - kLargePageSize);
+    p.mem.map_anonymous_fixed(kMmapTop - kLargePageSize, kPageSize, PROT_READ, "ld.so");
+    CHECK(p.mem.free_area(kPageSize, kLargePageSize) == kMmapTop - 2 * kLargePageSize);
+    // Bad sizes and alignments: no answer.
+    CHECK_FALSE(p.mem.free_area(0, kPageSize));
+    CHECK_FALSE(p.mem.free_area(kPageSize + 1, kPageSize));
+    CHECK_FALSE(p.mem.free_area(kPageSize, 3 * kPageSize));
+    CHECK_FALSE(p.mem.free_area(kPageSize, 512));
+    CHECK_FALSE(p.mem.free_area(kMmapTop, kPageSize)); // more than there is below mmap_top
+}
+
 TEST_CASE("mmap refuses what Linux refuses, with its errno", "[process-memory]") {
     Process p;
     std::uint64_t a = p.map_anon(kPageSize);

@@ -97,10 +97,27 @@ struct TestElf {
         return elf;
     }
 
+    // Adds a PT_INTERP whose p_filesz bytes at `offset` are `text` (which
+    // holds its NUL, or not).
+    void add_interp(const std::string& text, std::uint64_t offset = 0x1000) {
+        Elf64_Phdr p{};
+        p.p_type = PT_INTERP;
+        p.p_offset = offset;
+        p.p_filesz = p.p_memsz = text.size();
+        p.p_flags = PF_R;
+        ph.insert(ph.begin(), p);
+        interp_offset = offset;
+        interp_text = text;
+    }
+    std::uint64_t interp_offset = 0;
+    std::string interp_text;
+
     std::vector<std::byte> bytes() const {
         std::vector<std::byte> out(file_size);
         for (std::size_t i = 0; i < out.size(); ++i)
             out[i] = static_cast<std::byte>(i * 7 + 1);
+        if (interp_offset + interp_text.size() <= out.size())
+            std::memcpy(out.data() + interp_offset, interp_text.data(), interp_text.size());
         Elf64_Ehdr h = eh;
         h.e_phnum = static_cast<std::uint16_t>(ph.size());
         std::memcpy(out.data(), &h, std::min(sizeof h, out.size()));
@@ -167,7 +184,9 @@ void check_invariants(const ElfExecutable& exe, std::span<const std::byte> file)
     CHECK(phdr_loaded);
     CHECK(exe.phent == sizeof(Elf64_Phdr));
     CHECK(exe.brk_start == exe.segments.back().end);
-    CHECK(ElfExecutable::at_base == 0);
+    CHECK(exe.span() == exe.segments.back().end - exe.segments.front().start);
+    CHECK(exe.align >= kPage);
+    CHECK((exe.align & (exe.align - 1)) == 0);
 }
 
 // The header of a real file, read here independently of the parser.
@@ -184,7 +203,7 @@ TEST_CASE("elf: a static executable's segments, entry, program headers and brk",
     const TestElf elf;
     const auto bytes = elf.bytes();
     const ElfExecutable exe = parse(bytes);
-    CHECK(exe.kind == ElfExecutable::Kind::static_exec);
+    CHECK(exe.kind == ElfExecutable::Kind::et_exec);
     REQUIRE(exe.segments.size() == 2);
     const ElfSegment& text = exe.segments[0];
     CHECK(text.start == 0x400000);
@@ -217,7 +236,7 @@ TEST_CASE("elf: a static-pie is moved to the base the caller chose", "[program][
     const auto bytes = elf.bytes();
     const ElfExecutable exe = parse(bytes);
     constexpr std::uint64_t base = ElfLoadOptions::kDefaultPieBase;
-    CHECK(exe.kind == ElfExecutable::Kind::static_pie);
+    CHECK(exe.kind == ElfExecutable::Kind::et_dyn);
     CHECK(exe.load_bias == base);
     CHECK(exe.entry == base + 0x1000);
     CHECK(exe.phdr == base + 0x40);
@@ -255,6 +274,75 @@ TEST_CASE("elf: a static-pie is moved to the base the caller chose", "[program][
         options.memory_limit = kGuestRam;
         options.pie_base = 0x10000010;
         REQUIRE_THROWS_AS(parse_elf_executable(bytes, options, "test.elf"), ConfigError);
+    }
+}
+
+TEST_CASE("elf: a dynamically linked executable names its interpreter", "[program][elf]") {
+    const std::string ld = "/lib64/ld-linux-x86-64.so.2";
+    SECTION("ET_EXEC: at its link addresses") {
+        TestElf elf;
+        elf.add_interp(ld + '\0');
+        const auto bytes = elf.bytes();
+        const auto exe = parse(bytes);
+        CHECK(exe.kind == ElfExecutable::Kind::et_exec);
+        CHECK(exe.interpreter == ld);
+        CHECK(exe.load_bias == 0);
+        CHECK(exe.entry == 0x401000);
+        CHECK(exe.phnum == 4);
+        check_invariants(exe, bytes);
+    }
+    SECTION("a PIE: at ELF_ET_DYN_BASE, as Linux puts one with an interpreter") {
+        auto elf = TestElf::pie();
+        elf.add_interp(ld + '\0', 0x800);
+        const auto bytes = elf.bytes();
+        const auto exe = parse(bytes);
+        CHECK(exe.kind == ElfExecutable::Kind::et_dyn);
+        CHECK(exe.interpreter == ld);
+        CHECK(exe.load_bias == ElfLoadOptions::kDefaultPieBase);
+        CHECK(exe.entry == ElfLoadOptions::kDefaultPieBase + 0x1000);
+        check_invariants(exe, bytes);
+    }
+    SECTION("the path ends at its first NUL, as Linux opens it") {
+        TestElf elf;
+        elf.add_interp(std::string("/lib\0/ld.so\0", 12));
+        CHECK(parse(elf.bytes()).interpreter == "/lib");
+    }
+    SECTION("a static executable names none") {
+        CHECK(parse(TestElf().bytes()).interpreter.empty());
+        CHECK(parse(TestElf::pie().bytes()).interpreter.empty());
+    }
+}
+
+TEST_CASE("elf: an interpreter is placed at the base given, its own PT_INTERP ignored",
+          "[program][elf]") {
+    auto elf = TestElf::pie();
+    elf.add_interp(std::string("x", 1)); // not even a path: never read
+    ElfLoadOptions options;
+    options.memory_limit = kGuestRam;
+    options.interpreter = true;
+    options.pie_base = 0x7ffff7fc0000;
+    const auto bytes = elf.bytes();
+    const auto interp = parse_elf_executable(bytes, options, "ld.so");
+    CHECK(interp.kind == ElfExecutable::Kind::et_dyn);
+    CHECK(interp.interpreter.empty());
+    CHECK(interp.load_bias == 0x7ffff7fc0000);
+    CHECK(interp.entry == 0x7ffff7fc1000);
+    CHECK(interp.span() == 0x6000);
+    CHECK(interp.align == kPage);
+    check_invariants(interp, bytes);
+
+    SECTION("program headers outside every segment are no error for an interpreter") {
+        elf.ph.erase(elf.ph.begin()); // (a program's PT_INTERP "x" would be refused first)
+        elf.eh.e_phoff = 0x1800;      // in the file, past the text's p_filesz
+        const auto moved = elf.bytes();
+        CHECK(parse_elf_executable(moved, options, "ld.so").phdr == 0);
+        CHECK_THAT(refusal(moved), Contains("are in no loaded segment"));
+    }
+    SECTION("the largest p_align is reported and kept") {
+        elf.ph[2].p_align = 0x200000; // ph[0] is PT_INTERP now
+        const auto aligned = parse_elf_executable(elf.bytes(), options, "ld.so");
+        CHECK(aligned.align == 0x200000);
+        CHECK(aligned.load_bias == 0x7ffff7e00000);
     }
 }
 
@@ -345,15 +433,34 @@ TEST_CASE("elf: every malformed or unsupported executable is refused with its re
         elf.eh.e_type = ET_CORE;
         CHECK_THAT(refusal(bytes()), Contains("a core dump"));
     }
-    SECTION("dynamically linked") {
-        Elf64_Phdr interp{};
-        interp.p_type = PT_INTERP;
-        elf.ph.insert(elf.ph.begin(), interp);
-        CHECK_THAT(refusal(bytes()), Contains("dynamically linked executables are not supported "
-                                              "yet (static and static-pie only)"));
-        elf = TestElf::pie(); // a PIE with an interpreter is dynamic too
-        elf.ph.push_back(interp);
-        CHECK_THAT(refusal(bytes()), Contains("dynamically linked"));
+    SECTION("a PT_INTERP that is not a NUL-terminated, non-empty path") {
+        elf.add_interp(std::string("/lib/ld.so", 10)); // no NUL
+        CHECK_THAT(refusal(bytes()), Contains("PT_INTERP (segment 0) does not end with a NUL"));
+        elf = TestElf();
+        elf.add_interp(std::string(8, '\0'));
+        CHECK_THAT(refusal(bytes()), Contains("PT_INTERP (segment 0) is an empty path"));
+        elf = TestElf();
+        elf.add_interp(std::string(1, '\0'));
+        CHECK_THAT(refusal(bytes()), Contains("PT_INTERP (segment 0) of 1 bytes: not a path"));
+        elf = TestElf();
+        elf.add_interp(std::string(5000, 'a') + '\0', 0);
+        elf.file_size = 0x3000;
+        CHECK_THAT(refusal(bytes()), Contains("of 5001 bytes: not a path of 1 to 4095 bytes"));
+        elf = TestElf();
+        elf.add_interp(std::string("/ld.so\0", 7), 0x2110 - 3);
+        CHECK_THAT(refusal(bytes()), Contains("truncated: PT_INTERP's bytes [0x210d, +0x7)"));
+        elf = TestElf();
+        elf.add_interp(std::string("/ld.so\0", 7));
+        elf.ph.push_back(elf.ph.front());
+        CHECK_THAT(refusal(bytes()), Contains("more than one PT_INTERP (segment 4)"));
+    }
+    SECTION("an interpreter that is not ET_DYN") {
+        ElfLoadOptions options;
+        options.memory_limit = kGuestRam;
+        options.interpreter = true;
+        REQUIRE_THROWS_WITH(
+            parse_elf_executable(bytes(), options, "ld.so"),
+            "ld.so: e_type 2 is not ET_DYN: an interpreter must be a shared object");
     }
     SECTION("a segment below 64 KiB") {
         elf.ph[0].p_vaddr = 0x8000;
@@ -464,10 +571,10 @@ TEST_CASE("elf: the static executables built for the tests parse as their header
         CHECK(exe.phnum == eh.e_phnum);
         CHECK(exe.entry == eh.e_entry + exe.load_bias);
         if (eh.e_type == ET_EXEC) {
-            CHECK(exe.kind == ElfExecutable::Kind::static_exec);
+            CHECK(exe.kind == ElfExecutable::Kind::et_exec);
             CHECK(exe.load_bias == 0);
         } else {
-            CHECK(exe.kind == ElfExecutable::Kind::static_pie);
+            CHECK(exe.kind == ElfExecutable::Kind::et_dyn);
             CHECK(exe.segments[0].start == ElfLoadOptions::kDefaultPieBase);
         }
         // The first segment begins with the ELF header itself.
@@ -487,15 +594,7 @@ TEST_CASE("elf: the host's /bin/busybox (busybox-static) parses", "[program][elf
     const Elf64_Ehdr eh = header_of(file);
     ElfLoadOptions options;
     options.memory_limit = kGuestRam;
-    ElfExecutable exe;
-    try {
-        exe = parse_elf_executable(file, options, "/bin/busybox");
-    } catch (const ImageError& e) {
-        // The dynamically linked busybox package is refused for that reason.
-        CHECK_THAT(e.what(), Contains("dynamically linked"));
-        minivmm::test::skip_test("/bin/busybox is dynamically linked (not busybox-static)");
-        return;
-    }
+    const ElfExecutable exe = parse_elf_executable(file, options, "/bin/busybox");
     check_invariants(exe, file);
     CHECK(exe.phnum == eh.e_phnum);
     CHECK(exe.entry == eh.e_entry + exe.load_bias);
@@ -872,7 +971,7 @@ TEST_CASE("initial stack: the same layout as Linux gives the same static program
             REQUIRE(ours != s.auxv_entries.end());
             CHECK(linux_aux.at(key) == ours->second);
         }
-        if (exe.kind == ElfExecutable::Kind::static_exec) {
+        if (exe.kind == ElfExecutable::Kind::et_exec) {
             // Not moved: the very addresses.
             CHECK(linux_aux.at(AT_PHDR) == exe.phdr);
             CHECK(linux_aux.at(AT_ENTRY) == exe.entry);
@@ -892,11 +991,25 @@ TEST_CASE("initial stack: the same layout as Linux gives the same static program
     }
 }
 
-TEST_CASE("elf: a dynamically linked executable (this test program) is refused", "[program][elf]") {
+TEST_CASE("elf: a dynamically linked executable (this test program) and its interpreter",
+          "[program][elf]") {
     const auto file = read_file("/proc/self/exe");
     ElfLoadOptions options;
-    options.memory_limit = kGuestRam;
-    REQUIRE_THROWS_WITH(parse_elf_executable(file, options, "minivmm_unit_tests"),
-                        "minivmm_unit_tests: dynamically linked executables are not supported yet "
-                        "(static and static-pie only)");
+    options.memory_limit = 4ull << 30; // a debug build with sanitizers is large
+    const ElfExecutable exe = parse_elf_executable(file, options, "minivmm_unit_tests");
+    check_invariants(exe, file);
+    REQUIRE_FALSE(exe.interpreter.empty());
+    CHECK(exe.interpreter.front() == '/');
+    // The host's own dynamic loader, as the guest's loader will read it.
+    const auto ld = read_file(exe.interpreter);
+    options.interpreter = true;
+    options.pie_base = 0x7ffff7fc0000;
+    const ElfExecutable interp = parse_elf_executable(ld, options, exe.interpreter);
+    CHECK(interp.kind == ElfExecutable::Kind::et_dyn);
+    CHECK(interp.interpreter.empty());
+    CHECK(interp.segments.front().start == 0x7ffff7fc0000);
+    CHECK(interp.entry == header_of(ld).e_entry + interp.load_bias);
+    // As a program of its own, ld.so is a static-pie (no PT_INTERP) too.
+    options.interpreter = false;
+    CHECK(parse_elf_executable(ld, options, exe.interpreter).interpreter.empty());
 }

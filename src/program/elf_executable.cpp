@@ -76,10 +76,15 @@ class Parser {
         std::memcpy(&eh_, file_.data(), sizeof eh_);
         if (eh_.e_machine != EM_X86_64)
             fail("e_machine {} is not x86-64 (EM_X86_64, {})", eh_.e_machine, EM_X86_64);
-        if (eh_.e_type == ET_EXEC) {
-            exe_.kind = ElfExecutable::Kind::static_exec;
+        if (options_.interpreter && eh_.e_type != ET_DYN) {
+            // The interpreter goes wherever the mmap area has room, which
+            // only a shared object can (Linux would map an ET_EXEC one at
+            // its link addresses, over whatever is there).
+            fail("e_type {} is not ET_DYN: an interpreter must be a shared object", eh_.e_type);
+        } else if (eh_.e_type == ET_EXEC) {
+            exe_.kind = ElfExecutable::Kind::et_exec;
         } else if (eh_.e_type == ET_DYN) {
-            exe_.kind = ElfExecutable::Kind::static_pie;
+            exe_.kind = ElfExecutable::Kind::et_dyn;
         } else {
             fail("e_type {} is not an executable (ET_EXEC or ET_DYN){}", eh_.e_type,
                  eh_.e_type == ET_REL    ? ": a relocatable object"
@@ -108,8 +113,9 @@ class Parser {
             std::memcpy(&ph, file_.data() + eh_.e_phoff + i * sizeof(Elf64_Phdr), sizeof ph);
             switch (ph.p_type) {
             case PT_INTERP:
-                fail("dynamically linked executables are not supported yet (static and "
-                     "static-pie only)");
+                // load_elf_interp never looks at an interpreter's own.
+                if (!options_.interpreter) read_interpreter(i, ph);
+                break;
             case PT_GNU_STACK:
                 exe_.stack_executable = (ph.p_flags & PF_X) != 0;
                 break;
@@ -127,6 +133,25 @@ class Parser {
         if (loads_.empty()) fail("no loadable (PT_LOAD) segment");
         std::sort(loads_.begin(), loads_.end(),
                   [](const Load& a, const Load& b) { return a.ph.p_vaddr < b.ph.p_vaddr; });
+    }
+
+    // load_elf_binary: one PT_INTERP of 2 to PATH_MAX bytes whose last is
+    // NUL; the path is the string up to the first NUL (not empty here, where
+    // Linux's open would fail with ENOENT).
+    void read_interpreter(unsigned i, const Elf64_Phdr& ph) {
+        if (!exe_.interpreter.empty()) fail("more than one PT_INTERP (segment {})", i);
+        if (ph.p_filesz < 2 || ph.p_filesz > ElfExecutable::kMaxInterpreterPath)
+            fail("PT_INTERP (segment {}) of {} bytes: not a path of 1 to {} bytes and its NUL", i,
+                 ph.p_filesz, ElfExecutable::kMaxInterpreterPath - 1);
+        if (!within(ph.p_offset, ph.p_filesz, file_.size()))
+            fail("truncated: PT_INTERP's bytes [{:#x}, +{:#x}) lie past the end of the file ({} "
+                 "bytes)",
+                 ph.p_offset, ph.p_filesz, file_.size());
+        const auto* text = reinterpret_cast<const char*>(file_.data() + ph.p_offset);
+        if (text[ph.p_filesz - 1] != '\0')
+            fail("PT_INTERP (segment {}) does not end with a NUL", i);
+        exe_.interpreter = std::string(text); // NUL-terminated: checked above
+        if (exe_.interpreter.empty()) fail("PT_INTERP (segment {}) is an empty path", i);
     }
 
     void check_load(unsigned i, const Elf64_Phdr& ph) const {
@@ -157,19 +182,19 @@ class Parser {
 
     void place_segments() {
         low_page_ = page_down(loads_.front().ph.p_vaddr);
-        if (exe_.kind == ElfExecutable::Kind::static_exec) {
+        // As Linux's maximum_alignment: a bias keeps every segment's p_align
+        // (a power of two of at least a page).
+        exe_.align = kPage;
+        for (const auto& l : loads_)
+            if (std::has_single_bit(l.ph.p_align)) exe_.align = std::max(exe_.align, l.ph.p_align);
+        if (exe_.kind == ElfExecutable::Kind::et_exec) {
             base_ = low_page_;
         } else {
             if (options_.pie_base % kPage != 0)
-                throw ConfigError(fmt::format("load base {:#x} for a static-pie executable is not "
+                throw ConfigError(fmt::format("load base {:#x} for an ET_DYN executable is not "
                                               "page-aligned",
                                               options_.pie_base));
-            // As Linux: the bias keeps every segment's p_align (a power of
-            // two of at least a page).
-            std::uint64_t align = kPage;
-            for (const auto& l : loads_)
-                if (std::has_single_bit(l.ph.p_align)) align = std::max(align, l.ph.p_align);
-            base_ = options_.pie_base & ~(align - 1);
+            base_ = options_.pie_base & ~(exe_.align - 1);
         }
         exe_.load_bias = base_ - low_page_; // modulo 2^64, as Linux's
 
@@ -244,6 +269,9 @@ class Parser {
                 return;
             }
         }
+        // An interpreter's AT_PHDR is never asked for (ld.so finds its own
+        // headers through __ehdr_start).
+        if (options_.interpreter) return;
         fail("the program headers (file offset {:#x}) are in no loaded segment, and there is no "
              "PT_PHDR",
              eh_.e_phoff);
@@ -267,6 +295,10 @@ std::uint64_t ElfExecutable::memory_size() const noexcept {
     for (const auto& s : segments)
         total += s.size();
     return total;
+}
+
+std::uint64_t ElfExecutable::span() const noexcept {
+    return segments.empty() ? 0 : segments.back().end - segments.front().start;
 }
 
 ElfExecutable parse_elf_executable(std::span<const std::byte> file, const ElfLoadOptions& options,

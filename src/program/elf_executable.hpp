@@ -1,13 +1,15 @@
 // An unmodified x86-64 Linux executable, parsed and checked on the host
 // before any of it reaches the guest (issue 16): what to map where, and the
-// values the initial stack's auxiliary vector gives the program. Static
-// executables only: ET_EXEC, or ET_DYN without PT_INTERP (static-pie),
-// placed as Linux's fs/binfmt_elf.c load_elf_binary places them.
+// values the initial stack's auxiliary vector gives the program: ET_EXEC or
+// ET_DYN, static or dynamically linked (PT_INTERP names the interpreter,
+// which is parsed the same way with ElfLoadOptions::interpreter), placed as
+// Linux's fs/binfmt_elf.c load_elf_binary and load_elf_interp place them.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -39,11 +41,17 @@ struct ElfExecutable {
     // TASK_SIZE_MAX: 2^47 minus the guard page).
     static constexpr std::uint64_t kUserEnd = (1ull << 47) - kPageSize;
 
+    // Linux's PATH_MAX: the longest PT_INTERP string load_elf_binary takes.
+    static constexpr std::uint64_t kMaxInterpreterPath = 4096;
+
     enum class Kind {
-        static_exec, // ET_EXEC: at its link addresses, load_bias 0
-        static_pie,  // ET_DYN without PT_INTERP: moved by load_bias
+        et_exec, // ET_EXEC: at its link addresses, load_bias 0
+        et_dyn,  // ET_DYN (a PIE, static or not, or an interpreter): moved by load_bias
     };
-    Kind kind = Kind::static_exec;
+    Kind kind = Kind::et_exec;
+    // PT_INTERP's path (the dynamic loader, e.g. /lib64/ld-linux-x86-64.so.2)
+    // without its NUL; empty for a static executable and for an interpreter.
+    std::string interpreter;
     // Sorted by address; their page ranges are disjoint.
     std::vector<ElfSegment> segments;
     std::uint64_t entry = 0;       // AT_ENTRY: e_entry + load_bias
@@ -51,15 +59,15 @@ struct ElfExecutable {
     std::uint16_t phent = 0;       // AT_PHENT: sizeof(Elf64_Phdr)
     std::uint16_t phnum = 0;       // AT_PHNUM
     std::uint64_t load_bias = 0;   // added to every link address (mod 2^64)
+    std::uint64_t align = 0;       // the largest power-of-two p_align, at least a page
     std::uint64_t brk_start = 0;   // page-aligned end of the highest segment
     bool stack_executable = false; // PT_GNU_STACK with PF_X (absent: not, on x86-64)
 
-    // AT_BASE is the interpreter's load address, so 0 for every executable
-    // accepted here, even a static-pie with a non-zero load_bias.
-    static constexpr std::uint64_t at_base = 0;
-
     // The bytes of guest memory the segments' pages take.
     std::uint64_t memory_size() const noexcept;
+    // The bytes from the lowest segment's start to the highest one's end:
+    // the room placing the image takes (gaps between segments included).
+    std::uint64_t span() const noexcept;
 };
 
 // What parse_elf_executable needs from its caller.
@@ -68,23 +76,27 @@ struct ElfLoadOptions {
     // of 47 bits, page-aligned); a fine place for a static-pie too.
     static constexpr std::uint64_t kDefaultPieBase = 0x555555554000;
 
-    // A static-pie's lowest page goes here (rounded down to its PT_LOADs'
+    // An ET_DYN's lowest page goes here (rounded down to its PT_LOADs'
     // largest p_align, as Linux does); page-aligned. Unused for ET_EXEC.
     std::uint64_t pie_base = kDefaultPieBase;
     // The segments' pages must fit in this many bytes (the guest's RAM).
     std::uint64_t memory_limit = 0;
+    // The file is a program's interpreter (load_elf_interp's checks): it
+    // must be ET_DYN, its own PT_INTERP is ignored and its program headers
+    // need not be loaded (phdr is then 0).
+    bool interpreter = false;
 };
 
 // Parses `file` (the whole executable) and checks that it can be loaded as
 // Linux would load it. `name` (its path) starts every error message.
 // \throws ImageError with a one-line reason for anything else: not an ELF
-// file, truncated, not x86-64 ELF64 little-endian, not ET_EXEC/ET_DYN,
-// dynamically linked, no PT_LOAD, a segment below ElfExecutable::kMinAddress or
-// past ElfExecutable::kUserEnd, overlapping segments (or ones sharing a page),
-// p_filesz > p_memsz, p_offset and p_vaddr not congruent modulo the page
-// size, more memory than options.memory_limit, an entry point outside every
-// executable segment, program headers that are not loaded.
-// \throws ConfigError for options.pie_base not page-aligned.
+// file, truncated, not x86-64 ELF64 little-endian, not ET_EXEC/ET_DYN (an
+// interpreter: not ET_DYN), a second PT_INTERP or one that is not a
+// NUL-terminated, non-empty path shorter than PATH_MAX, no PT_LOAD, a segment below
+// ElfExecutable::kMinAddress or past ElfExecutable::kUserEnd, overlapping segments (or ones sharing
+// a page), p_filesz > p_memsz, p_offset and p_vaddr not congruent modulo the page size, more memory
+// than options.memory_limit, an entry point outside every executable segment, program headers that
+// are not loaded. \throws ConfigError for options.pie_base not page-aligned.
 ElfExecutable parse_elf_executable(std::span<const std::byte> file, const ElfLoadOptions& options,
                                    std::string_view name);
 

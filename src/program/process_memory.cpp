@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -473,6 +474,14 @@ void ProcessMemory::map_anonymous_fixed(std::uint64_t va, std::uint64_t size, in
                                       "bytes of data, {} of page tables free)",
                                       size, va, data_frames_.free_bytes(),
                                       table_frames_.free_bytes()));
+}
+
+std::optional<std::uint64_t> ProcessMemory::free_area(std::uint64_t len,
+                                                      std::uint64_t align) const {
+    std::lock_guard lock(mutex_);
+    if (len == 0 || !page_aligned(len) || !std::has_single_bit(align) || align < kPageSize)
+        return std::nullopt;
+    return find_free(len, SearchArea{layout_.min_addr, layout_.mmap_top, true}, align);
 }
 
 std::vector<std::uint64_t> ProcessMemory::alloc_frames(std::size_t count) {

@@ -117,6 +117,11 @@ class ProcessMemory final : public UserMemory {
     // grant them more than `prot` (as for Linux's [vvar]).
     void map_frames(std::uint64_t va, std::span<const std::uint64_t> gpas, int prot,
                     std::string name);
+    // Where an mmap without a hint would go (the top-down search below
+    // mmap_top), for the interpreter, which Linux's load_elf_interp maps
+    // that way: the highest free run of `len` bytes (page aligned, > 0)
+    // aligned to `align` (a power of two, at least a page); nullopt if none.
+    std::optional<std::uint64_t> free_area(std::uint64_t len, std::uint64_t align) const;
     // `count` zeroed 4 KiB frames of the data range for map_frames (the vDSO
     // and its parameter page), the caller's for the life of this object.
     std::vector<std::uint64_t> alloc_frames(std::size_t count);

@@ -23,6 +23,8 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -179,10 +181,13 @@ struct LinuxProgram::Impl {
     // Ends the program with `exit` (the first end wins) and stops the vCPUs.
     ExitAction end(LinuxProgramExit exit, unsigned vcpu);
     void flush_translations();
-    void load(const ElfExecutable& exe, std::span<const std::byte> file);
+    void load(const ElfExecutable& exe, std::span<const std::byte> file, const std::string& name);
+    // The program's interpreter (PT_INTERP), read, checked and loaded as
+    // Linux's load_elf_interp does.
+    ElfExecutable load_interpreter(const ElfExecutable& exe);
     std::uint64_t map_vdso();
-    InitialStack build_stack(const ElfExecutable& exe, std::uint64_t vdso_base,
-                             const std::vector<kvm_cpuid_entry2>& cpuid);
+    InitialStack build_stack(const ElfExecutable& exe, std::uint64_t at_base,
+                             std::uint64_t vdso_base, const std::vector<kvm_cpuid_entry2>& cpuid);
     LinuxProgramExit wait();
     // run()'s loop until the vCPUs stop.
     void watch(const UniqueFd& signals,
@@ -333,11 +338,18 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
                            P::kSupervisorWritable - P::kSupervisorStart, false, true);
     process.map_supervisor(P::kSupervisorWritable, P::kSupervisorWritable,
                            P::kSupervisorEnd - P::kSupervisorWritable, true, false);
-    load(exe, file);
+    // fs/binfmt_elf.c load_elf_binary: the program first, at its own
+    // addresses or ELF_ET_DYN_BASE, then its interpreter in the mmap area.
+    load(exe, file, config.path);
+    process.set_brk_base(exe.brk_start);
     std::uint64_t vdso_base = map_vdso();
+    std::optional<ElfExecutable> interp;
+    if (!exe.interpreter.empty()) interp = load_interpreter(exe);
 
     cpuid = kvm.supported_cpuid();
-    InitialStack stack = build_stack(exe, vdso_base, cpuid);
+    // AT_BASE is where the interpreter went (its load bias), 0 without one,
+    // even for a static-pie; AT_ENTRY and AT_PHDR stay the program's.
+    InitialStack stack = build_stack(exe, interp ? interp->load_bias : 0, vdso_base, cpuid);
     process.map_anonymous_fixed(kStackTop - config.stack_size, config.stack_size,
                                 PROT_READ | PROT_WRITE | (exe.stack_executable ? PROT_EXEC : 0),
                                 "[stack]");
@@ -353,7 +365,7 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
     vcpu.set_sregs(program_sregs(vcpu.sregs(), 0, process.cr3()));
     vcpu.set_msrs(program_syscall_msrs());
     kvm_regs regs{};
-    regs.rip = exe.entry;
+    regs.rip = interp ? interp->entry : exe.entry; // the interpreter starts the program
     regs.rsp = stack.rsp;
     regs.rflags = 0x202; // IF, and the always-one bit 1, as Linux starts a process
     // RDX = 0: no function for the program to register with atexit (the
@@ -458,14 +470,42 @@ std::int64_t LinuxProgram::Impl::start_thread(const KvmVcpu& parent, const NewTh
     return 0;
 }
 
-void LinuxProgram::Impl::load(const ElfExecutable& exe, std::span<const std::byte> file) {
+void LinuxProgram::Impl::load(const ElfExecutable& exe, std::span<const std::byte> file,
+                              const std::string& name) {
     for (const auto& seg : exe.segments) {
-        process.map_anonymous_fixed(seg.start, seg.size(), prot_of(seg), config.path);
+        process.map_anonymous_fixed(seg.start, seg.size(), prot_of(seg), name);
         if (!process.poke(seg.start, file.subspan(seg.file_offset, seg.file_size)))
-            throw ImageError(
-                fmt::format("{}: cannot load the segment at {:#x}", config.path, seg.start));
+            throw ImageError(fmt::format("{}: cannot load the segment at {:#x}", name, seg.start));
     }
-    process.set_brk_base(exe.brk_start);
+}
+
+ElfExecutable LinuxProgram::Impl::load_interpreter(const ElfExecutable& exe) {
+    // The host's file, read-only, as the program's own files are; a
+    // relative path is the program's working directory's, as Linux's open_exec.
+    std::string path = exe.interpreter;
+    if (path.front() != '/' && !config.workdir.empty()) path = config.workdir + "/" + path;
+    const std::uint64_t limit = config.mem_size - layout::kReservedEnd;
+    ElfLoadOptions options;
+    options.memory_limit = limit;
+    options.interpreter = true;
+    try {
+        auto file = read_image_file(path, limit);
+        // Parsed once to learn its size and alignment, then placed where an
+        // mmap without a hint would go, top-down below the stack's guard
+        // gap, as load_elf_interp's first elf_map (total_mapping_size).
+        ElfExecutable interp = parse_elf_executable(file, options, path);
+        auto base = process.free_area(interp.span(), interp.align);
+        if (!base)
+            throw ImageError(
+                fmt::format("{}: no room for its {} bytes in the mmap area", path, interp.span()));
+        options.pie_base = *base;
+        interp = parse_elf_executable(file, options, path);
+        load(interp, file, path);
+        return interp;
+    } catch (const ImageError& e) {
+        // One line naming the program, then what is wrong with its interpreter.
+        throw ImageError(fmt::format("{}: its interpreter {}", config.path, e.what()));
+    }
 }
 
 std::uint64_t LinuxProgram::Impl::map_vdso() {
@@ -487,7 +527,8 @@ std::uint64_t LinuxProgram::Impl::map_vdso() {
     return kVvarAddress + kPage;
 }
 
-InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint64_t vdso_base,
+InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint64_t at_base,
+                                             std::uint64_t vdso_base,
                                              const std::vector<kvm_cpuid_entry2>& cpuid) {
     InitialStackInputs in;
     in.stack_top = kStackTop;
@@ -501,7 +542,7 @@ InitialStack LinuxProgram::Impl::build_stack(const ElfExecutable& exe, std::uint
     in.phent = exe.phent;
     in.phnum = exe.phnum;
     in.entry = exe.entry;
-    in.base = ElfExecutable::at_base;
+    in.base = at_base;
     // AT_HWCAP on x86 is CPUID.1:EDX, as the vCPU reports it.
     for (const auto& e : cpuid)
         if (e.function == 1) in.hwcap = e.edx;

@@ -2,8 +2,9 @@
  * vector. Prints "hello, world" with write(2) and with printf, argc and each
  * argument (argv[0] as its last path component), the environment variables
  * that start with LP_, then what the auxiliary vector holds, checked against
- * the program's own ELF headers. With LP_EXPECT_VDSO=yes or no, also whether
- * a vDSO is mapped ("vdso: yes"), failing if that is not what was expected. */
+ * the program's own ELF headers (AT_BASE: 0, or the interpreter's). With
+ * LP_EXPECT_VDSO=yes or no, also whether a vDSO is mapped ("vdso: yes"),
+ * failing if that is not what was expected. */
 #include "lp_common.h"
 
 #include <elf.h>
@@ -22,6 +23,33 @@ static int phdr_callback(struct dl_phdr_info* info, size_t size, void* data) {
     const ElfW(Phdr)** first = data;
     if (*first == NULL) *first = info->dlpi_phdr; /* the program itself comes first */
     return 0;
+}
+
+/* Stops at the loaded object whose load address is *data. */
+static int base_callback(struct dl_phdr_info* info, size_t size, void* data) {
+    (void)size;
+    return info->dlpi_addr == *(const ElfW(Addr)*)data;
+}
+
+/* AT_BASE is the interpreter's load address: 0 for a static program (also a
+ * static-pie), else an ELF shared object (ld.so) that dl_iterate_phdr
+ * reports among the loaded objects. */
+static void check_base(const ElfW(Phdr) * phdr) {
+    int dynamic = 0;
+    for (unsigned i = 0; i < __ehdr_start.e_phnum; ++i)
+        dynamic |= phdr[i].p_type == PT_INTERP;
+    const ElfW(Addr) base = getauxval(AT_BASE);
+    if (!dynamic) {
+        CHECK(base == 0, "AT_BASE is 0 without an interpreter");
+    } else {
+        const ElfW(Ehdr)* interp = (const ElfW(Ehdr)*)base;
+        CHECK(interp != NULL, "AT_BASE is set with an interpreter");
+        CHECK(memcmp(interp->e_ident, ELFMAG, SELFMAG) == 0 && interp->e_type == ET_DYN,
+              "AT_BASE is an ELF shared object's header");
+        CHECK(dl_iterate_phdr(base_callback, (void*)&base) == 1,
+              "dl_iterate_phdr reports an object loaded at AT_BASE");
+    }
+    printf("base: %s\n", dynamic ? "interpreter" : "none");
 }
 
 static void check_auxv(void) {
@@ -52,6 +80,7 @@ static void check_auxv(void) {
     dl_iterate_phdr(phdr_callback, &iterated);
     CHECK(iterated == phdr, "dl_iterate_phdr reports AT_PHDR");
     printf("phdr: ok\n");
+    check_base(phdr);
 
     CHECK(getauxval(AT_ENTRY) == (unsigned long)(uintptr_t)_start, "AT_ENTRY is _start");
     printf("entry: ok\n");
