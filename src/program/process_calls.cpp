@@ -87,8 +87,8 @@ constexpr int kPrGetDumpable = 3, kPrSetDumpable = 4, kPrSetName = 15, kPrGetNam
 // uapi/linux/sched.h: the clone flags a thread is made with (as pthreads
 // pass them), and those it may add.
 constexpr std::uint64_t kCsignal = 0xff, kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400,
-                        kCloneSighand = 0x800, kCloneVfork = 0x4000, kCloneParent = 0x8000,
-                        kCloneThread = 0x10000, kCloneSysvsem = 0x40000, kCloneSettls = 0x80000,
+                        kCloneSighand = 0x800, kCloneParent = 0x8000, kCloneThread = 0x10000,
+                        kCloneSysvsem = 0x40000, kCloneSettls = 0x80000,
                         kCloneParentSettid = 0x100000, kCloneChildCleartid = 0x200000,
                         kCloneDetached = 0x400000, kCloneChildSettid = 0x1000000,
                         kCloneNewns = 0x20000;
