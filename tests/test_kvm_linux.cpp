@@ -661,3 +661,68 @@ TEST_CASE("dynamic: Debian's /bin/true runs and exits 0", "[kvm][linux][dynamic]
     CHECK(r.out.empty());
     CHECK(r.err.empty());
 }
+
+// ---- Debian's sysbench 1.0.20, unmodified ------------------------------------
+
+namespace {
+
+constexpr const char* kSysbench = "/usr/bin/sysbench";
+
+// `sysbench ARGS...` in the guest, in `dir`; its report on stdout.
+ProcessResult sysbench_guest(const fs::path& dir, const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"--workdir", dir.string(), "--linux", kSysbench};
+    a.insert(a.end(), args.begin(), args.end());
+    return run_minivmm(a, 300s);
+}
+
+} // namespace
+
+TEST_CASE("sysbench: the real program's five tests run in the guest with threads",
+          "[kvm][linux][sysbench]") {
+    if (::access(kSysbench, X_OK) != 0)
+        minivmm::test::skip_test(std::string(kSysbench) + " is missing (apt-get install sysbench)");
+    TempDir dir;
+    // A fixed number of events: the report's count is exact whatever the speed.
+    struct Case {
+        std::vector<std::string> args;
+        const char* line;
+    };
+    const Case cases[] = {
+        {{"cpu", "--threads=2", "--events=200", "--time=0", "run"},
+         "total number of events:              200"},
+        {{"memory", "--threads=2", "--memory-total-size=64M", "--time=0", "run"},
+         "total number of events:              65536"},
+        {{"threads", "--threads=2", "--events=100", "--time=0", "run"},
+         "total number of events:              100"},
+        {{"mutex", "--threads=2", "--mutex-locks=2000", "--time=0", "run"},
+         "total number of events:              2"},
+    };
+    for (const auto& c : cases) {
+        INFO("sysbench " << c.args[0]);
+        const auto r = sysbench_guest(dir.path(), c.args);
+        INFO(describe(r));
+        CHECK(shell_status(r) == 0);
+        CHECK_THAT(r.out, Contains("sysbench 1.0.20") && Contains("Threads started!") &&
+                              Contains(c.line) && Contains("Number of threads: 2"));
+    }
+    // fileio: prepare, a random read/write run with fsyncs, cleanup, all
+    // in the working directory the guest may write.
+    const std::vector<std::string> files = {"fileio", "--file-num=4", "--file-total-size=8M"};
+    auto step = [&](std::vector<std::string> more) {
+        auto args = files;
+        args.insert(args.end(), more.begin(), more.end());
+        return sysbench_guest(dir.path(), args);
+    };
+    auto prepare = step({"prepare"});
+    INFO(describe(prepare));
+    CHECK(shell_status(prepare) == 0);
+    CHECK(fs::file_size(dir.path() / "test_file.0") == 2u << 20);
+    auto run = step({"--file-test-mode=rndrw", "--events=500", "--time=0", "run"});
+    INFO(describe(run));
+    CHECK(shell_status(run) == 0);
+    CHECK_THAT(run.out,
+               Contains("fsyncs/s:") && Contains("total number of events:              500"));
+    auto cleanup = step({"cleanup"});
+    CHECK(shell_status(cleanup) == 0);
+    CHECK(dir.empty());
+}

@@ -1471,3 +1471,33 @@ TEST_CASE("threads: a futex wait ends with EINTR when the VM stops", "[process-c
     CHECK(g.sys(SYS_futex, word, 128, 0, 0) == -EINTR); // no timeout: only the stop ends it
     stopper.join();
 }
+
+TEST_CASE("threads: a join racing the thread's exit never looks like a deadlock",
+          "[process-calls][threads]") {
+    // pthread_join waits on the thread's clear_child_tid word. The exiting
+    // thread must zero and wake it while it still counts as alive: counted
+    // gone first, the joiner could find one thread left and the word not yet
+    // zero, and the single-threaded futex would end the program as a
+    // deadlock. Many rounds, each a fresh race.
+    for (int round = 0; round < 200; ++round) {
+        Guest g(threaded(2));
+        const std::uint64_t word = g.alloc(4);
+        g.mem.put_value(word, std::uint32_t{2});
+        REQUIRE(g.sys(SYS_clone, kPthreadFlags, 0x7000'0000'0000, 0, word, 0) == 2);
+        FakeThread child;
+        child.id = 2;
+        std::thread exiting([&] { g.calls->call({SYS_exit, {0}}, child); });
+        SyscallArgs wait;
+        wait.nr = SYS_futex;
+        wait.a[0] = word;
+        wait.a[1] = 128; // FUTEX_WAIT_PRIVATE
+        wait.a[2] = 2;
+        auto r = g.calls->call(wait, g.thread);
+        exiting.join();
+        REQUIRE(r);
+        INFO("round " << round << ": " << r->message);
+        REQUIRE(r->then == Then::resume);
+        CHECK((r->value == 0 || r->value == -EAGAIN));
+        CHECK(g.mem.value_at<std::uint32_t>(word) == 0);
+    }
+}

@@ -1441,18 +1441,15 @@ std::int64_t ProcessCalls::clone3(std::uint64_t args_va, std::uint64_t size,
 
 SyscallResult ProcessCalls::exit_thread(int code, const ThreadContext& thread) {
     ThreadState state;
-    bool last = false;
     {
         std::lock_guard lock(mutex_);
         state = thread_state(thread.tid());
-        threads_.erase(thread.tid());
-        last = --live_threads_ <= 0;
     }
-    SyscallResult r{0, SyscallResult::Then::exit_thread, code, {}};
-    r.last_thread = last;
-    if (last) return r; // the program ends: nobody is left to see the words
-    // mm_release: the robust futexes the thread still held, then its
-    // clear_child_tid word, zeroed and woken (pthread_join waits on it).
+    // mm_release, while the thread still counts: the robust futexes it
+    // still held, then its clear_child_tid word, zeroed and woken (what
+    // pthread_join waits on). Counted gone first, a joiner could see one
+    // thread left and the word not yet zero: a deadlock to the
+    // single-threaded futex.
     if (state.robust_list) exit_robust_list(state.robust_list, thread.tid());
     if (state.clear_child_tid) {
         if (std::uint32_t* w = memory_.word(state.clear_child_tid, true)) {
@@ -1460,6 +1457,10 @@ SyscallResult ProcessCalls::exit_thread(int code, const ThreadContext& thread) {
             host_futex(w, kFutexWake, 1, nullptr, nullptr, 0);
         }
     }
+    SyscallResult r{0, SyscallResult::Then::exit_thread, code, {}};
+    std::lock_guard lock(mutex_);
+    threads_.erase(thread.tid());
+    r.last_thread = --live_threads_ <= 0;
     return r;
 }
 
