@@ -1146,19 +1146,19 @@ std::int64_t futex_key(UserMemory& mem, std::uint64_t uaddr, bool shared, bool w
 
 } // namespace
 
+ProcessCalls::FutexArgs::FutexArgs(const SyscallArgs& a)
+    : uaddr(a.a[0]), op(int_arg(a.a[1])), val(static_cast<std::uint32_t>(a.a[2])), utime(a.a[3]),
+      uaddr2(a.a[4]), val3(static_cast<std::uint32_t>(a.a[5])),
+      cmd(op & ~(kFutexPrivateFlag | kFutexClockRealtime)) {}
+
 SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& thread) {
     // SYSCALL futex and do_futex (kernel/futex/syscalls.c). With one thread
     // there is never a waiter: a wake wakes nobody, a requeue moves nobody,
     // and a wait that nothing times out waits for ever.
-    const std::uint64_t uaddr = args.a[0];
-    const int op = int_arg(args.a[1]);
-    const auto val = static_cast<std::uint32_t>(args.a[2]);
-    const std::uint64_t utime = args.a[3];
-    const std::uint64_t uaddr2 = args.a[4];
-    const auto val3 = static_cast<std::uint32_t>(args.a[5]);
-    const int cmd = op & ~(kFutexPrivateFlag | kFutexClockRealtime);
+    const FutexArgs f(args);
+    const auto [uaddr, op, val, utime, uaddr2, val3, cmd] = f;
     const bool shared = !(op & kFutexPrivateFlag);
-    if (live_threads() > 1) return value(threaded_futex(args));
+    if (live_threads() > 1) return value(threaded_futex(f));
 
     std::optional<Deadline> deadline;
     const bool has_timeout = cmd == kFutexWait || cmd == kFutexWaitBitset || cmd == kFutexLockPi ||
@@ -1262,20 +1262,14 @@ constexpr std::int64_t kWaitSliceNs = 50'000'000;
 
 } // namespace
 
-std::int64_t ProcessCalls::threaded_futex(const SyscallArgs& args) {
+std::int64_t ProcessCalls::threaded_futex(const FutexArgs& f) {
     // The same checks and errors as the single-threaded form above, then the
     // host's futex on the host address of each guest word: waiters are host
     // threads (the vCPUs), so a wake from any thread reaches them, and
     // WAKE_OP's atomic operation is the host kernel's on guest RAM. Shared
     // and private futexes of the program are both private to this process
     // on the host, which holds all of the program's memory.
-    const std::uint64_t uaddr = args.a[0];
-    const int op = int_arg(args.a[1]);
-    const auto val = static_cast<std::uint32_t>(args.a[2]);
-    const std::uint64_t utime = args.a[3];
-    const std::uint64_t uaddr2 = args.a[4];
-    const auto val3 = static_cast<std::uint32_t>(args.a[5]);
-    const int cmd = op & ~(kFutexPrivateFlag | kFutexClockRealtime);
+    const auto [uaddr, op, val, utime, uaddr2, val3, cmd] = f;
     const bool realtime = op & kFutexClockRealtime;
     if (realtime && cmd != kFutexWaitBitset && cmd != kFutexWaitRequeuePi && cmd != kFutexLockPi2)
         return -ENOSYS;

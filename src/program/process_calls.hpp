@@ -221,10 +221,21 @@ class ProcessCalls {
     SyscallResult kill(int pid, int sig, const ThreadContext& thread);
     // tgkill with tgid > 0; tkill with tgid 0 (any thread group).
     SyscallResult tgkill(int tgid, int tid, int sig, const ThreadContext& thread);
+    // futex's arguments as SYSCALL_DEFINE6(futex) names them.
+    struct FutexArgs {
+        explicit FutexArgs(const SyscallArgs& a);
+        std::uint64_t uaddr;
+        int op;
+        std::uint32_t val;
+        std::uint64_t utime; // a timeout's address, or val2 (a count)
+        std::uint64_t uaddr2;
+        std::uint32_t val3;
+        int cmd; // op without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
+    };
     SyscallResult futex(const SyscallArgs& args, const ThreadContext& thread);
     // futex with more than one thread: on the host address of the guest
     // word (UserMemory::word), so a host futex holds the waiters.
-    std::int64_t threaded_futex(const SyscallArgs& args);
+    std::int64_t threaded_futex(const FutexArgs& args);
     // clone/clone3 with the flags of a thread (CLONE_VM | CLONE_THREAD ...):
     // the new tid or -errno; other flag sets (a new process) are -ENOSYS.
     std::int64_t clone(std::uint64_t flags, std::uint64_t exit_signal, std::uint64_t stack,
