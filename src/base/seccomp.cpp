@@ -52,8 +52,9 @@ constexpr std::string_view kVcpu[] = {
 // those handlers make, and no more: files beneath the sandbox's directories
 // (openat2 with RESOLVE_BENEATH, the *at calls on its fds), pipes, clocks and
 // sleeps, ids, limits and resource figures, and the host's terminal answers
-// on fds 0-2 (seven ioctl requests). No clone: a program's process cannot start
-// host threads or processes.
+// on fds 0-2 (seven ioctl requests), and the start of another vCPU thread
+// for a thread the program creates (below). No execve, no socket: the
+// program's calls never become a host process or a connection.
 constexpr std::string_view kProgram[] = {
     MINIVMM_COMMON_SYSCALLS, "readv", "pread64", "pwrite64", "preadv", "pwritev", "lseek", "openat",
     "openat2", "fcntl", "dup", "dup3", "pipe2", "fstat", "newfstatat", "statx", "fstatfs",
