@@ -169,6 +169,7 @@ void VcpuSet::pause_point(const KvmVcpu& vcpu) noexcept {
     // consistent): either exclusive() sees this thread counted and waits
     // for it to leave, or this thread sees the section and holds here;
     // immediate_exit covers one already past this point.
+    if (auto* flag = in_guest_flag(vcpu)) flag->store(true, std::memory_order_seq_cst);
     in_guest_.fetch_add(1, std::memory_order_seq_cst);
     if (!pause_flag_.load(std::memory_order_seq_cst) &&
         !exclusive_flag_.load(std::memory_order_seq_cst))
@@ -183,10 +184,18 @@ void VcpuSet::pause_point(const KvmVcpu& vcpu) noexcept {
     // pause() or exclusive() set immediate_exit to kick us; take it back
     // unless a stop holds it (a later kick sets it again under this mutex).
     if (state_ != State::stopped) vcpu.run_state().immediate_exit = 0;
+    if (auto* flag = in_guest_flag(vcpu)) flag->store(true, std::memory_order_seq_cst);
     in_guest_.fetch_add(1, std::memory_order_seq_cst); // under the mutex: no section starts
 }
 
-void VcpuSet::left_guest(const KvmVcpu&) noexcept {
+std::atomic<bool>* VcpuSet::in_guest_flag(const KvmVcpu& vcpu) noexcept {
+    const int id = vcpu.id();
+    return id >= 0 && static_cast<std::size_t>(id) < in_guest_by_id_.size() ? &in_guest_by_id_[id]
+                                                                            : nullptr;
+}
+
+void VcpuSet::left_guest(const KvmVcpu& vcpu) noexcept {
+    if (auto* flag = in_guest_flag(vcpu)) flag->store(false, std::memory_order_seq_cst);
     if (in_guest_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
         exclusive_flag_.load(std::memory_order_seq_cst)) {
         std::lock_guard lock(mutex_); // no lost wake-up for exclusive()'s wait
@@ -200,7 +209,17 @@ bool VcpuSet::exclusive(const std::function<void()>& fn) {
     if (state_ == State::stopped) return false;
     exclusive_ = true;
     exclusive_flag_.store(true, std::memory_order_seq_cst);
-    kick_all_locked();
+    // immediate_exit for every vCPU (one about to enter KVM_RUN returns at
+    // once), the signal only for those that may be inside it: a vCPU that
+    // flags itself after this load has seen exclusive_flag_ and holds.
+    const int sig = vcpu_kick_signal();
+    for (auto& m : members_) {
+        m->vcpu.run_state().immediate_exit = 1;
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        auto* flag = in_guest_flag(m->vcpu);
+        if (m->started && (!flag || flag->load(std::memory_order_seq_cst)))
+            pthread_kill(m->handle, sig);
+    }
     cv_.wait(lock, [&] {
         return in_guest_.load(std::memory_order_seq_cst) == 0 || state_ == State::stopped;
     });

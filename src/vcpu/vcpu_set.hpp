@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "minivmm/address_space.hpp"
+#include "minivmm/boot_layout.hpp"
 #include "minivmm/exit_counts.hpp"
 #include "minivmm/io_bus.hpp"
 #include "minivmm/kvm.hpp"
@@ -134,6 +136,11 @@ class VcpuSet final : public VcpuHost {
     bool exclusive_ = false;                       // a section runs; mutex_
     std::atomic<bool> exclusive_flag_{false};      // exclusive_, for the hot path
     std::atomic<int> in_guest_{0};                 // threads between pause_point and left_guest
+    // The same per vCPU id, so that exclusive() signals only the vCPUs that
+    // may be in the guest: a signal would also end a host call of one busy
+    // in an exit handler with EINTR (a program's read of its terminal).
+    std::array<std::atomic<bool>, layout::kMaxVcpus> in_guest_by_id_{};
+    std::atomic<bool>* in_guest_flag(const KvmVcpu& vcpu) noexcept;
 };
 
 } // namespace minivmm
