@@ -1370,9 +1370,10 @@ TEST_CASE("threads: a new process, bad flag sets and a failed start", "[process-
     CHECK(g.calls->live_threads() == 1);
 }
 
-TEST_CASE("threads: exit clears the thread's tid word, walks its robust list; the last one ends "
-          "the program",
-          "[process-calls][threads]") {
+TEST_CASE(
+    "threads: exit clears the thread's tid word, walks its robust list, and the last one ends "
+    "the program",
+    "[process-calls][threads]") {
     Guest g(threaded(4));
     const std::uint64_t clear = g.alloc(4);
     g.mem.put_value(clear, std::uint32_t{0xdead});
