@@ -242,6 +242,31 @@ TEST_CASE("Linux programs: lp_threads (pthreads: clone, futexes, robust lists) a
     check_program("lp_threads");
 }
 
+TEST_CASE("Linux programs: lp_signals (handlers, frames, timers, faults) as natively",
+          "[kvm][linux][signals]") {
+    // Every case prints what the native run prints: handlers run on the
+    // right thread and stack, rt_sigreturn restores every register and the
+    // FPU (the interval-timer loop), and faults reach their handlers.
+    check_program("lp_signals");
+}
+
+TEST_CASE("Linux programs: signals end the program as their default actions do",
+          "[kvm][linux][signals]") {
+    // alarm with no handler: SIGALRM's default, sent by the interval timer
+    // while the program spins in user mode.
+    auto r = run_minivmm({"--linux", MINIVMM_LINUX_TEST_DIR "/lp_signals.glibc", "alarm"}, 120s);
+    INFO(describe(r));
+    CHECK(shell_status(r) == 128 + 14);
+    CHECK(line_count(r.err) == 1);
+    CHECK_THAT(r.err, Contains("SIGALRM"));
+    CHECK_THAT(r.err, Contains("timer"));
+    // A fault in a SIGSEGV handler (SIGSEGV blocked there): the end.
+    r = run_minivmm({"--linux", MINIVMM_LINUX_TEST_DIR "/lp_signals.glibc", "noreturn"}, 120s);
+    INFO(describe(r));
+    CHECK(shell_status(r) == 128 + 11);
+    CHECK(line_count(r.err) == 1);
+}
+
 TEST_CASE("Linux programs: --vcpus bounds the threads at once, EAGAIN beyond",
           "[kvm][linux][threads]") {
     // 3 waiting threads beside the main one fill 4 vCPUs; pthread_create

@@ -30,7 +30,7 @@ struct HandBuiltVm {
     explicit HandBuiltVm(VmConfig cfg)
         : config(std::move(cfg)), image(load_image_for(guest_path("smp.bin"), config)),
           vm(kvm().create_vm()), memory(vm, config), plan(config.mem_size, config.vcpus, image),
-          vcpus({{}, config.seccomp}, {[] {}, [this] { memory.harvest_dirty_rings(); }}),
+          vcpus({{}, config.seccomp}, {[] {}, [this] { memory.harvest_dirty_rings(); }, {}}),
           devices(memory.boot_ram(), vcpus, config, vm) {
         // The boot info carries the TSC rate, which a vCPU reports.
         first.emplace(vm.create_vcpu(0));

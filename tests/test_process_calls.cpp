@@ -318,7 +318,7 @@ TEST_CASE("process calls: set_tid_address, robust lists, rseq", "[process-calls]
     CHECK(g.mem.value_at<std::uint64_t>(head) == 0);
 
     CHECK(g.sys(SYS_rseq, 0x7000, 32, 0, 0x53053053) == -ENOSYS);
-    CHECK(g.sys(SYS_rt_sigreturn) == -ENOSYS);
+    CHECK(g.call(SYS_rt_sigreturn).then == Then::sigreturn); // the runner reads the frame
 }
 
 TEST_CASE("process calls: resource limits", "[process-calls]") {
@@ -950,12 +950,19 @@ TEST_CASE("process calls: signals sent to itself", "[process-calls]") {
         CHECK(r.message.find("stopped") != std::string::npos);
     }
     {
-        // A handler cannot run: the program ends, saying so.
+        // A handler is left for the runner, which writes its frame.
         Guest h;
         CHECK(set_action(h, SIGUSR1, 0x401234) == 0);
-        const SyscallResult r = h.call(SYS_kill, 1, SIGUSR1);
-        ends(r, SIGUSR1);
-        CHECK(r.message.find("handler") != std::string::npos);
+        CHECK(h.sys(SYS_kill, 1, SIGUSR1) == 0);
+        CHECK(h.calls->signals_pending());
+        auto next = h.calls->next_signal(1);
+        REQUIRE(next);
+        REQUIRE(next->handler);
+        CHECK(next->handler->sig == SIGUSR1);
+        CHECK(next->handler->handler == 0x401234);
+        CHECK(next->handler->info.code == 0); // SI_USER, from pid 1
+        CHECK(next->handler->info.pid == 1);
+        CHECK(!h.calls->signals_pending());
     }
     {
         // tgkill and tkill aim at a thread.
@@ -977,6 +984,192 @@ TEST_CASE("process calls: signals sent to itself", "[process-calls]") {
         Guest h;
         ends(h.call(SYS_tkill, 1, SIGSEGV), SIGSEGV);
     }
+}
+
+TEST_CASE("process calls: what delivering a signal to a handler changes", "[process-calls]") {
+    constexpr std::uint64_t kNodefer = 0x40000000, kResethand = 0x80000000;
+    Guest g;
+    auto mask = [&] {
+        const std::uint64_t old = g.alloc(8);
+        REQUIRE(g.sys(SYS_rt_sigprocmask, SIG_BLOCK, 0, old, 8) == 0);
+        return g.mem.value_at<std::uint64_t>(old);
+    };
+    // The action's mask and the signal itself are blocked while it runs; the
+    // frame keeps the mask to restore.
+    CHECK(set_action(g, SIGUSR1, 0x401000, 0, sigbit(SIGUSR2)) == 0);
+    CHECK(g.sys(SYS_tgkill, 1, 1, SIGUSR1) == 0);
+    auto next = g.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(next->handler->saved_mask == 0);
+    CHECK(next->handler->info.code == -6); // SI_TKILL
+    CHECK(mask() == (sigbit(SIGUSR1) | sigbit(SIGUSR2)));
+    // Sent again while it runs: pending until rt_sigreturn restores the mask.
+    CHECK(g.sys(SYS_kill, 1, SIGUSR1) == 0);
+    CHECK(!g.calls->next_signal(1));
+    const std::uint64_t pending = g.alloc(8);
+    CHECK(g.sys(SYS_rt_sigpending, pending, 8) == 0);
+    CHECK(g.mem.value_at<std::uint64_t>(pending) == sigbit(SIGUSR1));
+    g.calls->restore_after_handler(1, next->handler->saved_mask, {}, 0x7000);
+    CHECK(mask() == 0);
+    next = g.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(next->handler->sig == SIGUSR1);
+    g.calls->restore_after_handler(1, 0, {}, 0x7000);
+
+    // SA_NODEFER leaves the signal unblocked; SA_RESETHAND makes the next
+    // one take the default action (the end).
+    CHECK(set_action(g, SIGUSR2, 0x402000, kNodefer | kResethand) == 0);
+    CHECK(g.sys(SYS_kill, 1, SIGUSR2) == 0);
+    next = g.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(mask() == 0);
+    const SyscallResult r = g.call(SYS_kill, 1, SIGUSR2);
+    CHECK(r.then == Then::killed_by_signal);
+    CHECK(r.status == SIGUSR2);
+
+    // Blocked, then unblocked: due on the way back from rt_sigprocmask.
+    Guest h;
+    CHECK(set_action(h, SIGTERM, 0x403000) == 0);
+    CHECK(block(h, SIG_BLOCK, sigbit(SIGTERM)) == 0);
+    CHECK(h.sys(SYS_kill, 1, SIGTERM) == 0);
+    CHECK(!h.calls->next_signal(1));
+    CHECK(block(h, SIG_UNBLOCK, sigbit(SIGTERM)) == 0);
+    next = h.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(next->handler->sig == SIGTERM);
+
+    // Ignored while pending: discarded.
+    CHECK(block(h, SIG_BLOCK, sigbit(SIGINT)) == 0);
+    CHECK(h.sys(SYS_kill, 1, SIGINT) == 0);
+    CHECK(set_action(h, SIGINT, 1) == 0);
+    CHECK(block(h, SIG_UNBLOCK, sigbit(SIGINT)) == 0);
+    CHECK(!h.calls->signals_pending());
+}
+
+TEST_CASE("process calls: a fault goes to its handler unless blocked or ignored",
+          "[process-calls]") {
+    minivmm::linux_abi::SignalInfo info;
+    info.signo = SIGSEGV;
+    info.code = 1; // SEGV_MAPERR
+    info.fault = true;
+    info.addr = 0x1234;
+    {
+        Guest g;
+        CHECK(set_action(g, SIGSEGV, 0x401000) == 0);
+        auto out = g.calls->fault_signal(1, info, "segv");
+        REQUIRE(out.handler);
+        CHECK(out.handler->info.addr == 0x1234);
+        CHECK(!out.end);
+        // Its handler faulting again (SIGSEGV now blocked): the end.
+        out = g.calls->fault_signal(1, info, "segv again");
+        REQUIRE(out.end);
+        CHECK(out.end->status == SIGSEGV);
+        CHECK(out.end->message == "segv again");
+    }
+    {
+        Guest g;
+        CHECK(set_action(g, SIGSEGV, 1) == 0); // SIG_IGN does not hold a fault
+        auto out = g.calls->fault_signal(1, info, "segv");
+        REQUIRE(out.end);
+        CHECK(out.end->status == SIGSEGV);
+    }
+    {
+        Guest g;
+        auto out = g.calls->fault_signal(1, info, "no handler");
+        REQUIRE(out.end);
+        CHECK(out.end->message == "no handler");
+    }
+}
+
+TEST_CASE("process calls: alarm, setitimer and getitimer", "[process-calls]") {
+    struct Itimerval {
+        std::int64_t interval_sec, interval_usec, value_sec, value_usec;
+    };
+    int changes = 0;
+    std::vector<int> interrupted;
+    ProcessCalls::Options o = Guest::defaults();
+    o.timers_changed = [&] { ++changes; };
+    o.interrupt_thread = [&](int tid) { interrupted.push_back(tid); };
+    Guest g(o);
+    CHECK(g.sys(SYS_alarm, 5) == 0);
+    CHECK(changes == 1);
+    REQUIRE(g.calls->next_timer_ns());
+    CHECK(*g.calls->next_timer_ns() > host_ns(CLOCK_MONOTONIC) + 4'000'000'000ll);
+    CHECK(g.sys(SYS_alarm, 0) == 5); // what was left, rounded
+    CHECK(!g.calls->next_timer_ns());
+    // setitimer: a value and an interval; the old one read back.
+    const std::uint64_t old = g.alloc(sizeof(Itimerval));
+    CHECK(g.sys(SYS_setitimer, ITIMER_REAL, g.put(Itimerval{0, 250000, 2, 0}), old) == 0);
+    CHECK(g.mem.value_at<Itimerval>(old).value_sec == 0);
+    CHECK(g.sys(SYS_getitimer, ITIMER_REAL, old) == 0);
+    const Itimerval now = g.mem.value_at<Itimerval>(old);
+    CHECK(now.interval_usec == 250000);
+    CHECK(now.value_sec * 1'000'000 + now.value_usec > 1'500'000);
+    CHECK(now.value_sec * 1'000'000 + now.value_usec <= 2'000'000);
+    CHECK(g.sys(SYS_setitimer, ITIMER_REAL, g.put(Itimerval{0, 0, 0, 1'000'000}), 0) == -EINVAL);
+    CHECK(g.sys(SYS_setitimer, ITIMER_REAL, g.put(Itimerval{0, -1, 1, 0}), 0) == -EINVAL);
+    CHECK(g.sys(SYS_setitimer, ITIMER_PROF, g.put(Itimerval{0, 0, 1, 0}), 0) == -EINVAL);
+    CHECK(g.sys(SYS_setitimer, 7, g.put(Itimerval{0, 0, 1, 0}), 0) == -EINVAL);
+    CHECK(g.sys(SYS_setitimer, ITIMER_REAL, g.hole(), 0) == -EFAULT);
+    CHECK(g.sys(SYS_getitimer, ITIMER_REAL, g.hole()) == -EFAULT);
+    // Not due yet: nothing. Due: SIGALRM to the process (the main thread is
+    // interrupted), re-armed by the interval.
+    const std::int64_t at = *g.calls->next_timer_ns();
+    g.calls->fire_timers(at - 1);
+    CHECK(!g.calls->signals_pending());
+    g.calls->fire_timers(at + 600'000'000); // two periods late: one signal
+    CHECK(g.calls->signals_pending());
+    CHECK(interrupted == std::vector<int>{1});
+    REQUIRE(g.calls->next_timer_ns());
+    CHECK(*g.calls->next_timer_ns() == at + 750'000'000);
+    auto next = g.calls->next_signal(1);
+    REQUIRE((next && next->end)); // SIGALRM's default: the end
+    CHECK(next->end->status == SIGALRM);
+    CHECK(next->end->message.find("timer") != std::string::npos);
+}
+
+TEST_CASE("process calls: pause, rt_sigsuspend and nanosleep end when a signal is due",
+          "[process-calls]") {
+    ProcessCalls::Options o = Guest::defaults(); // no sleeper: the calls' own waits
+    Guest g(o);
+    CHECK(set_action(g, SIGALRM, 0x401000) == 0);
+    auto fire_soon = [&] {
+        return std::thread([&] {
+            std::this_thread::sleep_for(50ms);
+            g.calls->fire_timers(std::numeric_limits<std::int64_t>::max());
+        });
+    };
+    CHECK(g.sys(SYS_alarm, 1000) == 0);
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread t = fire_soon();
+    CHECK(g.sys(SYS_pause) == -EINTR);
+    t.join();
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    auto next = g.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(next->handler->info.code == 0x80); // SI_KERNEL
+    g.calls->restore_after_handler(1, next->handler->saved_mask, {}, 0x7000);
+
+    // rt_sigsuspend: the mask while it waits, the old one saved for the frame.
+    CHECK(block(g, SIG_BLOCK, sigbit(SIGALRM) | sigbit(SIGUSR1)) == 0);
+    CHECK(g.sys(SYS_alarm, 1000) == 0);
+    t = fire_soon();
+    CHECK(g.sys(SYS_rt_sigsuspend, g.put(sigbit(SIGUSR1)), 8) == -EINTR);
+    t.join();
+    next = g.calls->next_signal(1);
+    REQUIRE((next && next->handler));
+    CHECK(next->handler->saved_mask == (sigbit(SIGALRM) | sigbit(SIGUSR1)));
+    CHECK(g.sys(SYS_rt_sigsuspend, g.put(std::uint64_t{0}), 4) == -EINVAL);
+    CHECK(g.sys(SYS_rt_sigsuspend, g.hole(), 8) == -EFAULT);
+    g.calls->restore_after_handler(1, 0, {}, 0x7000);
+
+    // nanosleep: EINTR with the time left.
+    CHECK(g.sys(SYS_alarm, 1000) == 0);
+    t = fire_soon();
+    const std::uint64_t rem = g.alloc(sizeof(Timespec));
+    CHECK(g.sys(SYS_nanosleep, g.put(Timespec{30, 0}), rem) == -EINTR);
+    t.join();
+    CHECK(g.mem.value_at<Timespec>(rem).sec >= 25);
 }
 
 TEST_CASE("process calls: exit and exit_group", "[process-calls]") {

@@ -6,6 +6,7 @@
 
 #include <linux/kvm.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -118,6 +119,18 @@ class KvmVcpu {
     kvm_sregs sregs() const;
     /// KVM_SET_SREGS. \throws KvmError.
     void set_sregs(const kvm_sregs& sregs) const;
+    /// struct kvm_xsave's 4096-byte region: the FPU/SSE/extended state in
+    /// XSAVE's standard (uncompacted) layout, whose first 512 bytes are an
+    /// FXSAVE image and whose header starts at byte 512. (The 6.1 header's
+    /// flexible `extra` member makes sizeof(kvm_xsave) 4100 in C++, and
+    /// the ioctl numbers wrong with it.)
+    struct XsaveImage {
+        std::array<std::byte, 4096> bytes{}; ///< the region, as KVM reads and writes it
+    };
+    /// KVM_GET_XSAVE. \throws KvmError.
+    XsaveImage xsave() const;
+    /// KVM_SET_XSAVE. \throws KvmError (KVM checks the header and MXCSR).
+    void set_xsave(const XsaveImage& state) const;
     /// KVM_SET_CPUID2. \throws KvmError.
     void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const;
     /// One model-specific register (index, value).

@@ -27,6 +27,10 @@ namespace minivmm::program_layout {
 // The port of the system call entry: below 0x100 so that `out imm8` needs
 // no register (RDX is the program's third argument).
 inline constexpr std::uint16_t kSyscallPort = 0x80;
+// The port of the exception stubs: `out %al, $imm8` too, so that a stub
+// changes no register of the program (a handler may return to the faulting
+// instruction with every register as it was).
+inline constexpr std::uint16_t kExceptionPort = 0x81;
 // LSTAR: the system call entry, in the exception stubs' page.
 inline constexpr std::uint64_t kSyscallEntry = layout::kExceptionStubs + 0x800;
 // RIP after the entry's `out` (KVM may report either this or the `out`).

@@ -210,6 +210,25 @@ void KvmVcpu::set_sregs(const kvm_sregs& s) const {
                   "KVM rejected the segment/control register state");
 }
 
+namespace {
+// KVM_GET_XSAVE and KVM_SET_XSAVE with the region's true size (see
+// XsaveImage).
+static_assert(sizeof(KvmVcpu::XsaveImage) == 4096);
+constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, KvmVcpu::XsaveImage);
+constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, KvmVcpu::XsaveImage);
+} // namespace
+
+KvmVcpu::XsaveImage KvmVcpu::xsave() const {
+    XsaveImage x;
+    checked_ioctl(fd_.get(), kGetXsave, x.bytes.data(), "KVM_GET_XSAVE");
+    return x;
+}
+
+void KvmVcpu::set_xsave(const XsaveImage& x) const {
+    checked_ioctl(fd_.get(), kSetXsave, x.bytes.data(), "KVM_SET_XSAVE",
+                  "KVM rejected the FPU state (XSAVE header or MXCSR reserved bits)");
+}
+
 void KvmVcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) const {
     CpuidBuffer buf(entries.size());
     std::copy(entries.begin(), entries.end(), buf.entries());

@@ -213,14 +213,6 @@ std::array<std::uint64_t, 2> host_rlimit(int resource) {
     return {r.rlim_cur, r.rlim_max};
 }
 
-bool default_sleep(std::chrono::nanoseconds duration) {
-    const auto ns = duration.count();
-    timespec ts{static_cast<time_t>(ns / kNsPerSec), static_cast<long>(ns % kNsPerSec)};
-    while (::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
-    }
-    return true;
-}
-
 } // namespace
 
 // A point in time on a host clock.
@@ -250,8 +242,8 @@ std::uint32_t ProcessCalls::Options::host_umask() {
 
 ProcessCalls::ProcessCalls(Options options, UserMemory& memory, FileTable& files)
     : options_(std::move(options)), cpus_(std::max(1, options_.cpus)), memory_(memory),
-      files_(files), sleeper_(options_.sleeper ? options_.sleeper : Sleeper(default_sleep)),
-      umask_(options_.umask & 0777), next_tid_(options_.pid + 1) {
+      files_(files), sleeper_(options_.sleeper), umask_(options_.umask & 0777),
+      next_tid_(options_.pid + 1) {
     // The limits Linux starts init with (include/asm-generic/resource.h),
     // except those the VMM fixes: the stack is one mapping of stack_size, the
     // fd table has its own size, and NPROC and SIGPENDING, which Linux sizes
@@ -415,9 +407,18 @@ std::optional<SyscallResult> ProcessCalls::call(const SyscallArgs& args, ThreadC
     case __NR_sigaltstack:
         return value(sigaltstack(a[0], a[1], thread));
     case __NR_rt_sigreturn:
-        // Only a signal frame built by the kernel can be returned from, and
-        // no signal is ever delivered to a handler here.
-        return value(-ENOSYS);
+        // The frame is read, and the registers set, by the runner.
+        return SyscallResult{0, SyscallResult::Then::sigreturn, 0, {}};
+    case __NR_rt_sigsuspend:
+        return rt_sigsuspend(a[0], a[1], thread);
+    case __NR_pause:
+        return pause(thread);
+    case __NR_alarm:
+        return value(alarm(a[0]));
+    case __NR_setitimer:
+        return value(setitimer(int_arg(a[0]), a[1], a[2]));
+    case __NR_getitimer:
+        return value(getitimer(int_arg(a[0]), a[1]));
     case __NR_umask: {
         std::lock_guard lock(mutex_);
         return value(std::exchange(umask_, static_cast<std::uint32_t>(a[0] & 0777)));
@@ -689,17 +690,70 @@ std::int64_t ProcessCalls::time(std::uint64_t tloc) {
 
 // ---- sleeping ----
 
-bool ProcessCalls::sleep_until(const Deadline& deadline, std::int64_t& left_ns) {
+namespace {
+
+// How long one host wait lasts at most before the waiter looks whether the
+// VM is stopping or pausing (a kick can land just before the wait begins).
+constexpr std::int64_t kWaitSliceNs = 50'000'000;
+
+long host_futex(std::uint32_t* word, int op, std::uint32_t val, const timespec* timeout,
+                std::uint32_t* word2, std::uint32_t val3) {
+    return ::syscall(SYS_futex, word, op | kFutexPrivateFlag, val, timeout, word2, val3);
+}
+
+} // namespace
+
+bool ProcessCalls::sleep_until(const Deadline& deadline, std::int64_t& left_ns, int tid) {
     // A sleeper may wake early; a realtime clock may be set: look again
     // after each sleep.
     for (;;) {
         const std::int64_t now = host_now_ns(deadline.clock);
         if (now >= deadline.at_ns) return true;
-        if (!sleeper_(std::chrono::nanoseconds(deadline.at_ns - now))) {
+        bool go_on = true;
+        if (sleeper_) {
+            go_on = sleeper_(std::chrono::nanoseconds(deadline.at_ns - now));
+        } else {
+            // Slices on the thread's wake word: a signal wakes it at once, a
+            // stop or pause within a slice.
+            go_on = !(options_.interrupted && options_.interrupted());
+            if (go_on) wait_a_while(tid, std::min(deadline.at_ns - now, kWaitSliceNs));
+        }
+        if (!go_on || signal_due(tid)) {
             left_ns = deadline.at_ns - host_now_ns(deadline.clock);
             return false;
         }
     }
+}
+
+void ProcessCalls::wait_a_while(int tid, std::int64_t ns) {
+    std::shared_ptr<Wake> wake;
+    std::uint32_t seq = 0;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = threads_.find(tid);
+        if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
+        wake = it->second.wake;
+        seq = wake->seq.load();
+        if (signal_due_locked(it->second)) return;
+    }
+    const timespec rel{ns / kNsPerSec, ns % kNsPerSec};
+    host_futex(reinterpret_cast<std::uint32_t*>(&wake->seq), kFutexWait, seq, &rel, nullptr, 0);
+}
+
+void ProcessCalls::wake_thread_locked(const ThreadState& thread) {
+    thread.wake->seq.fetch_add(1);
+    host_futex(reinterpret_cast<std::uint32_t*>(&thread.wake->seq), kFutexWake, INT_MAX, nullptr,
+               nullptr, 0);
+    // A thread in a futex wait on a guest word: woken there (a spurious
+    // wake-up for the word's other waiters, which futex allows).
+    if (std::uint32_t* w = thread.wake->futex.load())
+        host_futex(w, kFutexWake, INT_MAX, nullptr, nullptr, 0);
+}
+
+void ProcessCalls::wake_all() {
+    std::lock_guard lock(mutex_);
+    for (auto& [tid, t] : threads_)
+        wake_thread_locked(t);
 }
 
 SyscallResult ProcessCalls::clock_nanosleep(int clock, std::uint64_t flags, std::uint64_t req,
@@ -751,7 +805,7 @@ SyscallResult ProcessCalls::clock_nanosleep(int clock, std::uint64_t flags, std:
         deadline.at_ns = add_saturated(host_now_ns(CLOCK_MONOTONIC), to_ns(ts));
     }
     std::int64_t left_ns = 0;
-    if (sleep_until(deadline, left_ns)) return value(0);
+    if (sleep_until(deadline, left_ns, thread.tid())) return value(0);
     // do_nanosleep, interrupted: with somewhere to put the time left, none
     // left means done; otherwise -EINTR (the kernel's restart, which a
     // stopping VM never makes).
@@ -833,7 +887,12 @@ std::int64_t ProcessCalls::rt_sigaction(int sig, std::uint64_t act, std::uint64_
             wanted.mask &= ~kUnblockable;
             slot = wanted;
             // A pending signal that is now ignored is discarded.
-            if (ignored_by(sig, wanted)) pending_signals_ &= ~signal_bit(sig);
+            if (ignored_by(sig, wanted)) {
+                pending_signals_ &= ~signal_bit(sig);
+                for (auto& [tid, t] : threads_)
+                    t.pending &= ~signal_bit(sig);
+                update_pending_flag();
+            }
         }
     }
     if (oldact && !put(memory_, oldact, old)) return -EFAULT;
@@ -876,7 +935,8 @@ std::int64_t ProcessCalls::rt_sigpending(std::uint64_t set, std::uint64_t sigset
     std::uint64_t pending;
     {
         std::lock_guard lock(mutex_);
-        pending = pending_signals_ & thread_state(thread.tid()).blocked;
+        const ThreadState& t = thread_state(thread.tid());
+        pending = (pending_signals_ | t.pending) & t.blocked;
     }
     const auto bytes = std::as_bytes(std::span(&pending, 1)).first(sigsetsize);
     return bytes.empty() || memory_.copy_out(set, bytes) ? 0 : -EFAULT;
@@ -927,53 +987,228 @@ std::int64_t ProcessCalls::sigaltstack(std::uint64_t ss, std::uint64_t old_ss,
     return result;
 }
 
-std::optional<SyscallResult> ProcessCalls::send_to_self(int sig, ThreadState& thread) {
+namespace {
+
+constexpr int kSiUser = 0, kSiKernel = 0x80, kSiTkill = -6;
+constexpr std::uint64_t kSaNodefer = 0x40000000, kSaResethand = 0x80000000;
+
+} // namespace
+
+int ProcessCalls::queue_signal(int tid, const SignalInfo& info) {
+    const int sig = info.signo;
     const std::uint64_t bit = signal_bit(sig);
+    ThreadState* target = nullptr;
+    if (tid) {
+        auto it = threads_.find(tid);
+        if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
+        target = &it->second;
+    }
     // prepare_signal: SIGCONT discards pending stop signals, a stop signal a
-    // pending SIGCONT.
-    if (sig == SIGCONT) pending_signals_ &= ~kStopSignals;
-    if (stop_signal(sig)) pending_signals_ &= ~signal_bit(SIGCONT);
+    // pending SIGCONT, everywhere.
+    const std::uint64_t discard = sig == SIGCONT     ? kStopSignals
+                                  : stop_signal(sig) ? signal_bit(SIGCONT)
+                                                     : 0;
+    pending_signals_ &= ~discard;
+    for (auto& [id, t] : threads_)
+        t.pending &= ~discard;
     // sig_ignored: a blocked signal is never ignored at sending time (its
-    // action may change before it is unblocked).
-    if (!(thread.blocked & bit) && ignored_by(sig, actions_[static_cast<std::size_t>(sig - 1)]) &&
-        !(bit & kUnblockable))
-        return std::nullopt;
-    pending_signals_ |= bit;
-    return take_unblocked_signals(thread);
+    // action may change before it is unblocked); for the process, when
+    // every thread blocks it.
+    const bool ignored =
+        ignored_by(sig, actions_[static_cast<std::size_t>(sig - 1)]) && !(bit & kUnblockable);
+    bool blocked_everywhere = !threads_.empty();
+    for (const auto& [id, t] : threads_)
+        blocked_everywhere = blocked_everywhere && (t.blocked & bit);
+    if (ignored && !(target ? (target->blocked & bit) : blocked_everywhere)) return 0;
+    // One of each standard signal is queued; a second is merged into it
+    // (legacy_queue); real-time ones are not queued more than once here.
+    if (target) {
+        if (!(target->pending & bit)) target->info[static_cast<std::size_t>(sig - 1)] = info;
+        target->pending |= bit;
+    } else {
+        if (!(pending_signals_ & bit)) pending_info_[static_cast<std::size_t>(sig - 1)] = info;
+        pending_signals_ |= bit;
+    }
+    update_pending_flag();
+    // complete_signal: the thread it was sent to, or for the process the
+    // main thread if it takes it, else any thread that does.
+    if (target) {
+        if (target->blocked & bit && !(bit & kUnblockable)) return 0;
+        wake_thread_locked(*target);
+        return tid;
+    }
+    auto takes = [&](const ThreadState& t) { return !(t.blocked & bit) || (bit & kUnblockable); };
+    auto main = threads_.find(options_.pid);
+    if (main == threads_.end() || !takes(main->second)) {
+        main = std::find_if(threads_.begin(), threads_.end(),
+                            [&](const auto& entry) { return takes(entry.second); });
+    }
+    if (main == threads_.end()) return threads_.empty() ? options_.pid : 0;
+    wake_thread_locked(main->second);
+    return main->first;
+}
+
+int ProcessCalls::peek_signal_locked(const ThreadState& thread) const {
+    // dequeue_signal: the thread's own first, then the process's; within
+    // each, the synchronous signals first (next_signal), then the lowest.
+    const std::uint64_t allowed = ~(thread.blocked & ~kUnblockable);
+    auto pick = [](std::uint64_t ready) {
+        const std::uint64_t p = (ready & kSynchronousSignals) ? ready & kSynchronousSignals : ready;
+        return std::countr_zero(p) + 1;
+    };
+    if (const std::uint64_t own = thread.pending & allowed) return pick(own);
+    if (const std::uint64_t shared = pending_signals_ & allowed) return pick(shared);
+    return 0;
+}
+
+bool ProcessCalls::signal_due_locked(const ThreadState& thread) const {
+    return ((thread.pending | pending_signals_) & ~(thread.blocked & ~kUnblockable)) != 0;
+}
+
+bool ProcessCalls::signal_due(int tid) const {
+    if (!signals_pending()) return false;
+    std::lock_guard lock(mutex_);
+    auto it = threads_.find(tid);
+    return it == threads_.end() ? (pending_signals_ != 0) : signal_due_locked(it->second);
+}
+
+void ProcessCalls::update_pending_flag() {
+    bool any = pending_signals_ != 0;
+    for (const auto& [id, t] : threads_)
+        any = any || t.pending != 0;
+    any_pending_.store(any, std::memory_order_release);
 }
 
 std::optional<SyscallResult> ProcessCalls::take_unblocked_signals(ThreadState& thread) {
+    // The default actions and ignored signals are taken here, on the way
+    // back from the call that made them due; a handler is left for the
+    // runner (next_signal).
     for (;;) {
-        const std::uint64_t ready = pending_signals_ & ~(thread.blocked & ~kUnblockable);
-        if (!ready) return std::nullopt;
-        // next_signal: the synchronous ones first, then the lowest number.
-        const std::uint64_t pick =
-            (ready & kSynchronousSignals) ? ready & kSynchronousSignals : ready;
-        const int sig = std::countr_zero(pick) + 1;
-        pending_signals_ &= ~signal_bit(sig);
+        const int sig = peek_signal_locked(thread);
+        if (!sig) return std::nullopt;
         const SignalAction& action = actions_[static_cast<std::size_t>(sig - 1)];
-        const std::string name = signal_name(sig);
-        if (sig == SIGKILL ||
-            (action.handler == kSigDfl && !default_ignored(sig) && !stop_signal(sig))) {
-            // The default action of the rest: terminate (with a core dump for
-            // some, which the VMM does not write).
-            return SyscallResult{0, SyscallResult::Then::killed_by_signal, sig,
-                                 fmt::format("killed by {} (sent by the program to itself)", name)};
-        }
-        if (action.handler == kSigIgn || action.handler == kSigDfl) {
-            if (sig != SIGSTOP)
-                continue; // ignored; or SIGTSTP/TTIN/TTOU in an
-                          // orphaned process group (the program
-                          // leads its session): discarded
-            return SyscallResult{0, SyscallResult::Then::killed_by_signal, sig,
-                                 "stopped by SIGSTOP (sent by the program to itself), and "
-                                 "nothing can continue it"};
-        }
-        return SyscallResult{
-            0, SyscallResult::Then::killed_by_signal, sig,
-            fmt::format("{} has a handler at {:#x}, but running signal handlers is not "
-                        "implemented: the program cannot go on",
-                        name, action.handler)};
+        if (sig != SIGKILL && action.handler != kSigDfl && action.handler != kSigIgn)
+            return std::nullopt;
+        auto outcome = next_signal_locked(thread);
+        if (outcome && outcome->end) return outcome->end;
+    }
+}
+
+std::optional<ProcessCalls::SignalOutcome> ProcessCalls::next_signal(int tid) {
+    std::lock_guard lock(mutex_);
+    auto it = threads_.find(tid);
+    if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
+    for (;;) {
+        auto outcome = next_signal_locked(it->second);
+        if (!outcome || outcome->end || outcome->handler) return outcome;
+    }
+}
+
+std::optional<ProcessCalls::SignalOutcome> ProcessCalls::next_signal_locked(ThreadState& thread) {
+    const int sig = peek_signal_locked(thread);
+    if (!sig) return std::nullopt;
+    SignalInfo info;
+    if (thread.pending & signal_bit(sig)) {
+        thread.pending &= ~signal_bit(sig);
+        info = thread.info[static_cast<std::size_t>(sig - 1)];
+    } else {
+        pending_signals_ &= ~signal_bit(sig);
+        info = pending_info_[static_cast<std::size_t>(sig - 1)];
+    }
+    update_pending_flag();
+    SignalAction& action = actions_[static_cast<std::size_t>(sig - 1)];
+    const std::string name = signal_name(sig);
+    const char* source = info.code == kSiKernel ? "its interval timer (alarm or setitimer)"
+                                                : "the program to itself";
+    SignalOutcome out;
+    if (sig == SIGKILL ||
+        (action.handler == kSigDfl && !default_ignored(sig) && !stop_signal(sig))) {
+        // The default action of the rest: terminate (with a core dump for
+        // some, which the VMM does not write).
+        out.end = SyscallResult{0, SyscallResult::Then::killed_by_signal, sig,
+                                fmt::format("killed by {} (sent by {})", name, source)};
+        return out;
+    }
+    if (action.handler == kSigIgn || action.handler == kSigDfl) {
+        // Ignored; or SIGTSTP/TTIN/TTOU in an orphaned process group (the
+        // program leads its session): discarded.
+        if (sig == SIGSTOP)
+            out.end = SyscallResult{0, SyscallResult::Then::killed_by_signal, sig,
+                                    fmt::format("stopped by SIGSTOP (sent by {}), and nothing "
+                                                "can continue it",
+                                                source)};
+        return out;
+    }
+    // handle_signal: the frame saves the mask to restore (rt_sigsuspend's
+    // if it saved one), then the action's mask and, without SA_NODEFER,
+    // the signal itself are blocked; SA_RESETHAND makes the action the
+    // default again; SS_AUTODISARM takes the alternate stack away.
+    SignalFrameRequest frame;
+    frame.sig = sig;
+    frame.handler = action.handler;
+    frame.flags = action.flags;
+    frame.restorer = action.restorer;
+    frame.info = info;
+    frame.saved_mask = thread.saved_mask.value_or(thread.blocked);
+    thread.saved_mask.reset();
+    frame.altstack = {thread.altstack_sp, thread.altstack_size, thread.altstack_flags};
+    thread.blocked |= action.mask | ((action.flags & kSaNodefer) ? 0 : signal_bit(sig));
+    thread.blocked &= ~kUnblockable;
+    if (action.flags & kSaResethand) action = SignalAction{};
+    if (thread.altstack_flags & kSsAutodisarm) {
+        thread.altstack_sp = 0;
+        thread.altstack_size = 0;
+        thread.altstack_flags = 0;
+    }
+    out.handler = frame;
+    return out;
+}
+
+ProcessCalls::SignalOutcome ProcessCalls::fault_signal(int tid, const SignalInfo& info,
+                                                       std::string message) {
+    std::lock_guard lock(mutex_);
+    ThreadState& thread = thread_state(tid);
+    const int sig = info.signo;
+    SignalAction& action = actions_[static_cast<std::size_t>(sig - 1)];
+    const bool blocked = thread.blocked & signal_bit(sig);
+    SignalOutcome out;
+    // force_sig_info_to_task: blocked or ignored, the signal is unblocked
+    // and its action reset, so the default ends the program.
+    if (blocked || action.handler == kSigIgn || action.handler == kSigDfl) {
+        if (blocked || action.handler == kSigIgn) action = SignalAction{};
+        out.end = SyscallResult{0, SyscallResult::Then::killed_by_signal, sig, std::move(message)};
+        return out;
+    }
+    // Delivered at once, ahead of anything pending (it is the thread's own
+    // and synchronous).
+    thread.info[static_cast<std::size_t>(sig - 1)] = info;
+    thread.pending |= signal_bit(sig);
+    update_pending_flag();
+    auto next = next_signal_locked(thread);
+    if (next) out = std::move(*next);
+    return out;
+}
+
+void ProcessCalls::restore_after_handler(int tid, std::uint64_t blocked, const AltStack& altstack,
+                                         std::uint64_t sp) {
+    std::lock_guard lock(mutex_);
+    ThreadState& t = thread_state(tid);
+    t.blocked = blocked & ~kUnblockable;
+    // restore_altstack runs do_sigaltstack with the restored RSP: it
+    // refuses (and the refusal is ignored) while the thread is on the
+    // current alternate stack, or for a bad size or flags.
+    const bool on_stack = !(t.altstack_flags & kSsAutodisarm) && sp > t.altstack_sp &&
+                          sp - t.altstack_sp <= t.altstack_size;
+    const std::uint32_t mode = altstack.flags & ~kSsAutodisarm;
+    if (on_stack || (mode != kSsDisable && mode != kSsOnstack && mode != 0)) return;
+    if (mode == kSsDisable) {
+        t.altstack_sp = 0;
+        t.altstack_size = 0;
+        t.altstack_flags = altstack.flags;
+    } else if (altstack.size >= kMinSigStackSize) {
+        t.altstack_sp = altstack.sp;
+        t.altstack_size = altstack.size;
+        t.altstack_flags = altstack.flags;
     }
 }
 
@@ -990,20 +1225,184 @@ SyscallResult ProcessCalls::kill(int pid, int sig, const ThreadContext& thread) 
     if (!self) return value(-ESRCH);
     if (sig < 0 || sig > kSignals) return value(-EINVAL); // check_kill_permission
     if (sig == 0) return value(0);                        // a probe
-    std::lock_guard lock(mutex_);
-    if (auto end = send_to_self(sig, thread_state(thread.tid()))) return *end;
+    SignalInfo info{sig, kSiUser, options_.pid, options_.uid};
+    int interrupt = 0;
+    {
+        std::lock_guard lock(mutex_);
+        ThreadState& self_state = thread_state(thread.tid());
+        interrupt = queue_signal(0, info);
+        if (interrupt == thread.tid() || signal_due_locked(self_state)) {
+            if (auto end = take_unblocked_signals(self_state)) return *end;
+            interrupt = interrupt == thread.tid() ? 0 : interrupt;
+        }
+    }
+    if (interrupt && options_.interrupt_thread) options_.interrupt_thread(interrupt);
     return value(0);
 }
 
 SyscallResult ProcessCalls::tgkill(int tgid, int tid, int sig, const ThreadContext& thread) {
     // tgkill (tgid > 0) and tkill (tgid 0), then do_send_specific.
     if (tid <= 0 || tgid < 0) return value(-EINVAL);
-    if (tid != thread.tid() || (tgid > 0 && tgid != options_.pid)) return value(-ESRCH);
+    if (tgid > 0 && tgid != options_.pid) return value(-ESRCH);
     if (sig < 0 || sig > kSignals) return value(-EINVAL);
-    if (sig == 0) return value(0);
-    std::lock_guard lock(mutex_);
-    if (auto end = send_to_self(sig, thread_state(tid))) return *end;
+    int interrupt = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (tid != thread.tid() && !threads_.count(tid)) return value(-ESRCH);
+        if (sig == 0) return value(0);
+        interrupt = queue_signal(tid, SignalInfo{sig, kSiTkill, options_.pid, options_.uid});
+        if (tid == thread.tid()) {
+            if (auto end = take_unblocked_signals(thread_state(tid))) return *end;
+            interrupt = 0;
+        }
+    }
+    if (interrupt && options_.interrupt_thread) options_.interrupt_thread(interrupt);
     return value(0);
+}
+
+// ---- sleeping until a signal ----
+
+SyscallResult ProcessCalls::pause(const ThreadContext& thread) {
+    // sys_pause: until a signal is due; -ERESTARTNOHAND, which a handler
+    // turns into EINTR (and a signal without one either ends the program
+    // or was ignored and does not wake it).
+    const Deadline forever{CLOCK_MONOTONIC, kKtimeMax};
+    std::int64_t left_ns = 0;
+    sleep_until(forever, left_ns, thread.tid());
+    return value(-EINTR);
+}
+
+SyscallResult ProcessCalls::rt_sigsuspend(std::uint64_t mask, std::uint64_t sigsetsize,
+                                          const ThreadContext& thread) {
+    if (sigsetsize != kSigsetSize) return value(-EINVAL);
+    std::uint64_t wanted = 0;
+    if (!get(memory_, mask, wanted)) return value(-EFAULT);
+    {
+        // The old mask comes back once the handler has run (the frame saves
+        // it: set_restore_sigmask).
+        std::lock_guard lock(mutex_);
+        ThreadState& t = thread_state(thread.tid());
+        t.saved_mask = t.blocked;
+        t.blocked = wanted & ~kUnblockable;
+    }
+    const Deadline forever{CLOCK_MONOTONIC, kKtimeMax};
+    std::int64_t left_ns = 0;
+    sleep_until(forever, left_ns, thread.tid());
+    std::lock_guard lock(mutex_);
+    ThreadState& t = thread_state(thread.tid());
+    if (auto end = take_unblocked_signals(t)) return *end;
+    if (!signal_due_locked(t) && t.saved_mask) {
+        // Woken by a stop or pause, or what woke it was ignored: the mask
+        // is the old one again.
+        t.blocked = *t.saved_mask;
+        t.saved_mask.reset();
+    }
+    return value(-EINTR);
+}
+
+// ---- the interval timer ----
+
+std::array<std::int64_t, 2> ProcessCalls::itimer_locked() const {
+    // get_itimerval for ITIMER_REAL: an armed timer never reads as 0 left
+    // (1 us instead: 0 would mean disarmed).
+    if (!itimer_at_ns_) return {0, 0};
+    const std::int64_t left = *itimer_at_ns_ - host_now_ns(CLOCK_MONOTONIC);
+    const std::int64_t left_us = left <= 0 ? 1 : (left + 999) / 1000;
+    return {itimer_interval_ns_ / 1000, left_us};
+}
+
+void ProcessCalls::arm_itimer_locked(std::int64_t value_ns, std::int64_t interval_ns) {
+    if (value_ns == 0) {
+        itimer_at_ns_.reset();
+        itimer_interval_ns_ = 0;
+    } else {
+        itimer_at_ns_ = add_saturated(host_now_ns(CLOCK_MONOTONIC), value_ns);
+        itimer_interval_ns_ = interval_ns;
+    }
+}
+
+std::int64_t ProcessCalls::setitimer(int which, std::uint64_t value_va, std::uint64_t old_va) {
+    struct Itimerval {
+        Timeval interval, value;
+    } wanted{};
+    // ITIMER_VIRTUAL and ITIMER_PROF (timers of the program's CPU time) are
+    // not kept: EINVAL, as for an unknown timer (docs/linux-programs.md).
+    if (which != ITIMER_REAL) return -EINVAL;
+    // A null new value disarms, as Linux still allows (with a warning of its
+    // own).
+    if (value_va && !get(memory_, value_va, wanted)) return -EFAULT;
+    auto valid = [](const Timeval& tv) {
+        return tv.sec >= 0 && tv.usec >= 0 && tv.usec < 1'000'000;
+    };
+    if (!valid(wanted.value) || !valid(wanted.interval)) return -EINVAL;
+    auto ns = [](const Timeval& tv) {
+        return tv.sec >= kKtimeMax / kNsPerSec ? kKtimeMax : tv.sec * kNsPerSec + tv.usec * 1000;
+    };
+    Itimerval old{};
+    {
+        std::lock_guard lock(mutex_);
+        const auto [interval_us, value_us] = itimer_locked();
+        old.interval = {interval_us / 1'000'000, interval_us % 1'000'000};
+        old.value = {value_us / 1'000'000, value_us % 1'000'000};
+        arm_itimer_locked(ns(wanted.value), ns(wanted.interval));
+    }
+    if (options_.timers_changed) options_.timers_changed();
+    if (old_va && !put(memory_, old_va, old)) return -EFAULT;
+    return 0;
+}
+
+std::int64_t ProcessCalls::getitimer(int which, std::uint64_t value_va) {
+    if (which != ITIMER_REAL) return -EINVAL; // as setitimer
+    struct Itimerval {
+        Timeval interval, value;
+    } now{};
+    {
+        std::lock_guard lock(mutex_);
+        const auto [interval_us, value_us] = itimer_locked();
+        now.interval = {interval_us / 1'000'000, interval_us % 1'000'000};
+        now.value = {value_us / 1'000'000, value_us % 1'000'000};
+    }
+    return put(memory_, value_va, now) ? 0 : -EFAULT;
+}
+
+std::int64_t ProcessCalls::alarm(std::uint64_t seconds_arg) {
+    // alarm_setitimer: whole seconds, no interval; what was left, rounded
+    // to the nearest second but never 0 for an armed timer.
+    const auto seconds = static_cast<std::uint32_t>(seconds_arg);
+    std::int64_t left_us = 0;
+    {
+        std::lock_guard lock(mutex_);
+        left_us = itimer_locked()[1];
+        arm_itimer_locked(static_cast<std::int64_t>(seconds) * kNsPerSec, 0);
+    }
+    if (options_.timers_changed) options_.timers_changed();
+    std::int64_t secs = left_us / 1'000'000;
+    const std::int64_t us = left_us % 1'000'000;
+    if ((secs == 0 && us) || us >= 500'000) ++secs;
+    return secs;
+}
+
+std::optional<std::int64_t> ProcessCalls::next_timer_ns() const {
+    std::lock_guard lock(mutex_);
+    return itimer_at_ns_;
+}
+
+void ProcessCalls::fire_timers(std::int64_t now_ns) {
+    int interrupt = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (!itimer_at_ns_ || now_ns < *itimer_at_ns_) return;
+        // it_real_fn: SIGALRM to the process (SEND_SIG_PRIV: SI_KERNEL),
+        // then re-armed by the interval; missed periods are not sent twice.
+        if (itimer_interval_ns_ > 0) {
+            const std::int64_t missed = (now_ns - *itimer_at_ns_) / itimer_interval_ns_ + 1;
+            itimer_at_ns_ = add_saturated(*itimer_at_ns_, missed * itimer_interval_ns_);
+        } else {
+            itimer_at_ns_.reset();
+        }
+        interrupt = queue_signal(0, SignalInfo{SIGALRM, kSiKernel, 0, 0});
+    }
+    if (interrupt && options_.interrupt_thread) options_.interrupt_thread(interrupt);
 }
 
 // ---- the system as the program sees it ----
@@ -1158,7 +1557,7 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
     const FutexArgs f(args);
     const auto [uaddr, op, val, utime, uaddr2, val3, cmd] = f;
     const bool shared = !(op & kFutexPrivateFlag);
-    if (live_threads() > 1) return value(threaded_futex(f));
+    if (live_threads() > 1) return value(threaded_futex(f, thread.tid()));
 
     std::optional<Deadline> deadline;
     const bool has_timeout = cmd == kFutexWait || cmd == kFutexWaitBitset || cmd == kFutexLockPi ||
@@ -1189,14 +1588,22 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
         std::uint32_t current;
         if (!get(memory_, uaddr, current)) return value(-EFAULT);
         if (current != val) return value(-EAGAIN);
-        if (!deadline)
+        bool timer_armed = false;
+        {
+            std::lock_guard lock(mutex_);
+            timer_armed = itimer_at_ns_.has_value();
+        }
+        // Only a signal could end a wait without a timeout: with no timer
+        // to send one, no other thread can.
+        if (!deadline && !timer_armed)
             return SyscallResult{
                 0, SyscallResult::Then::killed_by_signal, SIGKILL,
                 fmt::format("deadlock: thread {} waits on futex {:#x} with no timeout, and no "
                             "other thread could wake it",
                             thread.tid(), uaddr)};
         std::int64_t left_ns = 0;
-        return value(sleep_until(*deadline, left_ns) ? -ETIMEDOUT : -EINTR);
+        const Deadline until = deadline ? *deadline : Deadline{CLOCK_MONOTONIC, kKtimeMax};
+        return value(sleep_until(until, left_ns, thread.tid()) ? -ETIMEDOUT : -EINTR);
     }
     case kFutexWake:
     case kFutexWakeBitset: {
@@ -1249,20 +1656,7 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
     }
 }
 
-namespace {
-
-long host_futex(std::uint32_t* word, int op, std::uint32_t val, const timespec* timeout,
-                std::uint32_t* word2, std::uint32_t val3) {
-    return ::syscall(SYS_futex, word, op | kFutexPrivateFlag, val, timeout, word2, val3);
-}
-
-// How long one host wait lasts at most before the waiter looks whether the
-// VM is stopping or pausing (a kick can land just before the wait begins).
-constexpr std::int64_t kWaitSliceNs = 50'000'000;
-
-} // namespace
-
-std::int64_t ProcessCalls::threaded_futex(const FutexArgs& f) {
+std::int64_t ProcessCalls::threaded_futex(const FutexArgs& f, int tid) {
     // The same checks and errors as the single-threaded form above, then the
     // host's futex on the host address of each guest word: waiters are host
     // threads (the vCPUs), so a wake from any thread reaches them, and
@@ -1297,13 +1691,28 @@ std::int64_t ProcessCalls::threaded_futex(const FutexArgs& f) {
                 cmd == kFutexWait ? add_saturated(host_now_ns(clock), to_ns(ts)) : to_ns(ts);
         }
         if (std::int64_t r = word(uaddr, false, w)) return r;
+        // Registered, so that a signal for this thread wakes the wait
+        // (wake_thread_locked); the check after it closes the race.
+        std::shared_ptr<Wake> wake;
+        {
+            std::lock_guard lock(mutex_);
+            wake = thread_state(tid).wake;
+        }
+        wake->futex.store(w);
+        struct Unregister {
+            Wake& wake;
+            ~Unregister() { wake.futex.store(nullptr); }
+        } unregister{*wake};
         for (;;) {
             if (options_.interrupted && options_.interrupted()) return -EINTR;
+            if (signal_due(tid)) return -EINTR;
             const std::int64_t slice_end = add_saturated(host_now_ns(clock), kWaitSliceNs);
             const std::int64_t until = deadline_ns ? std::min(*deadline_ns, slice_end) : slice_end;
             const timespec abs{until / 1'000'000'000, until % 1'000'000'000};
             const long r = host_futex(w, kFutexWaitBitset | (realtime ? kFutexClockRealtime : 0),
                                       val, &abs, nullptr, bitset);
+            // Woken: 0 even with a signal due (futex_wait), which the way
+            // back to the program then takes.
             if (r == 0) return 0;
             if (errno == EAGAIN) return -EAGAIN;
             // EINTR is the VMM's kick (a stop, a pause, another vCPU's TLB
@@ -1453,7 +1862,8 @@ SyscallResult ProcessCalls::exit_thread(int code, const ThreadContext& thread) {
     }
     SyscallResult r{0, SyscallResult::Then::exit_thread, code, {}};
     std::lock_guard lock(mutex_);
-    threads_.erase(thread.tid());
+    threads_.erase(thread.tid()); // with the signals sent to it alone
+    update_pending_flag();
     r.last_thread = --live_threads_ <= 0;
     return r;
 }

@@ -19,27 +19,32 @@
 // reported as a deadlock that ends the program; with more, futexes are host
 // futexes on the guest words.
 //
-// Signals are recorded (actions, mask, pending set) but never delivered to a
-// handler: no signal frame is ever built. A signal the program sends itself
-// takes its default action (it ends the program, or is ignored), stays
-// pending while blocked, and ends the program with a message saying why if
-// the program installed a handler for it. The program is treated as an
-// ordinary process, not as a pid namespace's init (whose SIG_DFL signals
+// Signals (issue 17): actions, masks, a pending set per thread and one for
+// the process, alarm and setitimer(ITIMER_REAL), pause and rt_sigsuspend.
+// A signal whose action is the default ends the program (or is ignored)
+// where Linux's would; one with a handler is taken by the runner, which
+// writes the frame (signal_frame.hpp) on the way back to the program: after
+// a system call, or after interrupting the thread (Options::interrupt_thread).
+// Real-time signals are not queued more than once. The program is treated as
+// an ordinary process, not as a pid namespace's init (whose SIG_DFL signals
 // Linux would ignore), even when its pid is 1.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "program/file_table.hpp"
+#include "program/signal_frame.hpp"
 #include "program/user_memory.hpp"
 
 namespace minivmm::linux_abi {
@@ -53,6 +58,7 @@ struct SyscallResult {
         exit_thread,      // exit: the calling thread ends with exit code `status`
         exit_process,     // exit_group: the program ends with exit code `status`
         killed_by_signal, // the program ends by signal `status`; `message` says why
+        sigreturn,        // rt_sigreturn: the runner restores the frame at the thread's RSP
     } then = Then::resume;
     int status = 0; // exit code (0..255) or signal number
     std::string message;
@@ -123,6 +129,13 @@ class ProcessCalls {
         // True while the VM is stopping or pausing: a futex wait of a
         // threaded program then ends with EINTR (empty: never).
         std::function<bool()> interrupted;
+        // Asks the runner to bring thread `tid` out of guest code (or out of
+        // the wait it is in) so that it takes a signal now due; called with
+        // no lock held (empty: signals wait for the thread's next system call).
+        std::function<void(int tid)> interrupt_thread;
+        // The interval timer was armed, changed or disarmed: next_timer_ns
+        // may say another time (empty: nobody asks).
+        std::function<void()> timers_changed;
         // Threads the program may have at once, the main one included
         // (clone beyond it: EAGAIN, as RLIMIT_NPROC gives).
         int max_threads = 1;
@@ -155,6 +168,37 @@ class ProcessCalls {
     // one (RLIM_INFINITY is ~0).
     std::array<std::uint64_t, 2> rlimit(unsigned resource) const;
 
+    // ---- signals, for the runner ----
+    // What a due signal does: end the program, or run a handler (the frame
+    // request: the mask and alternate stack of the thread already changed
+    // as Linux changes them on delivery).
+    struct SignalOutcome {
+        std::optional<SyscallResult> end;
+        std::optional<SignalFrameRequest> handler;
+    };
+    // Without the lock: whether any signal is pending anywhere (cheap enough
+    // for every system call's way back).
+    bool signals_pending() const noexcept { return any_pending_.load(std::memory_order_acquire); }
+    // Takes the next signal thread `tid` does not block (its own before the
+    // process's, the synchronous ones first, then the lowest number), as
+    // get_signal does; nullopt when none is due.
+    std::optional<SignalOutcome> next_signal(int tid);
+    // A fault of thread `tid` (force_sig_fault): its handler, unless the
+    // signal is blocked or ignored, which resets it to the default action:
+    // then the program ends with `message`.
+    SignalOutcome fault_signal(int tid, const SignalInfo& info, std::string message);
+    // After rt_sigreturn: the mask and the alternate stack from the frame
+    // (restore_altstack's errors are ignored, as Linux ignores them), the
+    // thread's RSP being `sp`.
+    void restore_after_handler(int tid, std::uint64_t blocked, const AltStack& altstack,
+                               std::uint64_t sp);
+    // ITIMER_REAL: when it fires next (CLOCK_MONOTONIC, ns), if armed.
+    std::optional<std::int64_t> next_timer_ns() const;
+    // Fires the timer if it is due at `now_ns`: SIGALRM to the process.
+    void fire_timers(std::int64_t now_ns);
+    // Ends every wait of the program's threads early (the VM stops or pauses).
+    void wake_all();
+
     // The layout of struct kernel_sigaction on x86-64 (what rt_sigaction
     // reads and writes; glibc's struct sigaction is a different one).
     struct SignalAction {
@@ -167,9 +211,20 @@ class ProcessCalls {
     static constexpr int kSignals = 64; // _NSIG
 
   private:
+    // How a waiting thread is woken early: a futex word of its own, and the
+    // guest futex word it waits on, if any.
+    struct Wake {
+        std::atomic<std::uint32_t> seq{0};
+        std::atomic<std::uint32_t*> futex{nullptr};
+    };
     // What Linux keeps per thread (task_struct) that these calls touch.
     struct ThreadState {
         std::uint64_t blocked = 0;         // the signal mask, bit sig-1
+        std::uint64_t pending = 0;         // signals sent to this thread
+        std::array<SignalInfo, 64> info{}; // of each pending one
+        // rt_sigsuspend's mask to restore once a handler has run.
+        std::optional<std::uint64_t> saved_mask;
+        std::shared_ptr<Wake> wake = std::make_shared<Wake>();
         std::uint64_t clear_child_tid = 0; // set_tid_address
         std::uint64_t robust_list = 0;     // set_robust_list
         std::uint64_t altstack_sp = 0;     // sigaltstack
@@ -235,7 +290,7 @@ class ProcessCalls {
     SyscallResult futex(const SyscallArgs& args, const ThreadContext& thread);
     // futex with more than one thread: on the host address of the guest
     // word (UserMemory::word), so a host futex holds the waiters.
-    std::int64_t threaded_futex(const FutexArgs& args);
+    std::int64_t threaded_futex(const FutexArgs& args, int tid);
     // clone/clone3 with the flags of a thread (CLONE_VM | CLONE_THREAD ...):
     // the new tid or -errno; other flag sets (a new process) are -ENOSYS.
     std::int64_t clone(std::uint64_t flags, std::uint64_t exit_signal, std::uint64_t stack,
@@ -248,16 +303,41 @@ class ProcessCalls {
     // exit_robust_list and handle_futex_death (kernel/futex/core.c).
     void exit_robust_list(std::uint64_t head, int tid);
 
-    // Sends `sig` (1..64) to the program itself, under mutex_: a result that
-    // ends the program, or nullopt when it goes on (the signal was ignored,
-    // or stays pending because it is blocked).
-    std::optional<SyscallResult> send_to_self(int sig, ThreadState& thread);
-    // Takes every pending signal `thread` does not block (Linux does so on
-    // the way back to user mode), under mutex_.
+    // The signal next_signal_locked would take for `thread` (0: none), and
+    // taking it, under mutex_.
+    int peek_signal_locked(const ThreadState& thread) const;
+    std::optional<SignalOutcome> next_signal_locked(ThreadState& thread);
+    // Queues `sig` for thread `tid`, or for the process when `tid` is 0
+    // (send_signal_locked and complete_signal), under mutex_. Returns the
+    // thread to interrupt so that it takes it (0: none needs to be).
+    int queue_signal(int tid, const SignalInfo& info);
+    // Takes the pending signals `thread` does not block whose default action
+    // ends the program or that are ignored, until one has a handler (the
+    // runner takes that one), under mutex_.
     std::optional<SyscallResult> take_unblocked_signals(ThreadState& thread);
+    // Whether thread `tid` has a signal due (pending and not blocked), under mutex_.
+    bool signal_due_locked(const ThreadState& thread) const;
+    bool signal_due(int tid) const;
+    // Recomputes any_pending_, under mutex_.
+    void update_pending_flag();
+    // Wakes thread `tid`'s wait, if it waits, under mutex_.
+    void wake_thread_locked(const ThreadState& thread);
     // Sleeps until `deadline` through the sleeper: true when it passed;
-    // false when the sleeper said the VM is stopping, with the time left.
-    bool sleep_until(const Deadline& deadline, std::int64_t& left_ns);
+    // false when it ended early (the VM stops or pauses, or a signal is due
+    // for thread `tid`), with the time left.
+    bool sleep_until(const Deadline& deadline, std::int64_t& left_ns, int tid);
+    // Waits on thread `tid`'s wake word for at most `ns`.
+    void wait_a_while(int tid, std::int64_t ns);
+    SyscallResult pause(const ThreadContext& thread);
+    SyscallResult rt_sigsuspend(std::uint64_t mask, std::uint64_t sigsetsize,
+                                const ThreadContext& thread);
+    std::int64_t setitimer(int which, std::uint64_t value, std::uint64_t old);
+    std::int64_t getitimer(int which, std::uint64_t value);
+    std::int64_t alarm(std::uint64_t seconds);
+    // The timer as struct itimerval's {interval, value} in microseconds,
+    // under mutex_.
+    std::array<std::int64_t, 2> itimer_locked() const;
+    void arm_itimer_locked(std::int64_t value_ns, std::int64_t interval_ns);
     MemoryFigures memory_figures() const;
     ThreadState& thread_state(int tid); // under mutex_
     // Whether `id` names the program (a pid or tid argument; 0 is handled by
@@ -274,7 +354,11 @@ class ProcessCalls {
     std::uint32_t umask_;
     std::array<std::array<std::uint64_t, 2>, 16> rlimits_{};
     std::array<SignalAction, kSignals> actions_{};
-    std::uint64_t pending_signals_ = 0; // bit sig-1
+    std::uint64_t pending_signals_ = 0; // bit sig-1: sent to the process
+    std::array<SignalInfo, 64> pending_info_{};
+    std::atomic<bool> any_pending_{false};     // pending_signals_ or a thread's pending
+    std::optional<std::int64_t> itimer_at_ns_; // ITIMER_REAL, CLOCK_MONOTONIC
+    std::int64_t itimer_interval_ns_ = 0;
     std::map<int, ThreadState> threads_;
     int live_threads_ = 1;
     int next_tid_;

@@ -1,5 +1,7 @@
 #include "vcpu/vcpu_set.hpp"
 
+#include <optional>
+
 #include <sched.h>
 #include <signal.h>
 
@@ -239,9 +241,36 @@ void VcpuSet::kicked(const KvmVcpu& vcpu) noexcept {
     // A pause withdrawn before this vCPU reached pause_point (it timed out,
     // or came before start) leaves its kick set, and pause_point takes it
     // back only while paused. Only on EINTR: not a hot path.
+    std::optional<unsigned> interrupted;
+    {
+        std::lock_guard lock(mutex_);
+        if ((state_ == State::running || state_ == State::created) && !exclusive_)
+            vcpu.run_state().immediate_exit = 0;
+        for (unsigned i = 0; i < members_.size(); ++i)
+            if (&members_[i]->vcpu == &vcpu && members_[i]->interrupt.exchange(false))
+                interrupted = i;
+    }
+    if (!interrupted || !hooks_.interrupted || stopping()) return;
+    try {
+        hooks_.interrupted(*interrupted, vcpu);
+    } catch (const std::exception& e) {
+        request_stop({VmExit::Kind::vmm_error, 0, static_cast<int>(*interrupted), e.what()});
+    }
+}
+
+void VcpuSet::interrupt(unsigned index) {
     std::lock_guard lock(mutex_);
-    if ((state_ == State::running || state_ == State::created) && !exclusive_)
-        vcpu.run_state().immediate_exit = 0;
+    if (index >= members_.size() || state_ == State::stopped) return;
+    Member& m = *members_[index];
+    m.interrupt.store(true);
+    // As exclusive() does: immediate_exit for a vCPU about to enter, the
+    // signal only for one that may be inside KVM_RUN (a signal would end a
+    // host call in its exit handler with EINTR).
+    m.vcpu.run_state().immediate_exit = 1;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    auto* flag = in_guest_flag(m.vcpu);
+    if (m.started && (!flag || flag->load(std::memory_order_seq_cst)))
+        pthread_kill(m.handle, vcpu_kick_signal());
 }
 
 bool VcpuSet::pause(std::chrono::milliseconds wait) {

@@ -53,6 +53,10 @@ class VcpuSet final : public VcpuHost {
         std::function<void()> stopped;
         // KVM_EXIT_DIRTY_RING_FULL on some vCPU: harvest the rings.
         std::function<void()> dirty_ring_full;
+        // On vCPU `index`'s own thread, out of KVM_RUN after interrupt(index)
+        // (a Linux program's signal: its registers are the thread's to
+        // change). An exception it throws stops the set.
+        std::function<void(unsigned index, const KvmVcpu& vcpu)> interrupted;
     };
 
     VcpuSet(Options options, Hooks hooks);
@@ -86,6 +90,9 @@ class VcpuSet final : public VcpuHost {
     // time, a second caller waits its turn. False, without running `fn`,
     // once the set is stopping.
     bool exclusive(const std::function<void()>& fn);
+    // Brings vCPU `index` out of guest code (or stops it entering) and runs
+    // Hooks::interrupted on its thread before it enters again. Any thread.
+    void interrupt(unsigned index);
     bool pause(std::chrono::milliseconds wait);
     void resume() noexcept;
     bool paused() const noexcept { return pause_flag_.load(std::memory_order_acquire); }
@@ -113,6 +120,7 @@ class VcpuSet final : public VcpuHost {
         std::thread thread;
         pthread_t handle{};
         bool started = false;
+        std::atomic<bool> interrupt{false}; // interrupt() asked; taken in kicked()
     };
 
     void start_locked(unsigned index);

@@ -42,6 +42,7 @@
 #include "program/initial_stack.hpp"
 #include "program/process_calls.hpp"
 #include "program/process_memory.hpp"
+#include "program/signal_frame.hpp"
 #include "program/syscall_dispatcher.hpp"
 #include "program/vdso.hpp"
 #include "vcpu/vcpu_set.hpp"
@@ -107,6 +108,68 @@ SignalFor signal_for(unsigned vector) {
     default:
         return {SIGSEGV, "exception"};
     }
+}
+
+// A signal's si_code and si_addr for an exception in user mode
+// (arch/x86/kernel/traps.c do_trap and do_error_trap, arch/x86/mm/fault.c).
+SignalInfo fault_info(int signal, unsigned vector, std::uint64_t error, std::uint64_t rip,
+                      std::uint64_t cr2) {
+    constexpr int kSiKernel = 0x80;
+    SignalInfo info;
+    info.signo = signal;
+    info.fault = true;
+    switch (vector) {
+    case 0: // FPE_INTDIV
+        info.code = 1;
+        info.addr = rip;
+        break;
+    case 6: // ILL_ILLOPN
+        info.code = 2;
+        info.addr = rip;
+        break;
+    case 14: // SEGV_ACCERR for a present page, else SEGV_MAPERR
+        info.code = (error & 1) ? 2 : 1;
+        info.addr = cr2;
+        break;
+    case 17: // BUS_ADRALN
+        info.code = 1;
+        info.addr = rip;
+        break;
+    default: // #GP, #SS, int3, ...: force_sig, SI_KERNEL with no address
+        info.code = kSiKernel;
+        info.addr = 0;
+        break;
+    }
+    return info;
+}
+
+UserRegisters user_registers(const kvm_regs& r) {
+    UserRegisters u;
+    u.r8 = r.r8, u.r9 = r.r9, u.r10 = r.r10, u.r11 = r.r11;
+    u.r12 = r.r12, u.r13 = r.r13, u.r14 = r.r14, u.r15 = r.r15;
+    u.rdi = r.rdi, u.rsi = r.rsi, u.rbp = r.rbp, u.rbx = r.rbx;
+    u.rdx = r.rdx, u.rax = r.rax, u.rcx = r.rcx, u.rsp = r.rsp;
+    u.rip = r.rip, u.rflags = r.rflags;
+    return u;
+}
+
+// Every general register, RIP and RFLAGS of `u` into `r`.
+void set_user_registers(kvm_regs& r, const UserRegisters& u) {
+    r.r8 = u.r8, r.r9 = u.r9, r.r10 = u.r10, r.r11 = u.r11;
+    r.r12 = u.r12, r.r13 = u.r13, r.r14 = u.r14, r.r15 = u.r15;
+    r.rdi = u.rdi, r.rsi = u.rsi, r.rbp = u.rbp, r.rbx = u.rbx;
+    r.rdx = u.rdx, r.rax = u.rax, r.rcx = u.rcx, r.rsp = u.rsp;
+    r.rip = u.rip, r.rflags = u.rflags;
+}
+
+// The program's ring-3 segments for vCPU `index`, to return to user mode
+// without ring-0 code, keeping the thread's FS and GS bases (which
+// KVM_SET_SREGS would otherwise set from the segments: TLS lives there).
+kvm_sregs user_mode_sregs(const kvm_sregs& now, unsigned index, std::uint64_t cr3) {
+    kvm_sregs s = program_sregs(now, index, cr3);
+    s.fs.base = now.fs.base;
+    s.gs.base = now.gs.base;
+    return s;
 }
 
 using ThreadStarter = std::function<std::int64_t(const KvmVcpu& parent, const NewThread&)>;
@@ -178,6 +241,20 @@ struct LinuxProgram::Impl {
     std::int64_t start_thread(const KvmVcpu& parent, const NewThread& thread);
     int tid_of(unsigned vcpu) const;
     ExitAction exception(const IoAccess& access);
+    // Signals (signal_frame.hpp): runs the handler of the next signal due
+    // for thread `tid`, whose registers are `regs`, on `vcpu`: at the system
+    // call entry (`at_entry`: the user RIP and RFLAGS in rcx and r11, back
+    // through sysretq) or in user mode. Resumes, or ends the program.
+    ExitAction deliver_signal(const KvmVcpu& vcpu, unsigned index, int tid, kvm_regs& regs,
+                              bool at_entry);
+    // rt_sigreturn on `vcpu`, whose registers are `regs`.
+    ExitAction sigreturn(const KvmVcpu& vcpu, unsigned index, int tid, kvm_regs& regs);
+    // Sets `vcpu`'s x87/SSE state (the legacy area of its XSAVE image).
+    void set_fxsave(const KvmVcpu& vcpu, std::span<const std::byte, 512> fx);
+    // VcpuSet's interrupted hook: a signal is due for the thread on `index`.
+    void interrupted(unsigned index, const KvmVcpu& vcpu);
+    // The vCPU running thread `tid`, if one does.
+    std::optional<unsigned> vcpu_of(int tid) const;
     // Ends the program with `exit` (the first end wins) and stops the vCPUs.
     ExitAction end(LinuxProgramExit exit, unsigned vcpu);
     void flush_translations();
@@ -213,6 +290,7 @@ struct LinuxProgram::Impl {
     ExceptionReport exception_report{*this};
     IoBus port_bus{"port"};
     UniqueFd stopped_event; // written once the vCPU set stopped: wakes run()
+    UniqueFd timer_event;   // written when the program's interval timer changes
     VcpuSet vcpus;
     std::optional<VdsoPublisher> vdso;
     std::vector<kvm_cpuid_entry2> cpuid;
@@ -278,8 +356,12 @@ std::shared_ptr<RamBlock> make_table_block(std::uint64_t mem_size) {
 }
 
 ProcessCalls::Options process_options(const LinuxProgramConfig& config,
-                                      std::function<bool()> interrupted) {
+                                      std::function<bool()> interrupted,
+                                      std::function<void(int)> interrupt_thread,
+                                      std::function<void()> timers_changed) {
     ProcessCalls::Options o;
+    o.interrupt_thread = std::move(interrupt_thread);
+    o.timers_changed = std::move(timers_changed);
     o.stack_size = config.stack_size;
     o.cpus = 1;
     o.max_threads = static_cast<int>(config.max_threads);
@@ -303,18 +385,28 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
               ProcessMemory::Layout{ElfExecutable::kMinAddress,
                                     kStackTop - config.stack_size - kStackGuardGap, kUserEnd}),
       sandbox(config.workdir, config.writable_dirs), file_calls(files, sandbox, process),
-      process_calls(process_options(config, [this] { return vcpus.stopping() || vcpus.paused(); }),
+      process_calls(process_options(
+                        config, [this] { return vcpus.stopping() || vcpus.paused(); },
+                        [this](int tid) {
+                            if (auto index = vcpu_of(tid)) vcpus.interrupt(*index);
+                        },
+                        [this] {
+                            std::uint64_t one = 1;
+                            [[maybe_unused]] auto n = ::write(timer_event.get(), &one, sizeof one);
+                        }),
                     process, files),
       dispatcher(file_calls, process_calls,
                  [this](const SyscallArgs& args) { return process.call(args, files); }),
       stopped_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      timer_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       vcpus({config.vcpu_cpus, config.seccomp, ThreadRole::program},
             {[this] {
                  std::uint64_t one = 1;
                  [[maybe_unused]] auto n = ::write(stopped_event.get(), &one, sizeof one);
+                 process_calls.wake_all(); // threads in a sleep or a futex wait
              },
-             [] {}}) {
-    if (!stopped_event) throw SystemError("eventfd", errno);
+             [] {}, [this](unsigned index, const KvmVcpu& vcpu) { interrupted(index, vcpu); }}) {
+    if (!stopped_event || !timer_event) throw SystemError("eventfd", errno);
     // The page tables' slot, beside boot RAM.
     table_region = MemoryRegion::ram("page-tables", table_block, 0, table_block->size());
     {
@@ -358,7 +450,7 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
 
     files.adopt_vmm_stdio();
     port_bus.add(P::kSyscallPort, 1, syscall_entry);
-    port_bus.add(layout::kExceptionPort, 1, exception_report);
+    port_bus.add(P::kExceptionPort, 1, exception_report);
 
     KvmVcpu vcpu = vm.create_vcpu(0);
     vcpu.set_cpuid(cpuid);
@@ -452,7 +544,7 @@ std::int64_t LinuxProgram::Impl::start_thread(const KvmVcpu& parent, const NewTh
     try {
         KvmVcpu vcpu = vm.create_vcpu(index);
         vcpu.set_cpuid(cpuid);
-        vcpu.set_sregs(program_sregs(vcpu.sregs(), index, process.cr3()));
+        vcpu.set_sregs(user_mode_sregs(vcpu.sregs(), index, process.cr3()));
         auto msrs = program_syscall_msrs();
         msrs.push_back({kMsrFsBase, fs});
         msrs.push_back({kMsrGsBase, gs});
@@ -631,10 +723,123 @@ ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
                         ? fmt::format("killed by SIG{}", sigabbrev_np(result.status))
                         : result.message},
                    access.vcpu_index);
+    case SyscallResult::Then::sigreturn:
+        return sigreturn(access.vcpu, access.vcpu_index, thread.tid(), regs);
     }
     regs.rax = static_cast<std::uint64_t>(result.value);
+    // exit_to_user_mode_loop: a signal due now runs its handler first.
+    if (process_calls.signals_pending())
+        return deliver_signal(access.vcpu, access.vcpu_index, thread.tid(), regs, true);
     access.vcpu.set_regs(regs);
     return ExitAction::resume;
+}
+
+void LinuxProgram::Impl::set_fxsave(const KvmVcpu& vcpu, std::span<const std::byte, 512> fx) {
+    KvmVcpu::XsaveImage x = vcpu.xsave();
+    std::memcpy(x.bytes.data(), fx.data(), fx.size());
+    // XSTATE_BV (the header's first word, at byte 512): x87 and SSE come
+    // from the image rather than their initial state.
+    std::uint64_t bv;
+    std::memcpy(&bv, x.bytes.data() + 512, sizeof bv);
+    bv |= 3;
+    std::memcpy(x.bytes.data() + 512, &bv, sizeof bv);
+    vcpu.set_xsave(x);
+}
+
+ExitAction LinuxProgram::Impl::deliver_signal(const KvmVcpu& vcpu, unsigned index, int tid,
+                                              kvm_regs& regs, bool at_entry) {
+    auto outcome = process_calls.next_signal(tid);
+    if (outcome && outcome->end) {
+        const SyscallResult& r = *outcome->end;
+        return end({LinuxProgramExit::Kind::killed, 0, r.status, r.message}, index);
+    }
+    if (!outcome || !outcome->handler) {
+        vcpu.set_regs(regs);
+        return ExitAction::resume;
+    }
+    UserRegisters user = user_registers(regs);
+    if (at_entry) { // as `syscall` left them
+        user.rip = regs.rcx;
+        user.rflags = regs.r11;
+    }
+    const KvmVcpu::XsaveImage fpu = vcpu.xsave();
+    std::memcpy(user.fxsave.data(), fpu.bytes.data(), user.fxsave.size());
+    const int sig = outcome->handler->sig;
+    auto handler = push_signal_frame(process, user, *outcome->handler);
+    if (!handler) // force_sigsegv
+        return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
+                    fmt::format("killed by SIGSEGV: no signal frame for SIG{} could be written "
+                                "below sp {:#x} (or its action has no restorer)",
+                                sigabbrev_np(sig), user.rsp)},
+                   index);
+    set_fxsave(vcpu, handler->fxsave);
+    if (at_entry) {
+        // Back through the entry's sysretq, which takes RIP and RFLAGS from
+        // rcx and r11 (a handler assumes neither).
+        const std::uint64_t entry_rip = P::kSyscallExitRip, entry_flags = regs.rflags;
+        set_user_registers(regs, *handler);
+        regs.rcx = handler->rip;
+        regs.r11 = handler->rflags;
+        regs.rip = entry_rip;
+        regs.rflags = entry_flags;
+    } else {
+        set_user_registers(regs, *handler);
+    }
+    vcpu.set_regs(regs);
+    return ExitAction::resume;
+}
+
+ExitAction LinuxProgram::Impl::sigreturn(const KvmVcpu& vcpu, unsigned index, int tid,
+                                         kvm_regs& regs) {
+    // At the entry: the user RSP is as the restorer left it, RFLAGS in r11.
+    auto frame = read_signal_frame(process, regs.rsp, regs.r11);
+    if (!frame)
+        return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
+                    fmt::format("killed by SIGSEGV: rt_sigreturn with no valid signal frame at "
+                                "sp {:#x}",
+                                regs.rsp)},
+                   index);
+    process_calls.restore_after_handler(tid, frame->blocked, frame->altstack, frame->regs.rsp);
+    set_fxsave(vcpu, frame->regs.fxsave);
+    const UserRegisters& u = frame->regs;
+    if (u.rcx == u.rip && u.r11 == u.rflags) {
+        // What a signal taken at a system call saved: sysretq restores it
+        // exactly.
+        const std::uint64_t entry_flags = regs.rflags;
+        set_user_registers(regs, u);
+        regs.rip = P::kSyscallExitRip;
+        regs.rflags = entry_flags;
+        if (process_calls.signals_pending()) return deliver_signal(vcpu, index, tid, regs, true);
+        vcpu.set_regs(regs);
+        return ExitAction::resume;
+    }
+    // Interrupted anywhere else, every register counts, rcx and r11 too:
+    // straight to user mode with the program's segments (no ring-0 code
+    // runs: iretq would be one more instruction for a shadow-paging KVM to
+    // emulate, and the segments are the ones the thread started with).
+    vcpu.set_sregs(user_mode_sregs(vcpu.sregs(), index, process.cr3()));
+    set_user_registers(regs, u);
+    if (process_calls.signals_pending()) return deliver_signal(vcpu, index, tid, regs, false);
+    vcpu.set_regs(regs);
+    return ExitAction::resume;
+}
+
+std::optional<unsigned> LinuxProgram::Impl::vcpu_of(int tid) const {
+    std::lock_guard lock(thread_mutex);
+    for (unsigned i = 0; i < vcpu_tids.size(); ++i)
+        if (vcpu_tids[i] == tid) return i;
+    return std::nullopt;
+}
+
+void LinuxProgram::Impl::interrupted(unsigned index, const KvmVcpu& vcpu) {
+    const int tid = tid_of(index);
+    if (tid == 0 || !process_calls.signals_pending()) return;
+    kvm_regs regs = vcpu.regs();
+    const bool at_entry = regs.rip == P::kSyscallEntry || regs.rip == P::kSyscallExitRip;
+    // In an exception stub, the report comes first (and decides).
+    if (!at_entry && regs.rip >= P::kSupervisorStart && regs.rip < P::kSupervisorEnd) return;
+    if (at_entry) regs.rip = P::kSyscallExitRip; // KVM then does not advance it again
+    deliver_signal(vcpu, index, tid, regs, at_entry);
 }
 
 ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
@@ -666,10 +871,42 @@ ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
                             : (error & 2) ? "writing"
                                           : "reading",
                             sregs.cr2, (error & 1) ? "not permitted" : "not mapped");
-    return end({LinuxProgramExit::Kind::killed, 0, signal,
-                fmt::format("killed by SIG{} ({} {}):{} at ip {:#x} sp {:#x}", sigabbrev_np(signal),
-                            what, exception_mnemonic(vector), where, rip, rsp)},
-               access.vcpu_index);
+    std::string message =
+        fmt::format("killed by SIG{} ({} {}):{} at ip {:#x} sp {:#x}", sigabbrev_np(signal), what,
+                    exception_mnemonic(vector), where, rip, rsp);
+    const int tid = tid_of(access.vcpu_index);
+    auto outcome = process_calls.fault_signal(
+        tid, fault_info(signal, vector, error, rip, sregs.cr2), std::move(message));
+    if (outcome.end)
+        return end({LinuxProgramExit::Kind::killed, 0, signal, outcome.end->message},
+                   access.vcpu_index);
+    if (!outcome.handler) // cannot be: a fault is never ignored
+        return end({LinuxProgramExit::Kind::vmm_error, 0, 0, "a fault's signal went nowhere"},
+                   access.vcpu_index);
+    // The program's handler: the stub changed no general register, and the
+    // CPU's frame holds RIP, RFLAGS and RSP. Back to user mode directly,
+    // with the program's segments.
+    UserRegisters user = user_registers(regs);
+    user.rip = rip;
+    user.rflags = frame[4];
+    user.rsp = rsp;
+    user.trapno = vector;
+    user.err = error;
+    user.cr2 = vector == 14 ? sregs.cr2 : 0;
+    const KvmVcpu::XsaveImage fpu = access.vcpu.xsave();
+    std::memcpy(user.fxsave.data(), fpu.bytes.data(), user.fxsave.size());
+    auto handler = push_signal_frame(process, user, *outcome.handler);
+    if (!handler)
+        return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
+                    fmt::format("killed by SIGSEGV: no frame for the SIG{} handler could be "
+                                "written below sp {:#x}",
+                                sigabbrev_np(signal), rsp)},
+                   access.vcpu_index);
+    set_fxsave(access.vcpu, handler->fxsave);
+    access.vcpu.set_sregs(user_mode_sregs(sregs, access.vcpu_index, process.cr3()));
+    set_user_registers(regs, *handler);
+    access.vcpu.set_regs(regs);
+    return ExitAction::resume;
 }
 
 LinuxProgramExit LinuxProgram::Impl::wait() {
@@ -714,13 +951,30 @@ void LinuxProgram::Impl::watch(const UniqueFd& signals,
     while (!vcpus.stopping()) {
         // Every kVdsoUpdateInterval the clock page is republished; in between
         // this thread sleeps until the vCPUs stop, a signal or the deadline.
+        // So does the program's interval timer, which this thread fires
+        // (steady_clock is CLOCK_MONOTONIC, the timer's clock).
         auto wake = clock::now() + kVdsoUpdateInterval;
         if (deadline && *deadline < wake) wake = *deadline;
-        auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - clock::now()).count();
-        pollfd fds[2] = {{stopped_event.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
-        int n = ::poll(fds, signals ? 2 : 1, static_cast<int>(std::max<long long>(ms, 0)));
-        if (n < 0 && errno != EINTR) throw SystemError("poll", errno);
-        if (signals && (fds[1].revents & POLLIN)) {
+        if (auto timer_ns = process_calls.next_timer_ns()) {
+            const clock::time_point at{std::chrono::nanoseconds(*timer_ns)};
+            if (at < wake) wake = at;
+        }
+        auto us = std::chrono::ceil<std::chrono::microseconds>(wake - clock::now()).count();
+        pollfd fds[3] = {{stopped_event.get(), POLLIN, 0},
+                         {timer_event.get(), POLLIN, 0},
+                         {signals.get(), POLLIN, 0}};
+        const timespec timeout{std::max<long long>(us, 0) / 1'000'000,
+                               (std::max<long long>(us, 0) % 1'000'000) * 1000};
+        int n = ::ppoll(fds, signals ? 3 : 2, &timeout, nullptr);
+        if (n < 0 && errno != EINTR) throw SystemError("ppoll", errno);
+        if (fds[1].revents & POLLIN) {
+            std::uint64_t count;
+            [[maybe_unused]] auto r = ::read(timer_event.get(), &count, sizeof count);
+        }
+        process_calls.fire_timers(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+                .count());
+        if (signals && (fds[2].revents & POLLIN)) {
             signalfd_siginfo info{};
             if (::read(signals.get(), &info, sizeof info) == sizeof info) {
                 int sig = static_cast<int>(info.ssi_signo);

@@ -93,7 +93,7 @@ Vm::Impl::Impl(const KvmSystem& kvm, VmConfig cfg, const GuestImage& image)
     : config(std::move(cfg)), vm(create_vm(kvm, config)), memory(vm, config),
       plan(config.mem_size, config.vcpus, image),
       vcpus({config.vcpu_cpus, config.seccomp},
-            {[this] { loop_stop(); }, [this] { memory.harvest_dirty_rings(); }}),
+            {[this] { loop_stop(); }, [this] { memory.harvest_dirty_rings(); }, {}}),
       devices(memory.boot_ram(), vcpus, config, vm) {
     auto cpuid = kvm.supported_cpuid();
     std::vector<const KvmVcpu*> created;

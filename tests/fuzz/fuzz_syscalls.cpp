@@ -215,6 +215,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case SyscallResult::Then::exit_process:
             MINIVMM_FUZZ_CHECK(r.status >= 0 && r.status <= 255);
             break;
+        case SyscallResult::Then::sigreturn:
+            // The runner reads the frame: here, the reader over the same
+            // fuzzed memory, at the fuzzed stack pointer.
+            MINIVMM_FUZZ_CHECK(args.nr == SYS_rt_sigreturn);
+            if (auto frame = minivmm::linux_abi::read_signal_frame(mem, args.a[0], 0x202))
+                MINIVMM_FUZZ_CHECK(frame->regs.rip < (std::uint64_t{1} << 47));
+            break;
         case SyscallResult::Then::killed_by_signal:
             MINIVMM_FUZZ_CHECK(r.status >= 1 && r.status <= 64);
             MINIVMM_FUZZ_CHECK(!r.message.empty());
