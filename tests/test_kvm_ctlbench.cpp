@@ -1,7 +1,9 @@
 // minivmm-bench end to end: control (src/bench/control_bench.*), one short
 // round under one policy, and overhead (src/bench/overhead_bench.*), short
-// rounds of a few rows; checked for correctness (every figure was measured,
-// every run reported), not for speed; their usage errors; and the refusal of
+// rounds of a few rows, and overhead --program=sysbench (the real sysbench
+// natively and under minivmm-run --linux), one short round; checked for
+// correctness (every figure was measured, every run reported), not for
+// speed; their usage errors; and the refusal of
 // an emulated KVM (minivmm/kvm_flavor.hpp) without --allow-emulated. The runs
 // pass --allow-emulated so that they also check correctness where the suite
 // runs on an emulated KVM.
@@ -10,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +22,7 @@
 
 #include "kvm_support.hpp"
 #include "minivmm/kvm_flavor.hpp"
+#include "skip.hpp"
 
 using json = nlohmann::json;
 using minivmm::test::Child;
@@ -269,4 +273,111 @@ TEST_CASE("minivmm-bench linux: one short round measures every figure, each mark
           "clock_gettime(CLOCK_MONOTONIC) through the vDSO, 20000 reads",
           "sb_static cpu --cpu-max-prime=20000 --events=20", "start-up of a static hello world"})
         CHECK_THAT(r.out, Catch::Matchers::Contains(section));
+}
+
+TEST_CASE("minivmm-bench overhead --program=sysbench: the five tests at 1 and 2 threads, marked",
+          "[ctlbench][overhead][sysbench-program]") {
+    if (::access("/usr/bin/sysbench", X_OK) != 0)
+        return minivmm::test::skip_test("/usr/bin/sysbench is missing (apt-get install sysbench)");
+    // fileio needs a disk filesystem: the build tree, not a tmpfs /tmp
+    std::string tmpl = (std::filesystem::current_path() / "minivmm-sbprog-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    const std::string json_path = tmpl + "/overhead.json", html_path = tmpl + "/overhead.html";
+    // One round of 1 s, tiny files, and the runs that are not time-bound
+    // (mutex) or slow per event in a guest on an emulated KVM (threads: each
+    // yield a system call, so an exit) made small. MINIVMM_KVM_EMULATED=1:
+    // the marks are checked on any KVM.
+    auto r = run_bench({"--program=sysbench", "--repeat", "1", "--time", "1", "--file-total-size",
+                        "2M", "--file-dir", tmpl, "--program-option=mutex:--mutex-locks=200",
+                        "--program-option=mutex:--mutex-loops=100",
+                        "--program-option=threads:--thread-yields=20", "--json", json_path,
+                        "--html", html_path, "--allow-emulated"},
+                       1200s, "overhead", {"MINIVMM_KVM_EMULATED=1"});
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    CHECK(r.out.rfind("*** EMULATED KVM: timings are not real ***\n", 0) == 0);
+    CHECK_THAT(r.out, Catch::Matchers::Contains("--program=sysbench: sysbench 1.0.20 natively and "
+                                                "under minivmm-run --linux"));
+    // Every test at each thread count: its section, then a native and a
+    // guest row and the overhead, each with a figure and the mark.
+    const std::vector<std::string> tests{"cpu", "memory", "fileio", "mutex", "threads"};
+    for (const char* threads : {"1 thread", "2 threads"}) {
+        for (const auto& test : tests) {
+            const std::string section = "\n" + test + ", " + threads + "  (" + test;
+            INFO(section);
+            auto at = r.out.find(section);
+            REQUIRE(at != std::string::npos);
+            for (const char* row :
+                 {"\n  native ", "\n  guest --linux ", "\n  overhead, guest --linux: "}) {
+                INFO(row);
+                auto row_at = r.out.find(row, at);
+                REQUIRE(row_at != std::string::npos);
+                auto end = r.out.find('\n', row_at + 1);
+                const auto line = r.out.substr(row_at + 1, end - row_at - 1);
+                CHECK(line.ends_with("  [emulated]"));
+                CHECK(line.find_first_of("0123456789") != std::string::npos);
+            }
+        }
+    }
+    // The seed's five rows, each with our figures beside, marked.
+    CHECK_THAT(r.out, Catch::Matchers::Contains("not measured by minivmm"));
+    for (const char* row :
+         {"\n  cpu       24% loss ", "\n  memory    61% loss ", "\n  fileio    98% loss ",
+          "\n  mutex     61% more time ", "\n  threads   52% loss "}) {
+        INFO(row);
+        auto at = r.out.find(row);
+        REQUIRE(at != std::string::npos);
+        auto end = r.out.find('\n', at + 1);
+        const auto line = r.out.substr(at + 1, end - at - 1);
+        CHECK(line.ends_with("  [emulated]"));
+        CHECK(line.find("not run") == std::string::npos);
+    }
+
+    std::ifstream in(json_path);
+    REQUIRE(in);
+    json j = json::parse(in);
+    CHECK(j.at("program") == "sysbench 1.0.20");
+    CHECK(j.at("emulated") == true);
+    CHECK(j.at("thread_counts") == json::array({1, 2}));
+    REQUIRE(j.at("tests").size() == 10);
+    for (const auto& t : j["tests"]) {
+        const std::string name = t.at("name");
+        INFO(name);
+        const unsigned threads = t.at("threads");
+        CHECK(t.at("emulated") == true);
+        CHECK(t.at("metric") == (t.at("test") == "mutex" ? "total_time" : "events_per_s"));
+        REQUIRE(t.at("guests").size() == 1);
+        CHECK(t["guests"][0].at("policy") == "--linux");
+        for (const json* side : {&t.at("native"), &t["guests"][0]}) {
+            REQUIRE(side->at("samples").size() == 1);
+            const auto& s = side->at("samples")[0];
+            CHECK(s.at("emulated") == true);
+            CHECK(s.at("time_ns").get<double>() > 0);
+            if (t.at("test") == "mutex")
+                CHECK(s.at("events") == threads); // one event per thread
+            else
+                CHECK(s.at("events").get<double>() > 0);
+        }
+    }
+    REQUIRE(j.at("seed").at("rows").size() == 5);
+    for (const auto& row : j["seed"]["rows"])
+        for (const auto& ours : row.at("ours")) {
+            CHECK(ours.at("ran") == true);
+            CHECK(ours.at("emulated") == true);
+        }
+    std::ifstream html(html_path);
+    REQUIRE(html);
+    const std::string page{std::istreambuf_iterator<char>(html), std::istreambuf_iterator<char>()};
+    CHECK_THAT(page, Catch::Matchers::Contains("<h2 id=\"seed\">The seed experiment</h2>"));
+    CHECK_THAT(page, Catch::Matchers::Contains("<p class=\"emulated-banner\">"));
+    // fileio's working folder (prepared files, cleanup) is gone: only the
+    // reports are left.
+    std::size_t left = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmpl)) {
+        INFO(e.path());
+        CHECK((e.path() == json_path || e.path() == html_path));
+        ++left;
+    }
+    CHECK(left == 2);
+    std::filesystem::remove_all(tmpl);
 }

@@ -23,7 +23,9 @@
 #include "skip.hpp"
 
 using minivmm::bench::compare_rates;
+using minivmm::bench::compare_times;
 using minivmm::bench::GuestSeries;
+using minivmm::bench::Metric;
 using minivmm::bench::OverheadReport;
 using minivmm::bench::OverheadSample;
 using minivmm::bench::render_html;
@@ -80,6 +82,56 @@ OverheadReport fixed_report() {
     return r;
 }
 
+// A sample of one sysbench mutex run: `threads` events in `seconds`.
+OverheadSample mutex_sample(double seconds, unsigned threads) {
+    OverheadSample s;
+    s.time_ns = static_cast<std::uint64_t>(seconds * 1e9);
+    s.events = threads;
+    s.lat_avg_ns = seconds * 1e9;
+    s.lat_p95_ns = seconds * 1e9;
+    return s;
+}
+
+// --program=sysbench's report: cpu, mutex and threads (no memory, no
+// fileio) at 1 and 2 threads, 3 rounds; the guest 10% slower on cpu, 50%
+// more time on mutex.
+OverheadReport program_report() {
+    OverheadReport r;
+    r.repeat = 3;
+    r.time_s = 2;
+    r.host = "test host";
+    r.program = "sysbench 1.0.20";
+    r.thread_counts = {1, 2};
+    r.wall_seconds = 60;
+    for (unsigned n : r.thread_counts) {
+        const std::string threads = n == 1 ? "1 thread" : std::to_string(n) + " threads";
+        TestSeries cpu;
+        cpu.name = "cpu, " + threads;
+        cpu.test = "cpu";
+        cpu.threads = n;
+        cpu.options = "cpu --threads=" + std::to_string(n) + " --time=2 run";
+        cpu.native = samples({1000, 1010, 990});
+        cpu.guests.push_back({minivmm::bench::kLinuxGuest, samples({900, 909, 891})});
+        TestSeries mutex;
+        mutex.name = "mutex, " + threads;
+        mutex.test = "mutex";
+        mutex.threads = n;
+        mutex.metric = Metric::time;
+        mutex.options = "mutex --threads=" + std::to_string(n) + " run";
+        mutex.native = {mutex_sample(0.30, n), mutex_sample(0.31, n), mutex_sample(0.29, n)};
+        mutex.guests.push_back(
+            {minivmm::bench::kLinuxGuest,
+             {mutex_sample(0.45, n), mutex_sample(0.465, n), mutex_sample(0.435, n)}});
+        TestSeries threads_row = cpu;
+        threads_row.name = "threads, " + threads;
+        threads_row.test = "threads";
+        r.tests.push_back(cpu);
+        r.tests.push_back(mutex);
+        r.tests.push_back(threads_row);
+    }
+    return r;
+}
+
 std::string slurp(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
@@ -131,6 +183,160 @@ TEST_CASE("overhead: a clear 20% gap gives guest slower by ~20%", "[unit][overhe
            o.verdict == "guest slower by 20.1%"));
     auto f = compare_rates({800, 808, 792}, {1000, 1010, 990});
     CHECK(f.verdict == "guest faster by 25.0%");
+}
+
+TEST_CASE("overhead: a total time compares as more time in the guest", "[unit][overhead]") {
+    auto o = compare_times({1.0e9, 1.02e9, 0.98e9}, {1.61e9, 1.6422e9, 1.5778e9});
+    CHECK(o.median_ratio == Approx(0.61));
+    CHECK(o.ratio_of_medians == Approx(0.61));
+    CHECK(o.ci_valid);
+    CHECK(o.verdict == "guest slower: 61.0% more time");
+    CHECK(compare_times({2e9, 2e9}, {1e9, 1e9}).verdict == "guest faster: 50.0% less time");
+    CHECK(compare_times({1e9, 1e9, 1e9}, {1.01e9, 0.99e9, 1e9}).verdict ==
+          "no measurable difference");
+    CHECK_THROWS(compare_times({1e9}, {}));
+    // compare_series picks by the row's metric.
+    TestSeries t;
+    t.metric = Metric::time;
+    t.native = {mutex_sample(1.0, 2), mutex_sample(1.0, 2)};
+    GuestSeries g{"--linux", {mutex_sample(1.5, 2), mutex_sample(1.5, 2)}};
+    CHECK(minivmm::bench::compare_series(t, g).median_ratio == Approx(0.5));
+    t.metric = Metric::rate; // the same runs as events/s: 1/1.5 of native's
+    CHECK(minivmm::bench::compare_series(t, g).median_ratio == Approx(1.0 / 3));
+}
+
+TEST_CASE("overhead: the seed experiment's five rows", "[unit][overhead]") {
+    const auto& rows = minivmm::bench::seed_rows();
+    REQUIRE(rows.size() == 5);
+    std::vector<std::string> texts;
+    for (const auto& row : rows)
+        texts.push_back(std::string(row.test) + " " + minivmm::bench::seed_text(row));
+    CHECK(texts == std::vector<std::string>{"cpu 24% loss", "memory 61% loss", "fileio 98% loss",
+                                            "mutex 61% more time", "threads 52% loss"});
+}
+
+TEST_CASE("overhead: the real program's table has a row per test and thread count, and the seed",
+          "[unit][overhead]") {
+    auto r = program_report();
+    auto table = render_table(r);
+    INFO(table);
+    CHECK(table.rfind("minivmm-bench overhead --program=sysbench: sysbench 1.0.20 natively and "
+                      "under minivmm-run --linux",
+                      0) == 0);
+    CHECK(table.find("threads 1,2") != std::string::npos);
+    for (const char* row :
+         {"\ncpu, 1 thread  (", "\nmutex, 1 thread  (", "\nthreads, 1 thread  (",
+          "\ncpu, 2 threads  (", "\nmutex, 2 threads  (", "\nthreads, 2 threads  ("})
+        CHECK(table.find(row) != std::string::npos);
+    CHECK(count_of(table, "  guest --linux ") == 6);
+    CHECK(count_of(table, "  overhead, guest --linux: median of rounds +10.0%") == 4);
+    CHECK(count_of(table, "  overhead, guest --linux: median of rounds +50.0%") == 2);
+    CHECK(count_of(table, "guest slower: 50.0% more time") == 2);
+    CHECK(count_of(table, "  side                 total time ") == 2);
+    // the seed: quoted, labelled as such, beside ours per thread count
+    CHECK(table.find("the seed's own figures, quoted, not measured by minivmm") !=
+          std::string::npos);
+    auto lines = lines_of(table);
+    auto line_of = [&](const std::string& start) {
+        for (const auto& l : lines)
+            if (l.rfind(start, 0) == 0) return l;
+        return std::string{};
+    };
+    CHECK(line_of("  test      seed (QEMU-KVM)") != "");
+    CHECK(line_of("  test      seed (QEMU-KVM)").find("ours, 1 thread") != std::string::npos);
+    CHECK(line_of("  test      seed (QEMU-KVM)").find("ours, 2 threads") != std::string::npos);
+    CHECK(line_of("  cpu       24% loss").find("+10.0% loss [") != std::string::npos);
+    CHECK(line_of("  mutex     61% more time").find("+50.0% more time [") != std::string::npos);
+    CHECK(line_of("  memory    61% loss").find("not run") != std::string::npos);
+    CHECK(line_of("  fileio    98% loss").find("not run") != std::string::npos);
+    CHECK(line_of("  threads   52% loss").find("+10.0% loss") != std::string::npos);
+    // our own workloads' report has no seed
+    CHECK(render_table(fixed_report()).find("seed") == std::string::npos);
+}
+
+TEST_CASE("overhead: the real program's JSON and HTML", "[unit][overhead]") {
+    auto r = program_report();
+    auto j = report_json(r);
+    CHECK(j.at("program") == "sysbench 1.0.20");
+    CHECK(j.at("guest") == "minivmm-run --linux");
+    CHECK(j.at("thread_counts") == nlohmann::json::array({1, 2}));
+    CHECK_FALSE(j.contains("threads"));
+    REQUIRE(j.at("tests").size() == 6);
+    const auto& mutex = j["tests"][1];
+    CHECK(mutex.at("name") == "mutex, 1 thread");
+    CHECK(mutex.at("test") == "mutex");
+    CHECK(mutex.at("threads") == 1);
+    CHECK(mutex.at("metric") == "total_time");
+    CHECK(mutex.at("native").at("total_time_ns").at("median") == Approx(0.30e9));
+    CHECK(mutex.at("guests")[0].at("policy") == "--linux");
+    CHECK(mutex.at("guests")[0].at("overhead").at("median_of_ratios") == Approx(0.5));
+    CHECK(mutex.at("guests")[0].at("overhead").at("verdict") == "guest slower: 50.0% more time");
+    CHECK(j["tests"][3].at("metric") == "events_per_s");
+    CHECK(j["tests"][3].at("threads") == 2);
+    const auto& seed = j.at("seed");
+    CHECK(seed.at("measured_by_minivmm") == false);
+    CHECK(seed.at("hypervisor") == "QEMU-KVM");
+    CHECK(seed.at("program") == "sysbench 1.0.20");
+    REQUIRE(seed.at("rows").size() == 5);
+    const auto& cpu = seed["rows"][0];
+    CHECK(cpu.at("test") == "cpu");
+    CHECK(cpu.at("seed_overhead") == Approx(0.24));
+    CHECK(cpu.at("seed_text") == "24% loss");
+    REQUIRE(cpu.at("ours").size() == 2);
+    CHECK(cpu["ours"][1].at("threads") == 2);
+    CHECK(cpu["ours"][1].at("ran") == true);
+    CHECK(cpu["ours"][1].at("name") == "cpu, 2 threads");
+    CHECK(cpu["ours"][1].at("median_of_ratios") == Approx(0.1));
+    CHECK(cpu["ours"][1].at("emulated") == false);
+    CHECK(seed["rows"][3].at("metric") == "total_time");
+    CHECK(seed["rows"][3].at("seed_text") == "61% more time");
+    CHECK(seed["rows"][1]["ours"][0].at("ran") == false); // memory: not run
+    CHECK_FALSE(report_json(fixed_report()).contains("seed"));
+
+    auto html = render_html(r);
+    CHECK(html.find("<h2 id=\"seed\">The seed experiment</h2>") != std::string::npos);
+    CHECK(count_of(html, "<tr class=\"seed\">") == 5);
+    CHECK(html.find("<td>61% more time</td>") != std::string::npos);
+    CHECK(html.find("<h2 id=\"mutex-2-threads\">mutex, 2 threads</h2>") != std::string::npos);
+    CHECK(html.find("<th>total time</th>") != std::string::npos);
+    CHECK(html.find("[emulated]") == std::string::npos);
+}
+
+TEST_CASE("overhead: the real program's report on an emulated KVM marks every figure",
+          "[unit][overhead]") {
+    auto r = program_report();
+    r.kvm_flavor = "emulated";
+    auto lines = lines_of(render_table(r));
+    REQUIRE(!lines.empty());
+    CHECK(lines.front() == minivmm::bench::kEmulatedBanner);
+    std::size_t figure_rows = 0, seed_rows = 0;
+    for (const auto& line : lines) {
+        bool figures = false;
+        for (const char* prefix : {"  native ", "  guest ", "  overhead,", "wall time"})
+            figures = figures || line.rfind(prefix, 0) == 0;
+        // a seed row with a figure of ours (memory and fileio were not run)
+        bool seed = false;
+        for (const char* prefix : {"  cpu   ", "  mutex   ", "  threads   "})
+            seed = seed || line.rfind(prefix, 0) == 0;
+        INFO(line);
+        CHECK((figures || seed) == ends_with(line, minivmm::bench::kEmulatedSuffix));
+        figure_rows += figures;
+        seed_rows += seed;
+    }
+    CHECK(figure_rows == 6 * 3 + 1);
+    CHECK(seed_rows == 3);
+    auto j = report_json(r);
+    for (const auto& row : j.at("seed").at("rows"))
+        for (const auto& ours : row.at("ours"))
+            if (ours.at("ran") == true) CHECK(ours.at("emulated") == true);
+    for (const auto& t : j.at("tests")) {
+        CHECK(t.at("emulated") == true);
+        CHECK(t.at("guests")[0].at("samples")[0].at("emulated") == true);
+    }
+    auto html = render_html(r);
+    CHECK(count_of(html, "<tr><td>") ==
+          count_of(html, "<span class=\"emulated\">[emulated]</span></td>") - 6);
+    CHECK(count_of(html, "<tr><td>") == 6 + 6 * 2); // summary, then native and guest per test
 }
 
 TEST_CASE("overhead: t quantiles and single rounds", "[unit][overhead]") {

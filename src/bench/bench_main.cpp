@@ -21,6 +21,9 @@
 //                          [--json FILE] [--html FILE] [--full] [--verbose] ...
 //     sysbench-style cpu/memory/mutex/threads natively and in the sb_* guests,
 //     with overhead, 95% CI and a verdict (see bench/overhead_bench.hpp)
+//   minivmm-bench overhead --program=sysbench [--threads 1,2] [--repeat N] ...
+//     the real sysbench natively and under minivmm-run --linux, beside the
+//     seed experiment's QEMU-KVM figures (options: bench/overhead_cli.hpp)
 //
 //   minivmm-bench linux [--repeat N] [--calls N] [--reads N] [--cpu-events N]
 //     a static Linux program natively and under minivmm-run --linux: system
@@ -47,6 +50,7 @@
 #include "bench/emulated.hpp"
 #include "bench/linux_bench.hpp"
 #include "bench/overhead_bench.hpp"
+#include "bench/overhead_cli.hpp"
 #include "bench/process.hpp"
 #include "bench/slots_bench.hpp"
 #include "bench/stats.hpp"
@@ -308,52 +312,12 @@ int main(int argc, char** argv) {
     s->add_flag("--quick", quick,
                 "CI smoke run: slots 16,512, 0.5 s contention, 2 guest rounds (explicit options "
                 "still win)");
-    minivmm::bench::OverheadOptions oo;
-    auto* ov = app.add_subcommand("overhead", "sysbench-style workloads natively and in a guest: "
-                                              "events/s, latency, overhead with a 95% CI");
-    ov->add_option("--tests", oo.tests, "tests (default cpu,memory,fileio,mutex,threads)")
-        ->delimiter(',')
-        ->check(CLI::IsMember({"cpu", "memory", "memory-write", "memory-read", "memory-touch",
-                               "fileio", "mutex", "threads"}));
-    ov->add_option("--repeat", oo.repeat, "alternated native/guest rounds (default 5)")
-        ->check(CLI::Range(1u, 1000u));
-    ov->add_option("--time", oo.time_s, "seconds per run (default 2)")
-        ->check(CLI::Range(1u, 3600u));
-    ov->add_option("--lock", oo.policies, "guest lock policies (default global)")
-        ->delimiter(',')
-        ->check(CLI::IsMember({"per-listener", "global", "rcu"}));
-    ov->add_option("--threads", oo.threads,
-                   "threads natively and vCPUs in the guest, every test (default 2)")
-        ->check(CLI::Range(1u, 16u));
-    ov->add_option("--knob", oo.knobs,
-                   "extra guest column: minivmm-run flags, e.g. --knob=--blk-io=exit (repeatable; "
-                   "--blk-* knobs apply to fileio only)");
-    auto* region_opt =
-        ov->add_option("--memory-region", oo.memory_region,
-                       "bytes of the large-region (touch) test, K/M/G suffixes (powers of 1024) "
-                       "as sysbench's sizes (default 1G)")
-            ->transform(CLI::AsSizeValue(false))
-            ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 36));
-    auto* fsize_opt = ov->add_option("--file-total-size", oo.file_total_size,
-                                     "bytes of the fileio test's files, K/M/G suffixes (powers of "
-                                     "1024) as sysbench's sizes (default 1G)")
-                          ->transform(CLI::AsSizeValue(false))
-                          ->check(CLI::Range(std::uint64_t{128} << 14, std::uint64_t{1} << 40));
-    auto* fdir_opt =
-        ov->add_option("--file-dir", oo.file_dir,
-                       "fileio: where to create the working folder; not tmpfs (default .)")
-            ->check(CLI::ExistingDirectory);
-    auto* sysbench_opt = ov->add_option(
-        "--sysbench", oo.sysbench,
-        "reference binary run next to native for cpu, memory write/read and threads-sched, or "
-        "'none' (default sysbench, from PATH)");
-    ov->add_option("--json", oo.json_path, "write all samples and summaries to FILE as JSON");
-    ov->add_option("--html", oo.html_path, "write a self-contained HTML report to FILE");
-    ov->add_flag("--full", oo.full, "sysbench's 10 s per run (instead of --time)")
-        ->excludes("--time");
-    ov->add_flag("--verbose", oo.verbose,
-                 "print every run's report as it ends, in sysbench's layout (native, sysbench and "
-                 "guest runs)");
+    minivmm::bench::OverheadCli ocli;
+    auto* ov = app.add_subcommand("overhead", "sysbench-style workloads natively and in a guest "
+                                              "(or, with --program=sysbench, the real sysbench "
+                                              "natively and under minivmm-run --linux): events/s, "
+                                              "latency, overhead with a 95% CI");
+    minivmm::bench::add_overhead_options(*ov, ocli);
     minivmm::bench::ControlOptions co;
     auto* ctl = app.add_subcommand(
         "control", "memory-add + memory-remove round trips while a memory-writing guest runs, per "
@@ -445,25 +409,12 @@ int main(int argc, char** argv) {
             return minivmm::bench::run_control(co);
         }
         if (*ov) {
-            // An option for a test that is not run would be silently ignored.
-            auto runs = [&](std::initializer_list<const char*> names) {
-                for (const auto& t : oo.tests)
-                    for (const char* n : names)
-                        if (t == n) return true;
-                return false;
-            };
-            auto refuse = [&](const char* opt, const char* needs) {
-                fmt::print(stderr, "minivmm-bench overhead: {} needs {} in --tests\n", opt, needs);
+            if (auto err = minivmm::bench::finish_overhead_options(ocli); !err.empty()) {
+                fmt::print(stderr, "minivmm-bench overhead: {}\n", err);
                 return 2;
-            };
-            if (region_opt->count() && !runs({"memory", "memory-touch"}))
-                return refuse("--memory-region", "memory or memory-touch");
-            if ((fsize_opt->count() || fdir_opt->count()) && !runs({"fileio"}))
-                return refuse(fsize_opt->count() ? "--file-total-size" : "--file-dir", "fileio");
-            if (sysbench_opt->count() &&
-                !runs({"cpu", "memory", "memory-write", "memory-read", "threads"}))
-                return refuse("--sysbench", "cpu, memory or threads");
+            }
             if (refuse_emulated()) return 2;
+            auto& oo = ocli.options;
             oo.run_path = paths.run;
             oo.guest_dir = paths.guests;
             oo.kvm_flavor = flavor;

@@ -287,6 +287,181 @@ std::vector<std::string> split_words(const std::string& text) {
     return out;
 }
 
+// One overwritten line on a terminal; a line per test in a log.
+void show_progress(bool tty, const std::string& name, unsigned round, unsigned rounds,
+                   const std::string& side) {
+    if (tty) {
+        fmt::print(stderr, "\r\033[Koverhead: {} round {}/{}: {}", name, round + 1, rounds, side);
+    } else if (round == 0 && side == "native") {
+        fmt::print(stderr, "overhead: {} ({} rounds)\n", name, rounds);
+    }
+    std::fflush(stderr);
+}
+
+// --verbose: a run's report as that side printed it, under a header that
+// carries the emulated mark for the whole report.
+void show_run_report(const OverheadOptions& o, bool emulated, const std::string& name,
+                     unsigned round, unsigned rounds, const std::string& side,
+                     const std::string& text) {
+    if (!o.verbose) return;
+    fmt::print("=== {}{} round {}/{}: {} ===\n{}", emulated ? "[emulated] " : "", name, round + 1,
+               rounds, side, text);
+    if (!text.empty() && text.back() != '\n') fmt::print("\n");
+    std::fflush(stdout);
+}
+
+// "sysbench 1.0.20" of `binary --version`.
+std::string program_version(const std::string& binary) {
+    auto version = run_checked({binary, "--version"}).out;
+    std::string name = version.substr(0, version.find_first_of("\n("));
+    while (!name.empty() && name.back() == ' ')
+        name.pop_back();
+    return name;
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words)
+        out += (out.empty() ? "" : " ") + w;
+    return out;
+}
+
+// --program=sysbench: one test's sysbench arguments before the command word
+// (prepare, run, cleanup), the same on both sides: sysbench's defaults but
+// for the thread count, the time bound, and fileio's size and mode (which
+// sysbench requires), then the --program-option extras, which win.
+std::vector<std::string> program_args(const OverheadOptions& o, const std::string& test,
+                                      unsigned threads, unsigned time_s) {
+    std::vector<std::string> a{test, fmt::format("--threads={}", threads)};
+    // mutex runs one event per thread to its end; a time bound could only
+    // cut off a thread that started late.
+    if (test != "mutex") a.push_back(fmt::format("--time={}", time_s));
+    if (test == "fileio") {
+        a.push_back(fmt::format("--file-total-size={}", o.file_total_size));
+        a.push_back("--file-test-mode=rndrw");
+    }
+    for (const auto& p : o.program_options)
+        if (p.starts_with(test + ":")) a.push_back(p.substr(test.size() + 1));
+    return a;
+}
+
+// The real program natively and under minivmm-run --linux (o.program).
+int run_program_overhead(const OverheadOptions& o) {
+    auto t0 = std::chrono::steady_clock::now();
+    const std::string sysbench = find_program(o.sysbench);
+    if (sysbench.empty())
+        throw std::runtime_error(fmt::format(
+            "--program=sysbench: '{}' not found (Debian: apt-get install sysbench)", o.sysbench));
+    OverheadReport report;
+    report.repeat = o.repeat;
+    report.time_s = o.full ? 10 : o.time_s;
+    report.full = o.full;
+    report.host = host_info();
+    report.kvm_flavor = to_string(o.kvm_flavor);
+    report.program = program_version(sysbench);
+    report.thread_counts = o.thread_counts;
+    const unsigned time_s = o.full ? 10 : o.time_s;
+    std::optional<FileioDir> fileio_dir;
+    if (std::find(o.tests.begin(), o.tests.end(), "fileio") != o.tests.end())
+        fileio_dir.emplace(o.file_dir);
+    const bool tty = ::isatty(2) != 0;
+    for (unsigned threads : o.thread_counts) {
+        for (const auto& test : o.tests) {
+            const bool fileio = test == "fileio";
+            TestSeries ts;
+            ts.test = test;
+            ts.threads = threads;
+            ts.name = fmt::format("{}, {} thread{}", test, threads, threads == 1 ? "" : "s");
+            ts.metric = test == "mutex" ? Metric::time : Metric::rate;
+            const auto args = program_args(o, test, threads, time_s);
+            ts.options = join_words(args) + " run";
+            // The guest: a vCPU per worker thread and one for the main thread.
+            std::vector<std::string> guest{o.run_path, "--vcpus", std::to_string(threads + 1)};
+            if (fileio) guest.insert(guest.end(), {"--workdir", fileio_dir->path()});
+            guest.insert(guest.end(), {"--linux", sysbench});
+            guest.insert(guest.end(), args.begin(), args.end());
+            guest.push_back("run");
+            std::vector<std::string> native{sysbench};
+            native.insert(native.end(), args.begin(), args.end());
+            native.push_back("run");
+            const std::string cwd = fileio ? fileio_dir->path() : std::string{};
+            ts.note = fmt::format("the same arguments natively and under minivmm-run --vcpus {}{} "
+                                  "--linux {}; each report must say {} thread{} and count "
+                                  "events",
+                                  threads + 1, fileio ? " --workdir DIR" : "", sysbench, threads,
+                                  threads == 1 ? "" : "s");
+            if (test == "mutex")
+                ts.note += fmt::format(" (mutex: {} event{}, one per thread; the figure is "
+                                       "sysbench's total time)",
+                                       threads, threads == 1 ? "" : "s");
+            if (fileio)
+                ts.note += fmt::format("; the files ({} MiB) are prepared once natively before "
+                                       "the rounds (untimed) in a fresh folder under {}, both "
+                                       "sides run on them, cleanup after",
+                                       o.file_total_size >> 20, o.file_dir);
+            ts.guests.push_back({kLinuxGuest, {}});
+            if (fileio) {
+                auto prep = native;
+                prep.back() = "prepare";
+                run_checked(prep, cwd);
+            }
+            // Every run: sysbench's own report, with the thread count asked
+            // for and some events (mutex: one per thread).
+            auto sample = [&](const std::string& side, const std::string& out, bool first) {
+                auto r = workloads::parse_sysbench_report(out, test, threads);
+                if (!r ||
+                    out.find(fmt::format("Number of threads: {}\n", threads)) == std::string::npos)
+                    throw std::runtime_error(
+                        fmt::format("{} {}: no sysbench report for {} threads:\n{}", ts.name, side,
+                                    threads, out));
+                if (r->events == 0 || (test == "mutex" && r->events != threads))
+                    throw std::runtime_error(fmt::format("CHECK FAILED: {} {}: {} events:\n{}",
+                                                         ts.name, side, r->events, out));
+                return to_sample(*r, first);
+            };
+            for (unsigned round = 0; round < o.repeat; ++round) {
+                // Swap which side goes first every round, so that drift on a
+                // shared machine favours neither.
+                const bool native_first = round % 2 == 0;
+                auto native_side = [&] {
+                    show_progress(tty, ts.name, round, o.repeat, "native");
+                    auto out = run_checked(native, cwd).out;
+                    show_run_report(o, report.emulated(), ts.name, round, o.repeat, "native", out);
+                    ts.native.push_back(sample("native", out, native_first));
+                };
+                auto guest_side = [&] {
+                    const std::string side = std::string("guest ") + kLinuxGuest;
+                    show_progress(tty, ts.name, round, o.repeat, side);
+                    auto out = run_checked(guest).out;
+                    show_run_report(o, report.emulated(), ts.name, round, o.repeat, side, out);
+                    ts.guests.front().samples.push_back(sample(side, out, !native_first));
+                };
+                if (native_first) {
+                    native_side();
+                    guest_side();
+                } else {
+                    guest_side();
+                    native_side();
+                }
+            }
+            if (fileio) {
+                auto clean = native;
+                clean.back() = "cleanup";
+                run_checked(clean, cwd);
+            }
+            report.tests.push_back(std::move(ts));
+        }
+    }
+    if (tty) fmt::print(stderr, "\r\033[K");
+    fmt::print(stderr, "overhead: done\n");
+    report.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{}", render_table(report));
+    if (!o.json_path.empty()) write_file(o.json_path, report_json(report).dump(2) + "\n");
+    if (!o.html_path.empty()) write_file(o.html_path, render_html(report));
+    return 0;
+}
+
 } // namespace
 
 std::string host_info() {
@@ -315,6 +490,7 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 int run_overhead(const OverheadOptions& o) {
+    if (!o.program.empty()) return run_program_overhead(o);
     auto t0 = std::chrono::steady_clock::now();
     OverheadReport report;
     report.repeat = o.repeat;
@@ -333,10 +509,7 @@ int run_overhead(const OverheadOptions& o) {
                 fmt::format("'{}' not found: no sysbench column (Debian: apt-get install sysbench)",
                             o.sysbench);
         } else {
-            auto version = run_checked({sysbench, "--version"}).out;
-            sysbench_name = version.substr(0, version.find_first_of("\n("));
-            while (!sysbench_name.empty() && sysbench_name.back() == ' ')
-                sysbench_name.pop_back();
+            sysbench_name = program_version(sysbench);
         }
     }
     std::optional<FileioDir> fileio_dir;
@@ -379,25 +552,11 @@ int run_overhead(const OverheadOptions& o) {
             // Swap which side goes first every round, and rotate the policy
             // order, so drift on a shared machine favours no side.
             const bool native_first = round % 2 == 0;
-            // One overwritten line on a terminal; a line per test in a log.
             auto progress = [&](const std::string& side) {
-                if (tty) {
-                    fmt::print(stderr, "\r\033[Koverhead: {} round {}/{}: {}", v.name, round + 1,
-                               rounds, side);
-                } else if (round == 0 && side == "native") {
-                    fmt::print(stderr, "overhead: {} ({} rounds)\n", v.name, rounds);
-                }
-                std::fflush(stderr);
+                show_progress(tty, v.name, round, rounds, side);
             };
-            // --verbose: every run's report as that side printed it, under a
-            // header that carries the emulated mark for the whole report.
             auto show_run = [&](const std::string& side, const std::string& text) {
-                if (!o.verbose) return;
-                fmt::print("=== {}{} round {}/{}: {} ===\n{}",
-                           report.emulated() ? "[emulated] " : "", v.name, round + 1, rounds, side,
-                           text);
-                if (!text.empty() && text.back() != '\n') fmt::print("\n");
-                std::fflush(stdout);
+                show_run_report(o, report.emulated(), v.name, round, rounds, side, text);
             };
             auto native_side = [&] {
                 progress("native");

@@ -36,10 +36,16 @@ struct GuestSeries {
     std::vector<OverheadSample> samples; // one per round, same order as native
 };
 
+// What a row compares: events per second (higher is better), or the run's
+// total time (lower is better): the real sysbench's mutex test runs one
+// event per thread, so its figure is how long they take (the seed's "more
+// time").
+enum class Metric { rate, time };
+
 // One workload (e.g. "memory-read"): the native series and a guest series
 // per lock policy, round i of each taken in the same alternated round.
 struct TestSeries {
-    std::string name;    // "cpu", "memory-write", ...
+    std::string name;    // "cpu", "memory-write", "cpu, 2 threads", ...
     std::string options; // the sysbench-style options both sides ran
     std::string note;    // what the check verified, shown in the report
     std::vector<OverheadSample> native;
@@ -49,6 +55,11 @@ struct TestSeries {
     // and samples when not run for this test.
     std::string reference_name;
     std::vector<OverheadSample> reference;
+    // The real program's rows (OverheadReport::program): its test ("cpu")
+    // and thread count, which the seed rows are matched by; "" and 0 else.
+    std::string test;
+    unsigned threads = 0;
+    Metric metric = Metric::rate;
 };
 
 // Overhead of the guest against native for a rate (higher is better):
@@ -70,6 +81,15 @@ struct OverheadStats {
 // by x%" / "guest faster by x%" with x the mean per-round overhead.
 OverheadStats compare_rates(const std::vector<double>& native_rates,
                             const std::vector<double>& guest_rates);
+
+// The same for a total time (lower is better): per round (guest - native)
+// / native, positive = guest slower (the seed's "more time"); the verdict
+// says "guest slower: x% more time" / "guest faster: x% less time".
+OverheadStats compare_times(const std::vector<double>& native_ns,
+                            const std::vector<double>& guest_ns);
+
+// compare_rates or compare_times, as t.metric says.
+OverheadStats compare_series(const TestSeries& t, const GuestSeries& g);
 
 // t(0.975, df): the two-sided 95% Student t quantile (exact table to 30,
 // then interpolated in 1/df towards 1.96).
@@ -99,6 +119,25 @@ std::string pct(double ratio);
 // "[+1.0%..+3.2%]", or "n/a (1 round)" without an interval.
 std::string ci_text(const OverheadStats& o);
 
+// One row of the seed experiment (issue 17): Debian's sysbench 1.0.20 with
+// its default options, natively and in a QEMU-KVM guest. These are the
+// seed's own figures, quoted, never measured by minivmm: `loss` is (native
+// - guest) / native events/s, or for mutex (Metric::time) the guest's extra
+// total time, (guest - native) / native.
+struct SeedRow {
+    const char* test;
+    Metric metric;
+    double loss;
+};
+// cpu 24% loss, memory 61%, fileio 98%, mutex 61% more time, threads 52%.
+const std::vector<SeedRow>& seed_rows();
+// "24% loss", "61% more time".
+std::string seed_text(const SeedRow& row);
+
+// The guest column's name (GuestSeries::policy) of the real program's rows:
+// minivmm-run --linux, which has no lock policy to choose.
+inline constexpr const char* kLinuxGuest = "--linux";
+
 struct OverheadReport {
     unsigned repeat = 0;
     double time_s = 0; // --time per run
@@ -113,6 +152,12 @@ struct OverheadReport {
     std::string kvm_flavor = "hardware";
     bool emulated() const { return kvm_flavor == "emulated"; }
     std::vector<TestSeries> tests;
+    // minivmm-bench overhead --program=sysbench: the real program ("sysbench
+    // 1.0.20") natively and under minivmm-run --linux, one row per test and
+    // thread count (TestSeries::test, threads), with the seed's rows beside
+    // ours. Empty: our own workloads in the sb_* guests.
+    std::string program;
+    std::vector<unsigned> thread_counts;
 };
 
 // The terminal table (stdout), the JSON document (raw samples and

@@ -25,7 +25,7 @@ double now_seconds() {
 
 } // namespace
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& cwd) {
     if (argv.empty()) throw std::invalid_argument("ChildProcess: empty argv");
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0)
@@ -45,6 +45,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
     }
     if (pid_ == 0) { // only async-signal-safe calls from here on
         ::dup2(pipefd[1], 1);
+        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(127);
         ::execv(args[0], args.data());
         _exit(127);
     }
@@ -117,8 +118,8 @@ void ChildProcess::kill(int sig) {
     if (!reaped_ && pid_ > 0) ::kill(pid_, sig);
 }
 
-ProcessResult run_process(const std::vector<std::string>& argv) {
-    ChildProcess child(argv);
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd) {
+    ChildProcess child(argv, cwd);
     return child.wait();
 }
 
@@ -132,8 +133,8 @@ std::string describe_failure(const std::vector<std::string>& argv, const Process
     return fmt::format("'{}' exited with status {}", cmd, r.status);
 }
 
-ProcessResult run_checked(const std::vector<std::string>& argv) {
-    auto r = run_process(argv);
+ProcessResult run_checked(const std::vector<std::string>& argv, const std::string& cwd) {
+    auto r = run_process(argv, cwd);
     if (r.status != 0) throw std::runtime_error(describe_failure(argv, r));
     return r;
 }

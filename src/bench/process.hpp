@@ -29,7 +29,9 @@ struct ProcessResult {
 // same time: the child is only reaped once no kill() can reach a reused pid.
 class ChildProcess {
   public:
-    explicit ChildProcess(const std::vector<std::string>& argv); // throws on fork/pipe failure
+    // Throws on fork/pipe failure. A non-empty `cwd` is the child's working
+    // directory (status 127 when it cannot go there).
+    explicit ChildProcess(const std::vector<std::string>& argv, const std::string& cwd = {});
     ~ChildProcess();
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
@@ -54,12 +56,13 @@ class ChildProcess {
     ProcessResult result_;
 };
 
-// Runs argv[0] with argv (no shell); stderr is passed through.
-ProcessResult run_process(const std::vector<std::string>& argv);
+// Runs argv[0] with argv (no shell), in `cwd` when given; stderr is passed
+// through.
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd = {});
 
 // run_process, and throws unless the child exited 0, so that a broken run
 // never becomes a number.
-ProcessResult run_checked(const std::vector<std::string>& argv);
+ProcessResult run_checked(const std::vector<std::string>& argv, const std::string& cwd = {});
 
 // "'argv0 arg1 ...' exited with status N" (or "was killed by signal N", "could
 // not be started"): the error of a failed run.
