@@ -47,6 +47,16 @@ minivmm::test::ProcessResult run_bench(const std::vector<std::string>& args,
     return child.finish(limit);
 }
 
+// The line of `out` that starts with `row` (after its newline) at or past
+// `from`; fails the test when there is none.
+std::string row_line(const std::string& out, const std::string& row, std::size_t from = 0) {
+    INFO(row);
+    const auto at = out.find(row, from);
+    REQUIRE(at != std::string::npos);
+    const auto end = out.find('\n', at + 1);
+    return out.substr(at + 1, end - at - 1);
+}
+
 bool emulated_here() {
     return minivmm::detect_kvm_flavor() == minivmm::KvmFlavor::emulated;
 }
@@ -217,11 +227,7 @@ TEST_CASE("minivmm-bench overhead --allow-emulated: every figure marked emulated
     std::size_t rows = 0;
     for (const char* row :
          {"\n  native ", "\n  guest global ", "\n  overhead, guest global: ", "\nwall time "}) {
-        INFO(row);
-        auto at = r.out.find(row);
-        REQUIRE(at != std::string::npos);
-        auto end = r.out.find('\n', at + 1);
-        CHECK(r.out.substr(at + 1, end - at - 1).ends_with("  [emulated]"));
+        CHECK(row_line(r.out, row).ends_with("  [emulated]"));
         ++rows;
     }
     CHECK(rows == 4);
@@ -260,11 +266,7 @@ TEST_CASE("minivmm-bench linux: one short round measures every figure, each mark
           "\n  guest/native        ", "\n  guest/hypercall     ", "\n  guest               ",
           "\n  minivmm-run --linux      ", "\n  minivmm-run hello.bin    ",
           "\n  --linux/native           ", "\n  --linux/hello.bin        "}) {
-        INFO(row);
-        auto at = r.out.find(row);
-        REQUIRE(at != std::string::npos);
-        auto end = r.out.find('\n', at + 1);
-        const auto line = r.out.substr(at + 1, end - at - 1);
+        const auto line = row_line(r.out, row);
         CHECK(line.ends_with("  [emulated]"));
         CHECK(line.find_first_of("0123456789") != std::string::npos);
     }
@@ -309,11 +311,7 @@ TEST_CASE("minivmm-bench overhead --program=sysbench: the five tests at 1 and 2 
             REQUIRE(at != std::string::npos);
             for (const char* row :
                  {"\n  native ", "\n  guest --linux ", "\n  overhead, guest --linux: "}) {
-                INFO(row);
-                auto row_at = r.out.find(row, at);
-                REQUIRE(row_at != std::string::npos);
-                auto end = r.out.find('\n', row_at + 1);
-                const auto line = r.out.substr(row_at + 1, end - row_at - 1);
+                const auto line = row_line(r.out, row, at);
                 CHECK(line.ends_with("  [emulated]"));
                 CHECK(line.find_first_of("0123456789") != std::string::npos);
             }
@@ -324,11 +322,7 @@ TEST_CASE("minivmm-bench overhead --program=sysbench: the five tests at 1 and 2 
     for (const char* row :
          {"\n  cpu       24% loss ", "\n  memory    61% loss ", "\n  fileio    98% loss ",
           "\n  mutex     61% more time ", "\n  threads   52% loss "}) {
-        INFO(row);
-        auto at = r.out.find(row);
-        REQUIRE(at != std::string::npos);
-        auto end = r.out.find('\n', at + 1);
-        const auto line = r.out.substr(at + 1, end - at - 1);
+        const auto line = row_line(r.out, row);
         CHECK(line.ends_with("  [emulated]"));
         CHECK(line.find("not run") == std::string::npos);
     }

@@ -31,6 +31,20 @@ namespace minivmm::bench {
 
 namespace {
 
+// The end of a run of either mode: the table on stdout, then the JSON and
+// HTML files asked for.
+int finish_report(OverheadReport& report, const OverheadOptions& o, bool tty,
+                  std::chrono::steady_clock::time_point t0) {
+    if (tty) fmt::print(stderr, "\r\033[K");
+    fmt::print(stderr, "overhead: done\n");
+    report.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{}", render_table(report));
+    if (!o.json_path.empty()) write_file(o.json_path, report_json(report).dump(2) + "\n");
+    if (!o.html_path.empty()) write_file(o.html_path, render_html(report));
+    return 0;
+}
+
 using workloads::Result;
 
 constexpr std::uint64_t kMutexLocks = 50000, kThreadYields = 100;
@@ -452,14 +466,7 @@ int run_program_overhead(const OverheadOptions& o) {
             report.tests.push_back(std::move(ts));
         }
     }
-    if (tty) fmt::print(stderr, "\r\033[K");
-    fmt::print(stderr, "overhead: done\n");
-    report.wall_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("{}", render_table(report));
-    if (!o.json_path.empty()) write_file(o.json_path, report_json(report).dump(2) + "\n");
-    if (!o.html_path.empty()) write_file(o.html_path, render_html(report));
-    return 0;
+    return finish_report(report, o, tty, t0);
 }
 
 } // namespace
@@ -640,14 +647,7 @@ int run_overhead(const OverheadOptions& o) {
         }
         report.tests.push_back(std::move(ts));
     }
-    if (tty) fmt::print(stderr, "\r\033[K");
-    fmt::print(stderr, "overhead: done\n");
-    report.wall_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("{}", render_table(report));
-    if (!o.json_path.empty()) write_file(o.json_path, report_json(report).dump(2) + "\n");
-    if (!o.html_path.empty()) write_file(o.html_path, render_html(report));
-    return 0;
+    return finish_report(report, o, tty, t0);
 }
 
 } // namespace minivmm::bench

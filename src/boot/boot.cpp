@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -207,12 +208,13 @@ void build_tss(BootRam& mem, unsigned nr_vcpus) {
     }
 }
 
-void build_idt(BootRam& mem, unsigned ist) {
+void build_idt(BootRam& mem, unsigned ist, std::optional<std::uint8_t> imm8_port) {
     mem.fill(L::kIdt, 256 * 16, std::byte{0});
     mem.fill(L::kExceptionStubs, L::kPageSize, std::byte{0xcc});
     for (unsigned v = 0; v < 32; ++v) {
         // Stub: [push $0] push $v; mov $kExceptionPort, %dx; out %al, %dx; jmp .
-        // The VMM reads vector, error code and the CPU's frame from RSP.
+        // (or out %al, $imm8_port, which changes no register). The VMM reads
+        // vector, error code and the CPU's frame from RSP.
         std::uint64_t stub = L::kExceptionStubs + v * 16ull;
         std::array<std::uint8_t, 16> code{};
         std::size_t n = 0;
@@ -222,11 +224,16 @@ void build_idt(BootRam& mem, unsigned ist) {
         }
         code[n++] = 0x6a;
         code[n++] = static_cast<std::uint8_t>(v);
-        code[n++] = 0x66;
-        code[n++] = 0xba;
-        code[n++] = L::kExceptionPort & 0xff;
-        code[n++] = L::kExceptionPort >> 8;
-        code[n++] = 0xee;
+        if (imm8_port) {
+            code[n++] = 0xe6;
+            code[n++] = *imm8_port;
+        } else {
+            code[n++] = 0x66;
+            code[n++] = 0xba;
+            code[n++] = L::kExceptionPort & 0xff;
+            code[n++] = L::kExceptionPort >> 8;
+            code[n++] = 0xee;
+        }
         code[n++] = 0xeb;
         code[n++] = 0xfe;
         mem.write_bytes(stub, std::as_bytes(std::span(code.data(), n)));

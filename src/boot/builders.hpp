@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "minivmm/boot.hpp"
@@ -34,7 +35,10 @@ void build_gdt(BootRam& mem, unsigned nr_vcpus);
 void build_tss(BootRam& mem, unsigned nr_vcpus);
 // The IDT and its ring-0 stubs, which report exceptions on layout::kExceptionPort.
 // `ist` != 0: every gate switches to that TSS stack (Intel SDM vol. 3, 6.14.5).
-void build_idt(BootRam& mem, unsigned ist = 0);
+// With `imm8_port`, each stub writes that port with `out %al, $imm8`
+// instead of kExceptionPort through DX (a Linux program's supervisor: no
+// register of the program is lost).
+void build_idt(BootRam& mem, unsigned ist = 0, std::optional<std::uint8_t> imm8_port = {});
 // The BootInfo block and the command line.
 // \throws ConfigError for a command line of kCmdlineMax bytes or more, or
 // one with a NUL byte.

@@ -34,25 +34,10 @@ void build_program_supervisor(BootRam& mem, unsigned nr_vcpus) {
     }
     // IST 1 in every gate: an exception in the system call entry (where RSP
     // is still the program's) lands on the VMM's stack, not on the program's.
-    build_idt(mem, 1);
-    // The guest ABI's stubs write their port through DX, which would lose
-    // the program's RDX: here each stub is [push $0] push $v; out %al,
-    // $kExceptionPort; jmp . (the same frame on the IST stack).
-    for (unsigned v = 0; v < 32; ++v) {
-        std::array<std::uint8_t, 16> code{};
-        std::size_t n = 0;
-        if (!exception_has_error_code(v)) {
-            code[n++] = 0x6a;
-            code[n++] = 0x00;
-        }
-        code[n++] = 0x6a;
-        code[n++] = static_cast<std::uint8_t>(v);
-        code[n++] = 0xe6;
-        code[n++] = static_cast<std::uint8_t>(P::kExceptionPort);
-        code[n++] = 0xeb;
-        code[n++] = 0xfe;
-        mem.write_bytes(L::kExceptionStubs + v * 16ull, std::as_bytes(std::span(code.data(), n)));
-    }
+    // Its stubs write their port with `out %al, $imm8`: the guest ABI's go
+    // through DX, which would lose the program's RDX (a handler may return
+    // to the faulting instruction with every register as it was).
+    build_idt(mem, 1, static_cast<std::uint8_t>(P::kExceptionPort));
     const std::array<std::uint8_t, 7> entry = {
         0xe6, static_cast<std::uint8_t>(P::kSyscallPort), // out %al, $kSyscallPort
         0x48, 0x0f,
