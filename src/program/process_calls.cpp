@@ -725,16 +725,20 @@ bool ProcessCalls::sleep_until(const Deadline& deadline, std::int64_t& left_ns, 
     }
 }
 
+void ProcessCalls::sleep_until_signal(int tid) {
+    std::int64_t left_ns = 0;
+    sleep_until(Deadline{CLOCK_MONOTONIC, kKtimeMax}, left_ns, tid);
+}
+
 void ProcessCalls::wait_a_while(int tid, std::int64_t ns) {
     std::shared_ptr<Wake> wake;
     std::uint32_t seq = 0;
     {
         std::lock_guard lock(mutex_);
-        auto it = threads_.find(tid);
-        if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
-        wake = it->second.wake;
+        const ThreadState& t = thread_state(tid);
+        wake = t.wake;
         seq = wake->seq.load();
-        if (signal_due_locked(it->second)) return;
+        if (signal_due_locked(t)) return;
     }
     const timespec rel{ns / kNsPerSec, ns % kNsPerSec};
     host_futex(reinterpret_cast<std::uint32_t*>(&wake->seq), kFutexWait, seq, &rel, nullptr, 0);
@@ -952,39 +956,33 @@ std::int64_t ProcessCalls::sigaltstack(std::uint64_t ss, std::uint64_t old_ss,
     {
         std::lock_guard lock(mutex_);
         ThreadState& t = thread_state(thread.tid());
-        // on_sig_stack, and sas_ss_flags for the old flags (do_sigaltstack).
-        const bool on_stack = !(t.altstack_flags & kSsAutodisarm) && sp > t.altstack_sp &&
-                              sp - t.altstack_sp <= t.altstack_size;
-        old.sp = t.altstack_sp;
-        old.size = t.altstack_size;
-        old.flags = static_cast<std::int32_t>((t.altstack_size == 0 ? kSsDisable
-                                               : on_stack           ? kSsOnstack
-                                                                    : 0) |
-                                              (t.altstack_flags & kSsAutodisarm));
-        if (ss) {
-            const auto flags = static_cast<std::uint32_t>(wanted.flags);
-            const std::uint32_t mode = flags & ~kSsAutodisarm;
-            if (on_stack) return -EPERM;
-            if (mode != kSsDisable && mode != kSsOnstack && mode != 0) return -EINVAL;
-            const bool unchanged = t.altstack_sp == wanted.sp && t.altstack_size == wanted.size &&
-                                   t.altstack_flags == flags;
-            if (!unchanged) {
-                if (mode == kSsDisable) {
-                    wanted.sp = 0;
-                    wanted.size = 0;
-                } else if (wanted.size < kMinSigStackSize) {
-                    result = -ENOMEM;
-                }
-                if (result == 0) {
-                    t.altstack_sp = wanted.sp;
-                    t.altstack_size = wanted.size;
-                    t.altstack_flags = flags;
-                }
-            }
-        }
+        // do_sigaltstack: the old settings, with sas_ss_flags.
+        old.sp = t.altstack.sp;
+        old.size = t.altstack.size;
+        old.flags = static_cast<std::int32_t>(alt_stack_flags(t.altstack, sp));
+        if (ss)
+            result = change_altstack_locked(
+                t, {wanted.sp, wanted.size, static_cast<std::uint32_t>(wanted.flags)}, sp);
     }
     if (result == 0 && old_ss && !put(memory_, old_ss, old)) return -EFAULT;
     return result;
+}
+
+std::int64_t ProcessCalls::change_altstack_locked(ThreadState& t, AltStack wanted,
+                                                  std::uint64_t sp) {
+    const std::uint32_t mode = wanted.flags & ~kSsAutodisarm;
+    if (on_alt_stack(t.altstack, sp)) return -EPERM;
+    if (mode != kSsDisable && mode != kSsOnstack && mode != 0) return -EINVAL;
+    if (mode == kSsDisable) {
+        wanted.sp = 0;
+        wanted.size = 0;
+    } else if (wanted.size < kMinSigStackSize) {
+        const bool unchanged = t.altstack.sp == wanted.sp && t.altstack.size == wanted.size &&
+                               t.altstack.flags == wanted.flags;
+        if (!unchanged) return -ENOMEM;
+    }
+    t.altstack = wanted;
+    return 0;
 }
 
 namespace {
@@ -997,12 +995,7 @@ constexpr std::uint64_t kSaNodefer = 0x40000000, kSaResethand = 0x80000000;
 int ProcessCalls::queue_signal(int tid, const SignalInfo& info) {
     const int sig = info.signo;
     const std::uint64_t bit = signal_bit(sig);
-    ThreadState* target = nullptr;
-    if (tid) {
-        auto it = threads_.find(tid);
-        if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
-        target = &it->second;
-    }
+    ThreadState* target = tid ? &thread_state(tid) : nullptr;
     // prepare_signal: SIGCONT discards pending stop signals, a stop signal a
     // pending SIGCONT, everywhere.
     const std::uint64_t discard = sig == SIGCONT     ? kStopSignals
@@ -1061,10 +1054,6 @@ int ProcessCalls::peek_signal_locked(const ThreadState& thread) const {
     return 0;
 }
 
-bool ProcessCalls::signal_due_locked(const ThreadState& thread) const {
-    return ((thread.pending | pending_signals_) & ~(thread.blocked & ~kUnblockable)) != 0;
-}
-
 bool ProcessCalls::signal_due(int tid) const {
     if (!signals_pending()) return false;
     std::lock_guard lock(mutex_);
@@ -1096,10 +1085,9 @@ std::optional<SyscallResult> ProcessCalls::take_unblocked_signals(ThreadState& t
 
 std::optional<ProcessCalls::SignalOutcome> ProcessCalls::next_signal(int tid) {
     std::lock_guard lock(mutex_);
-    auto it = threads_.find(tid);
-    if (it == threads_.end()) it = threads_.emplace(tid, ThreadState{}).first;
+    ThreadState& thread = thread_state(tid);
     for (;;) {
-        auto outcome = next_signal_locked(it->second);
+        auto outcome = next_signal_locked(thread);
         if (!outcome || outcome->end || outcome->handler) return outcome;
     }
 }
@@ -1151,15 +1139,11 @@ std::optional<ProcessCalls::SignalOutcome> ProcessCalls::next_signal_locked(Thre
     frame.info = info;
     frame.saved_mask = thread.saved_mask.value_or(thread.blocked);
     thread.saved_mask.reset();
-    frame.altstack = {thread.altstack_sp, thread.altstack_size, thread.altstack_flags};
+    frame.altstack = thread.altstack;
     thread.blocked |= action.mask | ((action.flags & kSaNodefer) ? 0 : signal_bit(sig));
     thread.blocked &= ~kUnblockable;
     if (action.flags & kSaResethand) action = SignalAction{};
-    if (thread.altstack_flags & kSsAutodisarm) {
-        thread.altstack_sp = 0;
-        thread.altstack_size = 0;
-        thread.altstack_flags = 0;
-    }
+    if (thread.altstack.flags & kSsAutodisarm) thread.altstack = AltStack{};
     out.handler = frame;
     return out;
 }
@@ -1194,22 +1178,9 @@ void ProcessCalls::restore_after_handler(int tid, std::uint64_t blocked, const A
     std::lock_guard lock(mutex_);
     ThreadState& t = thread_state(tid);
     t.blocked = blocked & ~kUnblockable;
-    // restore_altstack runs do_sigaltstack with the restored RSP: it
-    // refuses (and the refusal is ignored) while the thread is on the
-    // current alternate stack, or for a bad size or flags.
-    const bool on_stack = !(t.altstack_flags & kSsAutodisarm) && sp > t.altstack_sp &&
-                          sp - t.altstack_sp <= t.altstack_size;
-    const std::uint32_t mode = altstack.flags & ~kSsAutodisarm;
-    if (on_stack || (mode != kSsDisable && mode != kSsOnstack && mode != 0)) return;
-    if (mode == kSsDisable) {
-        t.altstack_sp = 0;
-        t.altstack_size = 0;
-        t.altstack_flags = altstack.flags;
-    } else if (altstack.size >= kMinSigStackSize) {
-        t.altstack_sp = altstack.sp;
-        t.altstack_size = altstack.size;
-        t.altstack_flags = altstack.flags;
-    }
+    // restore_altstack runs do_sigaltstack with the restored RSP; a refusal
+    // (on the current alternate stack, bad flags or size) is ignored.
+    change_altstack_locked(t, altstack, sp);
 }
 
 SyscallResult ProcessCalls::kill(int pid, int sig, const ThreadContext& thread) {
@@ -1266,9 +1237,7 @@ SyscallResult ProcessCalls::pause(const ThreadContext& thread) {
     // sys_pause: until a signal is due; -ERESTARTNOHAND, which a handler
     // turns into EINTR (and a signal without one either ends the program
     // or was ignored and does not wake it).
-    const Deadline forever{CLOCK_MONOTONIC, kKtimeMax};
-    std::int64_t left_ns = 0;
-    sleep_until(forever, left_ns, thread.tid());
+    sleep_until_signal(thread.tid());
     return value(-EINTR);
 }
 
@@ -1285,9 +1254,7 @@ SyscallResult ProcessCalls::rt_sigsuspend(std::uint64_t mask, std::uint64_t sigs
         t.saved_mask = t.blocked;
         t.blocked = wanted & ~kUnblockable;
     }
-    const Deadline forever{CLOCK_MONOTONIC, kKtimeMax};
-    std::int64_t left_ns = 0;
-    sleep_until(forever, left_ns, thread.tid());
+    sleep_until_signal(thread.tid());
     std::lock_guard lock(mutex_);
     ThreadState& t = thread_state(thread.tid());
     if (auto end = take_unblocked_signals(t)) return *end;
@@ -1302,13 +1269,15 @@ SyscallResult ProcessCalls::rt_sigsuspend(std::uint64_t mask, std::uint64_t sigs
 
 // ---- the interval timer ----
 
-std::array<std::int64_t, 2> ProcessCalls::itimer_locked() const {
+ProcessCalls::Itimerval ProcessCalls::itimer_locked() const {
     // get_itimerval for ITIMER_REAL: an armed timer never reads as 0 left
     // (1 us instead: 0 would mean disarmed).
-    if (!itimer_at_ns_) return {0, 0};
+    if (!itimer_at_ns_) return {};
     const std::int64_t left = *itimer_at_ns_ - host_now_ns(CLOCK_MONOTONIC);
     const std::int64_t left_us = left <= 0 ? 1 : (left + 999) / 1000;
-    return {itimer_interval_ns_ / 1000, left_us};
+    const std::int64_t interval_us = itimer_interval_ns_ / 1000;
+    return {interval_us / 1'000'000, interval_us % 1'000'000, left_us / 1'000'000,
+            left_us % 1'000'000};
 }
 
 void ProcessCalls::arm_itimer_locked(std::int64_t value_ns, std::int64_t interval_ns) {
@@ -1322,7 +1291,7 @@ void ProcessCalls::arm_itimer_locked(std::int64_t value_ns, std::int64_t interva
 }
 
 std::int64_t ProcessCalls::setitimer(int which, std::uint64_t value_va, std::uint64_t old_va) {
-    struct Itimerval {
+    struct {
         Timeval interval, value;
     } wanted{};
     // ITIMER_VIRTUAL and ITIMER_PROF (timers of the program's CPU time) are
@@ -1338,12 +1307,10 @@ std::int64_t ProcessCalls::setitimer(int which, std::uint64_t value_va, std::uin
     auto ns = [](const Timeval& tv) {
         return tv.sec >= kKtimeMax / kNsPerSec ? kKtimeMax : tv.sec * kNsPerSec + tv.usec * 1000;
     };
-    Itimerval old{};
+    Itimerval old;
     {
         std::lock_guard lock(mutex_);
-        const auto [interval_us, value_us] = itimer_locked();
-        old.interval = {interval_us / 1'000'000, interval_us % 1'000'000};
-        old.value = {value_us / 1'000'000, value_us % 1'000'000};
+        old = itimer_locked();
         arm_itimer_locked(ns(wanted.value), ns(wanted.interval));
     }
     if (options_.timers_changed) options_.timers_changed();
@@ -1353,14 +1320,10 @@ std::int64_t ProcessCalls::setitimer(int which, std::uint64_t value_va, std::uin
 
 std::int64_t ProcessCalls::getitimer(int which, std::uint64_t value_va) {
     if (which != ITIMER_REAL) return -EINVAL; // as setitimer
-    struct Itimerval {
-        Timeval interval, value;
-    } now{};
+    Itimerval now;
     {
         std::lock_guard lock(mutex_);
-        const auto [interval_us, value_us] = itimer_locked();
-        now.interval = {interval_us / 1'000'000, interval_us % 1'000'000};
-        now.value = {value_us / 1'000'000, value_us % 1'000'000};
+        now = itimer_locked();
     }
     return put(memory_, value_va, now) ? 0 : -EFAULT;
 }
@@ -1369,15 +1332,15 @@ std::int64_t ProcessCalls::alarm(std::uint64_t seconds_arg) {
     // alarm_setitimer: whole seconds, no interval; what was left, rounded
     // to the nearest second but never 0 for an armed timer.
     const auto seconds = static_cast<std::uint32_t>(seconds_arg);
-    std::int64_t left_us = 0;
+    Itimerval old;
     {
         std::lock_guard lock(mutex_);
-        left_us = itimer_locked()[1];
+        old = itimer_locked();
         arm_itimer_locked(static_cast<std::int64_t>(seconds) * kNsPerSec, 0);
     }
     if (options_.timers_changed) options_.timers_changed();
-    std::int64_t secs = left_us / 1'000'000;
-    const std::int64_t us = left_us % 1'000'000;
+    std::int64_t secs = old.value_sec;
+    const std::int64_t us = old.value_usec;
     if ((secs == 0 && us) || us >= 500'000) ++secs;
     return secs;
 }
@@ -1601,9 +1564,12 @@ SyscallResult ProcessCalls::futex(const SyscallArgs& args, const ThreadContext& 
                 fmt::format("deadlock: thread {} waits on futex {:#x} with no timeout, and no "
                             "other thread could wake it",
                             thread.tid(), uaddr)};
+        if (!deadline) {
+            sleep_until_signal(thread.tid());
+            return value(-EINTR);
+        }
         std::int64_t left_ns = 0;
-        const Deadline until = deadline ? *deadline : Deadline{CLOCK_MONOTONIC, kKtimeMax};
-        return value(sleep_until(until, left_ns, thread.tid()) ? -ETIMEDOUT : -EINTR);
+        return value(sleep_until(*deadline, left_ns, thread.tid()) ? -ETIMEDOUT : -EINTR);
     }
     case kFutexWake:
     case kFutexWakeBitset: {

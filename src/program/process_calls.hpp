@@ -227,9 +227,7 @@ class ProcessCalls {
         std::shared_ptr<Wake> wake = std::make_shared<Wake>();
         std::uint64_t clear_child_tid = 0; // set_tid_address
         std::uint64_t robust_list = 0;     // set_robust_list
-        std::uint64_t altstack_sp = 0;     // sigaltstack
-        std::uint64_t altstack_size = 0;
-        std::uint32_t altstack_flags = 0;
+        AltStack altstack;                 // sigaltstack
     };
     struct Deadline;
 
@@ -316,7 +314,9 @@ class ProcessCalls {
     // runner takes that one), under mutex_.
     std::optional<SyscallResult> take_unblocked_signals(ThreadState& thread);
     // Whether thread `tid` has a signal due (pending and not blocked), under mutex_.
-    bool signal_due_locked(const ThreadState& thread) const;
+    bool signal_due_locked(const ThreadState& thread) const {
+        return peek_signal_locked(thread) != 0;
+    }
     bool signal_due(int tid) const;
     // Recomputes any_pending_, under mutex_.
     void update_pending_flag();
@@ -326,17 +326,25 @@ class ProcessCalls {
     // false when it ended early (the VM stops or pauses, or a signal is due
     // for thread `tid`), with the time left.
     bool sleep_until(const Deadline& deadline, std::int64_t& left_ns, int tid);
+    // sleep_until with no deadline: until the VM stops or pauses, or a
+    // signal is due for thread `tid`.
+    void sleep_until_signal(int tid);
     // Waits on thread `tid`'s wake word for at most `ns`.
     void wait_a_while(int tid, std::int64_t ns);
+    // do_sigaltstack's change of thread `t`'s alternate stack to `wanted`,
+    // the thread being at `sp`: 0 or -errno (nothing changed), under mutex_.
+    std::int64_t change_altstack_locked(ThreadState& t, AltStack wanted, std::uint64_t sp);
     SyscallResult pause(const ThreadContext& thread);
     SyscallResult rt_sigsuspend(std::uint64_t mask, std::uint64_t sigsetsize,
                                 const ThreadContext& thread);
     std::int64_t setitimer(int which, std::uint64_t value, std::uint64_t old);
     std::int64_t getitimer(int which, std::uint64_t value);
     std::int64_t alarm(std::uint64_t seconds);
-    // The timer as struct itimerval's {interval, value} in microseconds,
-    // under mutex_.
-    std::array<std::int64_t, 2> itimer_locked() const;
+    // The timer as struct itimerval (interval, value), under mutex_.
+    struct Itimerval {
+        std::int64_t interval_sec, interval_usec, value_sec, value_usec;
+    };
+    Itimerval itimer_locked() const;
     void arm_itimer_locked(std::int64_t value_ns, std::int64_t interval_ns);
     MemoryFigures memory_figures() const;
     ThreadState& thread_state(int tid); // under mutex_

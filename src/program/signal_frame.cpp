@@ -46,18 +46,21 @@ T load(std::span<const std::byte> buf, std::size_t at) {
 bool inside(const AltStack& s, std::uint64_t sp) {
     return sp > s.sp && sp - s.sp <= s.size;
 }
-// on_sig_stack: the same, except that with SS_AUTODISARM a thread is never
-// counted as on it (its handler may use sigaltstack freely).
-bool on_stack(const AltStack& s, std::uint64_t sp) {
-    return !(s.flags & kSsAutodisarm) && inside(s, sp);
-}
 // sas_ss_flags.
 std::uint32_t stack_flags(const AltStack& s, std::uint64_t sp) {
     if (s.size == 0) return kSsDisable;
-    return on_stack(s, sp) ? kSsOnstack : 0;
+    return on_alt_stack(s, sp) ? kSsOnstack : 0;
 }
 
 } // namespace
+
+bool on_alt_stack(const AltStack& stack, std::uint64_t sp) {
+    return !(stack.flags & kSsAutodisarm) && inside(stack, sp);
+}
+
+std::uint32_t alt_stack_flags(const AltStack& stack, std::uint64_t sp) {
+    return stack_flags(stack, sp) | (stack.flags & kSsAutodisarm);
+}
 
 std::array<std::byte, 512> initial_fxsave() {
     std::array<std::byte, 512> fx{};
@@ -87,7 +90,7 @@ std::optional<UserRegisters> push_signal_frame(UserMemory& memory, const UserReg
     // when the action asks for it and the thread is not already on it.
     const AltStack& alt = request.altstack;
     std::uint64_t sp = interrupted.rsp - kRedZone;
-    const bool nested = on_stack(alt, sp);
+    const bool nested = on_alt_stack(alt, sp);
     bool entering = false;
     if ((request.flags & kSaOnstack) && stack_flags(alt, sp) == 0) {
         sp = alt.sp + alt.size;
@@ -107,8 +110,7 @@ std::optional<UserRegisters> push_signal_frame(UserMemory& memory, const UserReg
     // save_altstack_ex: the settings before delivery, flags from the
     // interrupted RSP.
     store<std::uint64_t>(f, kUcStack, alt.sp);
-    store<std::uint32_t>(f, kUcStack + 8,
-                         stack_flags(alt, interrupted.rsp) | (alt.flags & kSsAutodisarm));
+    store<std::uint32_t>(f, kUcStack + 8, alt_stack_flags(alt, interrupted.rsp));
     store<std::uint64_t>(f, kUcStack + 16, alt.size);
     const UserRegisters& r = interrupted;
     const std::uint64_t gprs[] = {r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15,

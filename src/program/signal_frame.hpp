@@ -57,6 +57,13 @@ struct AltStack {
     std::uint32_t flags = 0; // SS_AUTODISARM kept; SS_DISABLE when size is 0
 };
 
+// on_sig_stack: whether a thread at `sp` is on `stack` (never with
+// SS_AUTODISARM: its handler may then change the stack freely).
+bool on_alt_stack(const AltStack& stack, std::uint64_t sp);
+// The flags sigaltstack and the frame's uc_stack report for `stack` with the
+// thread at `sp` (sas_ss_flags, and SS_AUTODISARM as set).
+std::uint32_t alt_stack_flags(const AltStack& stack, std::uint64_t sp);
+
 struct SignalFrameRequest {
     int sig = 0;
     std::uint64_t handler = 0, flags = 0, restorer = 0; // the action (SA_* flags)

@@ -162,6 +162,12 @@ void set_user_registers(kvm_regs& r, const UserRegisters& u) {
     r.rip = u.rip, r.rflags = u.rflags;
 }
 
+// Counts one on an eventfd, to wake the main thread's poll.
+void notify(const UniqueFd& event) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(event.get(), &one, sizeof one);
+}
+
 // The program's ring-3 segments for vCPU `index`, to return to user mode
 // without ring-0 code, keeping the thread's FS and GS bases (which
 // KVM_SET_SREGS would otherwise set from the segments: TLS lives there).
@@ -244,13 +250,21 @@ struct LinuxProgram::Impl {
     // Signals (signal_frame.hpp): runs the handler of the next signal due
     // for thread `tid`, whose registers are `regs`, on `vcpu`: at the system
     // call entry (`at_entry`: the user RIP and RFLAGS in rcx and r11, back
-    // through sysretq) or in user mode. Resumes, or ends the program.
+    // through sysretq) or in user mode. Resumes (with `regs` as they are
+    // when nothing is due), or ends the program.
     ExitAction deliver_signal(const KvmVcpu& vcpu, unsigned index, int tid, kvm_regs& regs,
                               bool at_entry);
     // rt_sigreturn on `vcpu`, whose registers are `regs`.
     ExitAction sigreturn(const KvmVcpu& vcpu, unsigned index, int tid, kvm_regs& regs);
     // Sets `vcpu`'s x87/SSE state (the legacy area of its XSAVE image).
     void set_fxsave(const KvmVcpu& vcpu, std::span<const std::byte, 512> fx);
+    // Writes the frame of `request` for a thread whose registers are `user`
+    // (the FPU state read from `vcpu`) and gives `vcpu` the handler's clean
+    // FPU: the registers the handler starts with, or nullopt when no frame
+    // could be written (then no_frame ends the program: force_sigsegv).
+    std::optional<UserRegisters> write_frame(const KvmVcpu& vcpu, UserRegisters user,
+                                             const SignalFrameRequest& request);
+    ExitAction no_frame(unsigned index, int sig, std::uint64_t sp);
     // VcpuSet's interrupted hook: a signal is due for the thread on `index`.
     void interrupted(unsigned index, const KvmVcpu& vcpu);
     // The vCPU running thread `tid`, if one does.
@@ -390,10 +404,7 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
                         [this](int tid) {
                             if (auto index = vcpu_of(tid)) vcpus.interrupt(*index);
                         },
-                        [this] {
-                            std::uint64_t one = 1;
-                            [[maybe_unused]] auto n = ::write(timer_event.get(), &one, sizeof one);
-                        }),
+                        [this] { notify(timer_event); }),
                     process, files),
       dispatcher(file_calls, process_calls,
                  [this](const SyscallArgs& args) { return process.call(args, files); }),
@@ -401,8 +412,7 @@ LinuxProgram::Impl::Impl(const KvmSystem& kvm, LinuxProgramConfig cfg)
       timer_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       vcpus({config.vcpu_cpus, config.seccomp, ThreadRole::program},
             {[this] {
-                 std::uint64_t one = 1;
-                 [[maybe_unused]] auto n = ::write(stopped_event.get(), &one, sizeof one);
+                 notify(stopped_event);
                  process_calls.wake_all(); // threads in a sleep or a futex wait
              },
              [] {}, [this](unsigned index, const KvmVcpu& vcpu) { interrupted(index, vcpu); }}) {
@@ -728,10 +738,7 @@ ExitAction LinuxProgram::Impl::syscall(const IoAccess& access) {
     }
     regs.rax = static_cast<std::uint64_t>(result.value);
     // exit_to_user_mode_loop: a signal due now runs its handler first.
-    if (process_calls.signals_pending())
-        return deliver_signal(access.vcpu, access.vcpu_index, thread.tid(), regs, true);
-    access.vcpu.set_regs(regs);
-    return ExitAction::resume;
+    return deliver_signal(access.vcpu, access.vcpu_index, thread.tid(), regs, true);
 }
 
 void LinuxProgram::Impl::set_fxsave(const KvmVcpu& vcpu, std::span<const std::byte, 512> fx) {
@@ -746,9 +753,28 @@ void LinuxProgram::Impl::set_fxsave(const KvmVcpu& vcpu, std::span<const std::by
     vcpu.set_xsave(x);
 }
 
+std::optional<UserRegisters> LinuxProgram::Impl::write_frame(const KvmVcpu& vcpu,
+                                                             UserRegisters user,
+                                                             const SignalFrameRequest& request) {
+    const KvmVcpu::XsaveImage fpu = vcpu.xsave();
+    std::memcpy(user.fxsave.data(), fpu.bytes.data(), user.fxsave.size());
+    auto handler = push_signal_frame(process, user, request);
+    if (handler) set_fxsave(vcpu, handler->fxsave);
+    return handler;
+}
+
+ExitAction LinuxProgram::Impl::no_frame(unsigned index, int sig, std::uint64_t sp) {
+    return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
+                fmt::format("killed by SIGSEGV: no signal frame for SIG{} could be written "
+                            "below sp {:#x} (or its action has no restorer)",
+                            sigabbrev_np(sig), sp)},
+               index);
+}
+
 ExitAction LinuxProgram::Impl::deliver_signal(const KvmVcpu& vcpu, unsigned index, int tid,
                                               kvm_regs& regs, bool at_entry) {
-    auto outcome = process_calls.next_signal(tid);
+    // One load when nothing is pending: this is every system call's way back.
+    auto outcome = process_calls.signals_pending() ? process_calls.next_signal(tid) : std::nullopt;
     if (outcome && outcome->end) {
         const SyscallResult& r = *outcome->end;
         return end({LinuxProgramExit::Kind::killed, 0, r.status, r.message}, index);
@@ -762,17 +788,8 @@ ExitAction LinuxProgram::Impl::deliver_signal(const KvmVcpu& vcpu, unsigned inde
         user.rip = regs.rcx;
         user.rflags = regs.r11;
     }
-    const KvmVcpu::XsaveImage fpu = vcpu.xsave();
-    std::memcpy(user.fxsave.data(), fpu.bytes.data(), user.fxsave.size());
-    const int sig = outcome->handler->sig;
-    auto handler = push_signal_frame(process, user, *outcome->handler);
-    if (!handler) // force_sigsegv
-        return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
-                    fmt::format("killed by SIGSEGV: no signal frame for SIG{} could be written "
-                                "below sp {:#x} (or its action has no restorer)",
-                                sigabbrev_np(sig), user.rsp)},
-                   index);
-    set_fxsave(vcpu, handler->fxsave);
+    auto handler = write_frame(vcpu, user, *outcome->handler);
+    if (!handler) return no_frame(index, outcome->handler->sig, user.rsp);
     if (at_entry) {
         // Back through the entry's sysretq, which takes RIP and RFLAGS from
         // rcx and r11 (a handler assumes neither).
@@ -809,9 +826,7 @@ ExitAction LinuxProgram::Impl::sigreturn(const KvmVcpu& vcpu, unsigned index, in
         set_user_registers(regs, u);
         regs.rip = P::kSyscallExitRip;
         regs.rflags = entry_flags;
-        if (process_calls.signals_pending()) return deliver_signal(vcpu, index, tid, regs, true);
-        vcpu.set_regs(regs);
-        return ExitAction::resume;
+        return deliver_signal(vcpu, index, tid, regs, true);
     }
     // Interrupted anywhere else, every register counts, rcx and r11 too:
     // straight to user mode with the program's segments (no ring-0 code
@@ -819,9 +834,7 @@ ExitAction LinuxProgram::Impl::sigreturn(const KvmVcpu& vcpu, unsigned index, in
     // emulate, and the segments are the ones the thread started with).
     vcpu.set_sregs(user_mode_sregs(vcpu.sregs(), index, process.cr3()));
     set_user_registers(regs, u);
-    if (process_calls.signals_pending()) return deliver_signal(vcpu, index, tid, regs, false);
-    vcpu.set_regs(regs);
-    return ExitAction::resume;
+    return deliver_signal(vcpu, index, tid, regs, false);
 }
 
 std::optional<unsigned> LinuxProgram::Impl::vcpu_of(int tid) const {
@@ -893,16 +906,8 @@ ExitAction LinuxProgram::Impl::exception(const IoAccess& access) {
     user.trapno = vector;
     user.err = error;
     user.cr2 = vector == 14 ? sregs.cr2 : 0;
-    const KvmVcpu::XsaveImage fpu = access.vcpu.xsave();
-    std::memcpy(user.fxsave.data(), fpu.bytes.data(), user.fxsave.size());
-    auto handler = push_signal_frame(process, user, *outcome.handler);
-    if (!handler)
-        return end({LinuxProgramExit::Kind::killed, 0, SIGSEGV,
-                    fmt::format("killed by SIGSEGV: no frame for the SIG{} handler could be "
-                                "written below sp {:#x}",
-                                sigabbrev_np(signal), rsp)},
-                   access.vcpu_index);
-    set_fxsave(access.vcpu, handler->fxsave);
+    auto handler = write_frame(access.vcpu, user, *outcome.handler);
+    if (!handler) return no_frame(access.vcpu_index, signal, rsp);
     access.vcpu.set_sregs(user_mode_sregs(sregs, access.vcpu_index, process.cr3()));
     set_user_registers(regs, *handler);
     access.vcpu.set_regs(regs);
