@@ -367,14 +367,14 @@ int run_program_overhead(const OverheadOptions& o) {
         throw std::runtime_error(fmt::format(
             "--program=sysbench: '{}' not found (Debian: apt-get install sysbench)", o.sysbench));
     OverheadReport report;
+    const unsigned time_s = o.full ? 10 : o.time_s; // sysbench's own default with --full
     report.repeat = o.repeat;
-    report.time_s = o.full ? 10 : o.time_s;
+    report.time_s = time_s;
     report.full = o.full;
     report.host = host_info();
     report.kvm_flavor = to_string(o.kvm_flavor);
     report.program = program_version(sysbench);
     report.thread_counts = o.thread_counts;
-    const unsigned time_s = o.full ? 10 : o.time_s;
     std::optional<FileioDir> fileio_dir;
     if (std::find(o.tests.begin(), o.tests.end(), "fileio") != o.tests.end())
         fileio_dir.emplace(o.file_dir);
